@@ -1,0 +1,359 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ConnIdSchema,
+  EpochSchema,
+  LIMITS,
+  PresenceError,
+  RoomIdSchema,
+  createPayloadSchemas,
+  parsePayload,
+  type ConnId,
+  type JoinRequest,
+  type PayloadSchemas,
+  type PresenceEvent,
+  type RoomId,
+  type RoomSnapshot,
+  type StatePatch,
+} from 'realtime-message-protocol';
+import type { z } from 'zod';
+import { systemClock, type Clock } from './clock.js';
+import type { EncodedPatch, PresenceEngine, Timing, WriteOutcome } from './engine.js';
+import { silentLogger, type Logger } from './logger.js';
+
+export interface PresenceOptions {
+  /** Where presence lives: `new MemoryEngine()` or a Redis engine. */
+  engine: PresenceEngine;
+  /** A connection is gone once this long passed since its last heartbeat. @default 30000 */
+  ttlMs?: number;
+  /** Period of the reaper that emits `leave` (reason `timeout`/`disconnect`). @default 3000 */
+  reaperIntervalMs?: number;
+  /** How long a left or expired connection's epoch record is kept (fencing, resume). @default 2 × ttlMs */
+  reaperLookbackMs?: number;
+  /** How long a connection stays present after a disconnect without leave; `0` = leave at once. @default 5000 */
+  disconnectGraceMs?: number;
+  /** Largest serialized state of one connection in UTF-8 bytes. @default 16384 */
+  maxStateBytes?: number;
+  /** Most connections one reaper pass expires before yielding. @default 1000 */
+  reaperBatchSize?: number;
+  /** Source of time. @default the system clock */
+  clock?: Clock;
+  /** Generator of new connection ids. @default crypto.randomUUID */
+  generateConnId?: () => string;
+  /** Structured logger (pino-compatible). @default silent */
+  logger?: Logger;
+}
+
+export interface ResolvedPresenceOptions {
+  ttlMs: number;
+  reaperIntervalMs: number;
+  reaperLookbackMs: number;
+  disconnectGraceMs: number;
+  maxStateBytes: number;
+  reaperBatchSize: number;
+}
+
+export interface JoinResult {
+  connId: ConnId;
+  epoch: number;
+  /** true when a live connection was resumed: other members saw no leave/join. */
+  resumed: boolean;
+  snapshot: RoomSnapshot;
+}
+
+export interface WriteTarget {
+  roomId: string;
+  connId: string;
+  /** The epoch the write was issued under. */
+  epoch: number;
+}
+
+export type PresenceListener = (event: PresenceEvent) => void;
+
+function positiveInt(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new PresenceError('invalid_payload', `${name} must be an integer >= ${min} (got ${String(value)})`);
+  }
+  return value;
+}
+
+export function resolvePresenceOptions(opts: Omit<PresenceOptions, 'engine'>): ResolvedPresenceOptions {
+  const ttlMs = positiveInt('ttlMs', opts.ttlMs ?? 30_000, 1);
+  const resolved: ResolvedPresenceOptions = {
+    ttlMs,
+    reaperIntervalMs: positiveInt('reaperIntervalMs', opts.reaperIntervalMs ?? 3_000, 1),
+    reaperLookbackMs: positiveInt('reaperLookbackMs', opts.reaperLookbackMs ?? 2 * ttlMs, 1),
+    disconnectGraceMs: positiveInt('disconnectGraceMs', opts.disconnectGraceMs ?? 5_000, 0),
+    maxStateBytes: positiveInt('maxStateBytes', opts.maxStateBytes ?? LIMITS.defaultMaxStateBytes, 2),
+    reaperBatchSize: positiveInt('reaperBatchSize', opts.reaperBatchSize ?? 1_000, 1),
+  };
+  return resolved;
+}
+
+interface RoomSubscription {
+  listeners: Set<PresenceListener>;
+  /** Resolves to the engine's unsubscribe once the engine subscription is live. */
+  ready: Promise<() => Promise<void>>;
+}
+
+/**
+ * The presence model of SPEC §2 over a {@link PresenceEngine}: validation,
+ * epoch fencing, resume, disconnect grace, expiry and the reaper.
+ *
+ * Every method validates its input with the protocol schemas and rejects with
+ * a {@link PresenceError} carrying a stable code; nothing else escapes.
+ *
+ * @example
+ * const presence = new PresenceService({ engine: new MemoryEngine() });
+ * presence.start();
+ * const { connId, epoch, snapshot } = await presence.join({ roomId: 'doc-1', userId: 'ada' });
+ * await presence.heartbeat({ roomId: 'doc-1', connId, epoch, patchState: { typing: true } });
+ * await presence.dispose();
+ */
+export class PresenceService {
+  readonly options: ResolvedPresenceOptions;
+  readonly engine: PresenceEngine;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly newConnId: () => string;
+  private readonly schemas: PayloadSchemas;
+  private readonly rooms = new Map<RoomId, RoomSubscription>();
+  private reaperTimer: NodeJS.Timeout | undefined;
+  private reaping: Promise<number> | undefined;
+  private disposed = false;
+
+  constructor(options: PresenceOptions) {
+    this.engine = options.engine;
+    this.options = resolvePresenceOptions(options);
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.newConnId = options.generateConnId ?? randomUUID;
+    this.schemas = createPayloadSchemas({ maxStateBytes: this.options.maxStateBytes });
+  }
+
+  private timing(): Timing {
+    return { now: this.clock.now(), ttlMs: this.options.ttlMs, lookbackMs: this.options.reaperLookbackMs };
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new PresenceError('internal', 'the presence service was disposed');
+  }
+
+  /** Runs an engine call, turning storage failures into a coded `internal` error. */
+  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    this.checkOpen();
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof PresenceError) throw err;
+      this.logger.error({ err, op, engine: this.engine.kind }, 'presence engine call failed');
+      throw new PresenceError('internal', `presence storage failed during ${op}; retry with backoff`, { cause: err });
+    }
+  }
+
+  private parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+    const res = parsePayload(schema, input);
+    if (!res.ok) throw new PresenceError(res.error.code, res.error.message);
+    return res.value;
+  }
+
+  private target(t: WriteTarget): { roomId: RoomId; connId: ConnId; epoch: number } {
+    if (typeof t !== 'object' || t === null) throw new PresenceError('invalid_payload', 'expected { roomId, connId, epoch }');
+    return {
+      roomId: this.parse(RoomIdSchema, t.roomId),
+      connId: this.parse(ConnIdSchema, t.connId),
+      epoch: this.parse(EpochSchema, t.epoch),
+    };
+  }
+
+  private static fail(res: Exclude<WriteOutcome, { ok: true }>, t: { connId: string; epoch: number }): never {
+    switch (res.code) {
+      case 'stale_epoch':
+        throw new PresenceError('stale_epoch', res.message ?? `epoch ${t.epoch} of connection ${t.connId} is not current; a newer incarnation exists`);
+      case 'not_joined':
+        throw new PresenceError('not_joined', res.message ?? `connection ${t.connId} is not in the room (left, expired or storage was reset); join again`);
+      case 'payload_too_large':
+        throw new PresenceError('payload_too_large', res.message ?? 'state after merging the patch exceeds the size limit');
+    }
+  }
+
+  /**
+   * Joins a room. With `connId`, resumes that connection when it belongs to
+   * the same user (`forbidden` otherwise); an unknown or forgotten `connId`
+   * gives a fresh connection with a new id.
+   */
+  async join(input: JoinRequest): Promise<JoinResult> {
+    this.checkOpen();
+    const p = this.parse(this.schemas.join, input);
+    const res = await this.call('join', () =>
+      this.engine.join({
+        ...this.timing(),
+        roomId: p.roomId,
+        userId: p.userId,
+        freshConnId: this.newConnId() as ConnId,
+        resumeConnId: p.connId,
+        state: p.state,
+      }),
+    );
+    if (!res.ok) {
+      throw new PresenceError('forbidden', `connection ${String(p.connId)} belongs to another user and cannot be resumed`);
+    }
+    return { connId: res.connId, epoch: res.epoch, resumed: res.mode === 'resumed', snapshot: res.snapshot };
+  }
+
+  /** Keeps a connection alive and optionally shallow-merges `patchState` (a `null` value deletes the key). */
+  async heartbeat(input: WriteTarget & { patchState?: StatePatch | undefined }): Promise<{ epoch: number }> {
+    this.checkOpen();
+    const t = this.target(input);
+    let patch: EncodedPatch | undefined;
+    if (input.patchState !== undefined) {
+      const parsed = this.parse(this.schemas.patch, input.patchState);
+      patch = Object.entries(parsed).map(([k, v]) => [k, v === null ? null : JSON.stringify(v)] as const);
+    }
+    const res = await this.call('heartbeat', () =>
+      this.engine.heartbeat({ ...this.timing(), ...t, patch, maxStateBytes: this.options.maxStateBytes }),
+    );
+    if (!res.ok) PresenceService.fail(res, t);
+    return { epoch: res.epoch };
+  }
+
+  /** Leaves at once; members get `leave` (reason `leave`). Leaving twice is a no-op. */
+  async leave(input: WriteTarget): Promise<void> {
+    this.checkOpen();
+    const t = this.target(input);
+    const res = await this.call('leave', () => this.engine.leave({ ...this.timing(), ...t, reason: 'leave' }));
+    if (!res.ok) PresenceService.fail(res, t);
+  }
+
+  /**
+   * The transport lost the connection without `presence:leave`. The
+   * connection stays present for the disconnect grace so that a resume shows
+   * no flicker; then members get `leave` (reason `disconnect`).
+   */
+  async disconnect(input: WriteTarget): Promise<void> {
+    this.checkOpen();
+    const t = this.target(input);
+    const graceMs = this.options.disconnectGraceMs;
+    const res = await this.call('disconnect', () =>
+      graceMs === 0
+        ? this.engine.leave({ ...this.timing(), ...t, reason: 'disconnect' })
+        : this.engine.disconnect({ ...this.timing(), ...t, graceMs }),
+    );
+    if (!res.ok) PresenceService.fail(res, t);
+  }
+
+  async snapshot(roomId: string): Promise<RoomSnapshot> {
+    this.checkOpen();
+    const id = this.parse(RoomIdSchema, roomId);
+    return this.call('snapshot', () => this.engine.snapshot(id, this.clock.now()));
+  }
+
+  /**
+   * Receives every event of a room (from every node) until the returned
+   * function is called. One engine subscription is shared by all local
+   * listeners of a room. Resolves once events flow, so subscribe before
+   * joining to miss nothing after the join's snapshot.
+   */
+  async subscribe(roomId: string, listener: PresenceListener): Promise<() => Promise<void>> {
+    this.checkOpen();
+    const id = this.parse(RoomIdSchema, roomId);
+    let sub = this.rooms.get(id);
+    if (!sub) {
+      const listeners = new Set<PresenceListener>();
+      const ready = this.engine.subscribe(id, (event) => {
+        for (const l of listeners) {
+          try {
+            l(event);
+          } catch (err) {
+            this.logger.error({ err, roomId: id }, 'presence listener threw');
+          }
+        }
+      });
+      sub = { listeners, ready };
+      this.rooms.set(id, sub);
+      ready.catch(() => {
+        if (this.rooms.get(id) === sub) this.rooms.delete(id);
+      });
+    }
+    const current = sub;
+    current.listeners.add(listener);
+    try {
+      await this.call('subscribe', () => current.ready);
+    } catch (err) {
+      current.listeners.delete(listener);
+      throw err;
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      current.listeners.delete(listener);
+      if (current.listeners.size === 0 && this.rooms.get(id) === current) {
+        this.rooms.delete(id);
+        const unsubscribe = await current.ready;
+        await unsubscribe();
+      }
+    };
+  }
+
+  /** Starts the periodic reaper. Safe on every node at once. Idempotent. */
+  start(): void {
+    this.checkOpen();
+    if (this.reaperTimer) return;
+    const tick = (): void => {
+      void this.reapNow()
+        .catch((err: unknown) => this.logger.warn({ err }, 'reaper pass failed; retrying next interval'))
+        .finally(() => {
+          if (this.reaperTimer) {
+            this.reaperTimer = setTimeout(tick, this.options.reaperIntervalMs);
+            this.reaperTimer.unref();
+          }
+        });
+    };
+    this.reaperTimer = setTimeout(tick, this.options.reaperIntervalMs);
+    this.reaperTimer.unref();
+  }
+
+  /**
+   * Runs one reaper pass now: expires due connections in batches until none
+   * is due. Concurrent calls share one pass. Returns the number of leaves emitted.
+   */
+  reapNow(): Promise<number> {
+    if (this.disposed) return Promise.resolve(0);
+    if (this.reaping) return this.reaping;
+    const run = async (): Promise<number> => {
+      let total = 0;
+      // Bounded: at most 100 batches per pass, so one pass cannot run forever under churn.
+      for (let i = 0; i < 100 && !this.disposed; i++) {
+        const n = await this.engine.reap({
+          now: this.clock.now(),
+          lookbackMs: this.options.reaperLookbackMs,
+          limit: this.options.reaperBatchSize,
+        });
+        total += n;
+        if (n < this.options.reaperBatchSize) break;
+      }
+      return total;
+    };
+    this.reaping = run().finally(() => {
+      this.reaping = undefined;
+    });
+    return this.reaping;
+  }
+
+  /** Stops the reaper and drops every subscription. Does not close the engine. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.reaperTimer) clearTimeout(this.reaperTimer);
+    this.reaperTimer = undefined;
+    const subs = [...this.rooms.values()];
+    this.rooms.clear();
+    await Promise.allSettled(subs.map(async (s) => (await s.ready)()));
+    await this.reaping?.catch(() => 0);
+  }
+
+  /** Alias of {@link dispose}. */
+  stop(): Promise<void> {
+    return this.dispose();
+  }
+}

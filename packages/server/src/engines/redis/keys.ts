@@ -1,0 +1,83 @@
+import clusterKeySlot from 'cluster-key-slot';
+import type { RoomId } from 'realtime-message-protocol';
+
+export const SLOT_COUNT = 16_384;
+
+let slotTags: string[] | undefined;
+
+/**
+ * For each of the 16384 cluster slots, a short string whose CRC16 lands in
+ * that slot. The reaper index of a slot is stored under that tag, so a room
+ * script can update the index of its own slot atomically, in a cluster too.
+ * Computed once per process (about 90k CRC16s, ~15 ms).
+ */
+export function slotTag(slot: number): string {
+  if (!slotTags) {
+    const tags = new Array<string>(SLOT_COUNT);
+    let found = 0;
+    for (let i = 0; found < SLOT_COUNT; i++) {
+      const candidate = i.toString(36);
+      const s = clusterKeySlot(candidate);
+      if (tags[s] === undefined) {
+        tags[s] = candidate;
+        found++;
+      }
+    }
+    slotTags = tags;
+  }
+  return slotTags[slot]!;
+}
+
+export interface RoomKeys {
+  seq: string;
+  exp: string;
+  tomb: string;
+  slotIndex: string;
+  /** Prefix of connection hashes: `${connPrefix}${connId}`. */
+  connPrefix: string;
+  channel: string;
+  slot: number;
+}
+
+/**
+ * The one place Redis key names are made. Everything of a room shares the
+ * hash tag `{room:<id>}`; ids cannot contain braces, so the tag always ends
+ * right after the id.
+ */
+export class KeySpace {
+  constructor(readonly prefix: string = 'rm:') {}
+
+  room(roomId: RoomId): RoomKeys {
+    const tag = `{room:${roomId}}`;
+    const slot = clusterKeySlot(tag);
+    const base = `${this.prefix}${tag}:`;
+    return {
+      seq: `${base}seq`,
+      exp: `${base}exp`,
+      tomb: `${base}tomb`,
+      slotIndex: this.slotIndex(slot),
+      connPrefix: `${base}c:`,
+      channel: `${base}ev`,
+      slot,
+    };
+  }
+
+  slotIndex(slot: number): string {
+    return `${this.prefix}reap:{${slotTag(slot)}}`;
+  }
+
+  /** The slot a slot-index tag stands for. */
+  slotOfTag(tag: string): number {
+    return clusterKeySlot(tag);
+  }
+
+  /** Pattern matching every slot index key, for the sweep. */
+  get slotIndexPattern(): string {
+    return `${this.prefix}reap:{*`;
+  }
+
+  /** Slots that have something to reap, scored by their earliest deadline (or a claim marker). */
+  get hint(): string {
+    return `${this.prefix}reaphint`;
+  }
+}

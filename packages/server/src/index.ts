@@ -1,0 +1,10 @@
+export * from 'realtime-message-protocol';
+export { PresenceService, resolvePresenceOptions } from './core/presence-service.js';
+export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener } from './core/presence-service.js';
+export type * from './core/engine.js';
+export { encodedStateBytes } from './core/engine.js';
+export { systemClock, ManualClock, type Clock } from './core/clock.js';
+export { silentLogger, type Logger } from './core/logger.js';
+export { MemoryEngine } from './engines/memory/memory-engine.js';
+export { RedisEngine, type RedisEngineOptions, type RedisClient } from './engines/redis/redis-engine.js';
+export { KeySpace } from './engines/redis/keys.js';
