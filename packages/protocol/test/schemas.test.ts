@@ -1,0 +1,102 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  ERROR_CODES,
+  ERROR_CODE_LIST,
+  LIMITS,
+  PresenceError,
+  RoomIdSchema,
+  createPayloadSchemas,
+  isErrorCode,
+  parsePayload,
+} from '../src/index.js';
+
+const schemas = createPayloadSchemas();
+
+describe('ids', () => {
+  const good = ['a', 'room-1', 'doc:42/section', 'Zimmer ü 🚀', 'x'.repeat(LIMITS.maxIdLength)];
+  const bad: unknown[] = ['', 'x'.repeat(LIMITS.maxIdLength + 1), 'a{b', 'a}b', '{room:x}', 'a\nb', 'a\u0000', 'a\u007f', 'a\u0085', 'a\ud800', 42, null, undefined, {}, ['a']];
+  it.each(good)('accepts %j', (id) => expect(RoomIdSchema.safeParse(id).success).toBe(true));
+  it.each(bad.map((b) => [b]))('rejects %j', (id) => expect(RoomIdSchema.safeParse(id).success).toBe(false));
+});
+
+describe('join payload', () => {
+  it('accepts the original shape and strips unknown fields', () => {
+    const res = parsePayload(schemas.join, { roomId: 'r', userId: 'u', state: { a: 1 }, extra: true });
+    expect(res).toEqual({ ok: true, value: { roomId: 'r', userId: 'u', state: { a: 1 } } });
+  });
+
+  it.each([
+    [undefined, 'payload must be an object'],
+    ['str', 'payload must be an object'],
+    [{ userId: 'u' }, 'roomId'],
+    [{ roomId: 'r', userId: 'u', state: null }, 'state must be a JSON object'],
+    [{ roomId: 'r', userId: 'u', state: [1] }, 'state must be a JSON object'],
+    [{ roomId: 'r', userId: 'u', state: { d: new Date() } }, 'plain JSON'],
+    [{ roomId: 'r', userId: 'u', state: { n: Infinity } }, 'finite'],
+    [{ roomId: 'r', userId: 'u', state: { u: undefined } }, 'must be JSON'],
+    [{ roomId: 'r', userId: 'u', state: { b: 1n } }, 'must be JSON'],
+    [{ roomId: 'r', userId: 'u', state: JSON.parse('{"a":{"constructor":{}}}') }, "forbidden key 'constructor'"],
+    [{ roomId: 'r', userId: 'u', state: { '': 1 } }, 'keys must be'],
+    [{ roomId: 'r', userId: 'u', connId: 'a}' }, 'connId'],
+  ])('rejects case %# with a message naming the problem', (input, fragment) => {
+    const res = parsePayload(schemas.join, input);
+    expect(res.ok).toBe(false);
+    if (!res.ok) {
+      expect(res.error.code).toBe('invalid_payload');
+      expect(res.error.message).toContain(fragment);
+    }
+  });
+
+  it('rejects states past the depth and key limits', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < LIMITS.maxStateDepth + 1; i++) deep = { d: deep };
+    expect(parsePayload(schemas.join, { roomId: 'r', userId: 'u', state: deep }).ok).toBe(false);
+    const many = Object.fromEntries(Array.from({ length: LIMITS.maxStateKeys + 1 }, (_, i) => [`k${i}`, i]));
+    expect(parsePayload(schemas.join, { roomId: 'r', userId: 'u', state: many }).ok).toBe(false);
+  });
+
+  it('reports an oversized state as payload_too_large, counting UTF-8 bytes', () => {
+    const small = createPayloadSchemas({ maxStateBytes: 20 });
+    expect(parsePayload(small.join, { roomId: 'r', userId: 'u', state: { a: 'é'.repeat(6) } }).ok).toBe(true); // 20 bytes
+    const res = parsePayload(small.join, { roomId: 'r', userId: 'u', state: { a: 'é'.repeat(7) } });
+    expect(res.ok || res.error.code).toBe('payload_too_large');
+  });
+});
+
+describe('heartbeat and leave payloads', () => {
+  it('accept no payload at all (original protocol)', () => {
+    expect(parsePayload(schemas.heartbeat, undefined)).toEqual({ ok: true, value: {} });
+    expect(parsePayload(schemas.leave, null)).toEqual({ ok: true, value: {} });
+  });
+  it.each([{ epoch: 0 }, { epoch: -1 }, { epoch: 1.5 }, { epoch: '2' }, { epoch: 2 ** 53 }, { roomId: '' }, { patchState: [] }, { patchState: 'x' }, 7, 'x'])(
+    'heartbeat rejects %j',
+    (input) => expect(parsePayload(schemas.heartbeat, input).ok).toBe(false),
+  );
+  it('patch values may be null (delete)', () => {
+    expect(parsePayload(schemas.heartbeat, { patchState: { a: null } })).toEqual({ ok: true, value: { patchState: { a: null } } });
+  });
+});
+
+describe('error codes', () => {
+  it('are the codes of SPEC §3', () => {
+    expect(ERROR_CODE_LIST.sort()).toEqual(
+      ['internal', 'invalid_payload', 'not_joined', 'payload_too_large', 'rate_limited', 'stale_epoch', 'unauthorized', 'forbidden'].sort(),
+    );
+    expect(isErrorCode('stale_epoch')).toBe(true);
+    expect(isErrorCode('toString')).toBe(false);
+  });
+
+  it('are documented in docs/protocol.md, one row each, and nothing else is', () => {
+    const doc = readFileSync(new URL('../../../docs/protocol.md', import.meta.url), 'utf8');
+    const section = doc.split('## Error codes')[1]?.split('\n## ')[0] ?? '';
+    const documented = [...section.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual(Object.keys(ERROR_CODES).sort());
+  });
+
+  it('PresenceError is an Error with a code and serializes to the ack shape', () => {
+    const err = new PresenceError('forbidden', 'nope');
+    expect(err).toBeInstanceOf(Error);
+    expect(JSON.parse(JSON.stringify(err))).toEqual({ code: 'forbidden', message: 'nope' });
+  });
+});

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { ManualClock, PresenceError, PresenceService, RedisEngine, type PresenceEvent } from '../src/index.js';
+import { connect, keysUnder, redisFixture, type RedisTarget } from './helpers/redis-fixture.js';
+import { RedisServer } from './helpers/redis-server.js';
+import { waitFor } from './helpers/wait.js';
+
+const TTL = 1_000;
+
+function service(engine: RedisEngine, clock: ManualClock): PresenceService {
+  const svc = new PresenceService({ engine, clock, ttlMs: TTL, disconnectGraceMs: 200, reaperLookbackMs: 2_000 });
+  onTestFinished(() => svc.dispose());
+  return svc;
+}
+
+const targets: Array<[string, () => RedisTarget]> = [
+  ['redis', () => ({ url: inject('redisUrl') })],
+  ['redis cluster', () => ({ clusterNodes: inject('clusterNodes') })],
+];
+
+describe.each(targets)('redis engine specifics: %s', (_name, target) => {
+  async function setup() {
+    const fx = await redisFixture(target());
+    onTestFinished(() => fx.cleanup());
+    const clock = new ManualClock(Date.now());
+    return { fx, clock, svc: service(fx.engine as RedisEngine, clock) };
+  }
+
+  it('recovers from NOSCRIPT after SCRIPT FLUSH on every node', async () => {
+    const { fx, svc } = await setup();
+    const r = `room-${randomUUID()}`;
+    const a = await svc.join({ roomId: r, userId: 'ada' });
+    const client = fx.clients[0]!;
+    const nodes = client.isCluster ? (client as import('ioredis').Cluster).nodes('master') : [client as Redis];
+    for (const n of nodes) expect(await n.call('SCRIPT', 'FLUSH')).toBe('OK');
+    expect(await svc.heartbeat({ roomId: r, connId: a.connId, epoch: 1, patchState: { x: 1 } })).toEqual({ epoch: 1 });
+    const b = await svc.join({ roomId: r, userId: 'bob' });
+    expect(b.snapshot.members.map((m) => m.userId)).toEqual(['ada', 'bob']);
+  });
+
+  it('every key it writes has a TTL, except the reaper hint which the reaper empties', async () => {
+    const { fx, svc, clock } = await setup();
+    const rooms = Array.from({ length: 8 }, () => `room-${randomUUID()}`);
+    for (const r of rooms) {
+      const a = await svc.join({ roomId: r, userId: 'ada', state: { k: 1 } });
+      const b = await svc.join({ roomId: r, userId: 'bob' });
+      await svc.heartbeat({ roomId: r, connId: a.connId, epoch: 1, patchState: { k: 2 } });
+      await svc.leave({ roomId: r, connId: b.connId, epoch: 1 });
+      await svc.disconnect({ roomId: r, connId: a.connId, epoch: 1 });
+    }
+    const client = fx.clients[0]!;
+    const keys = await keysUnder(client, fx.prefix);
+    expect(keys.length).toBeGreaterThan(8 * 4);
+    for (const key of keys) {
+      const pttl = await client.pttl(key);
+      if (key === `${fx.prefix}reaphint`) expect(pttl).toBe(-1);
+      else expect(pttl, key).toBeGreaterThan(0);
+    }
+    clock.advance(10_000);
+    expect(await svc.reapNow()).toBe(8); // grace ended: leaves, and epoch records for the lookback
+    expect((await keysUnder(client, fx.prefix)).length).toBeGreaterThan(0);
+    clock.advance(10_000);
+    await svc.reapNow();
+    expect(await keysUnder(client, fx.prefix)).toEqual([]);
+  });
+
+  it('the sweep re-indexes a slot whose hint update was lost (a node died between script and hint)', async () => {
+    const fx = await redisFixture(target());
+    onTestFinished(() => fx.cleanup());
+    const clock = new ManualClock(Date.now());
+    const engine = new RedisEngine({ redis: fx.clients[0]!, keyPrefix: fx.prefix, sweepIntervalMs: 5_000 });
+    const svc = service(engine, clock);
+    await svc.reapNow(); // first pass sweeps; the next sweep is due 5 s (clock) later
+    const r = `room-${randomUUID()}`;
+    const events: PresenceEvent[] = [];
+    await svc.subscribe(r, (e) => events.push(e));
+    await svc.join({ roomId: r, userId: 'ada' });
+    await fx.clients[0]!.del(`${fx.prefix}reaphint`);
+    clock.advance(TTL + 1);
+    expect(await svc.reapNow()).toBe(0); // the hint is gone: nothing looks due yet
+    clock.advance(5_000);
+    expect(await svc.reapNow()).toBe(1); // the sweep found the slot
+    await waitFor(() => events.some((e) => e.type === 'leave' && e.reason === 'timeout'), { what: 'timeout leave' });
+  });
+});
+
+describe('redis cluster layout', () => {
+  it('rooms spread over all masters and each room stays in one slot', async () => {
+    const fx = await redisFixture({ clusterNodes: inject('clusterNodes') });
+    onTestFinished(() => fx.cleanup());
+    const svc = service(fx.engine as RedisEngine, new ManualClock());
+    for (let i = 0; i < 30; i++) await svc.join({ roomId: `spread-${i}`, userId: 'ada' });
+    const nodes = (fx.clients[0] as import('ioredis').Cluster).nodes('master');
+    const perNode = await Promise.all(nodes.map((n) => n.keys(`${fx.prefix}*`)));
+    expect(perNode.every((keys) => keys.length > 0)).toBe(true);
+    for (const keys of perNode) {
+      for (const key of keys.filter((k) => k.includes('{room:'))) {
+        const room = /\{room:([^}]*)\}/.exec(key)![1];
+        // every key of a room (seq, exp, connection) lives on the same node
+        expect(keys.filter((k) => k.includes(`{room:${room}}`)).length).toBeGreaterThanOrEqual(3);
+      }
+    }
+  });
+});
+
+describe('redis restart mid-test', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(() => server.stop());
+
+  it('never acks a write falsely, does not crash, and works again after Redis comes back empty', async () => {
+    const clock = new ManualClock(Date.now());
+    const a = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
+    const b = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
+    onTestFinished(() => {
+      a.disconnect();
+      b.disconnect();
+    });
+    const engineA = new RedisEngine({ redis: a, keyPrefix: 'restart:' });
+    const engineB = new RedisEngine({ redis: b, keyPrefix: 'restart:' });
+    onTestFinished(async () => {
+      await engineA.close();
+      await engineB.close();
+    });
+    const nodeA = service(engineA, clock);
+    const nodeB = service(engineB, clock);
+    const r = `room-${randomUUID()}`;
+    const seen: PresenceEvent[] = [];
+    await nodeA.subscribe(r, (e) => seen.push(e));
+    const ada = await nodeA.join({ roomId: r, userId: 'ada' });
+
+    await server.kill();
+    const during = await nodeA.heartbeat({ roomId: r, connId: ada.connId, epoch: 1 }).then(
+      () => 'ok',
+      (e: unknown) => e,
+    );
+    expect(during).toBeInstanceOf(PresenceError);
+    expect((during as PresenceError).code).toBe('internal');
+    await expect(engineA.ping()).rejects.toThrow();
+
+    await server.launch();
+    await waitFor(() => engineA.ping().then(() => true), { what: 'reconnect of node A' });
+    await waitFor(() => engineB.ping().then(() => true), { what: 'reconnect of node B' });
+    // Redis came back empty: the live client is told to rejoin, never a false ok.
+    const after = await nodeA.heartbeat({ roomId: r, connId: ada.connId, epoch: 1 }).then(
+      () => 'ok',
+      (e: unknown) => e,
+    );
+    expect((after as PresenceError).code).toBe('not_joined');
+    const rejoined = await nodeA.join({ roomId: r, userId: 'ada', connId: ada.connId });
+    expect(rejoined.resumed).toBe(false);
+    // The subscription was restored by the reconnect: node B's join reaches node A's listener.
+    const bob = await waitFor(() => nodeB.join({ roomId: r, userId: 'bob' }), { what: 'join on node B' });
+    await waitFor(() => seen.some((e) => e.type === 'join' && e.connId === bob.connId), { what: 'event after restart' });
+    expect((await nodeB.snapshot(r)).members.map((m) => m.userId)).toEqual(['ada', 'bob']);
+  });
+});
+
+describe('engine selection', () => {
+  it('reports its kind', async () => {
+    const single = connect({ url: inject('redisUrl') });
+    const cluster = connect({ clusterNodes: inject('clusterNodes') });
+    onTestFinished(() => {
+      single.disconnect();
+      cluster.disconnect();
+    });
+    expect(new RedisEngine({ redis: single }).kind).toBe('redis');
+    expect(new RedisEngine({ redis: cluster }).kind).toBe('redis-cluster');
+  });
+});
