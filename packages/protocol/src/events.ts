@@ -1,5 +1,5 @@
 import type { ErrorCode } from './errors.js';
-import type { ConnId, HeartbeatRequest, JoinRequest, LeaveRequest, PresenceState, RoomId, UserId } from './schemas.js';
+import type { ConnId, HeartbeatRequest, JoinRequest, JsonValue, LeaveRequest, MessageRequest, PresenceState, RoomId, UserId } from './schemas.js';
 
 /** Why a connection left: `presence:leave`, a disconnect (after grace) or a missed heartbeat window. */
 export type LeaveReason = 'leave' | 'disconnect' | 'timeout';
@@ -69,17 +69,39 @@ export interface JoinOk {
 export type JoinAck = JoinOk | ErrorAck;
 export type HeartbeatAck = { ok: true; epoch: number } | ErrorAck;
 export type LeaveAck = { ok: true } | ErrorAck;
+export type MessageAck = { ok: true } | ErrorAck;
+
+/** A custom event as members receive it. */
+export interface RoomMessage {
+  roomId: RoomId;
+  /** The application's event name, e.g. `chat:message`. */
+  event: string;
+  data: JsonValue;
+  /** The sending member; absent when the server application sent it. */
+  userId?: UserId;
+  connId?: ConnId;
+  ts: number;
+}
+
+/** Sent before the server disconnects a socket for a reason the client should know (rate abuse, expired token). */
+export interface ServerNotice {
+  code: ErrorCode;
+  message: string;
+}
 
 /** Socket.IO events a client sends. Payloads are typed as a client writes them; the server validates them. */
 export interface ClientToServerEvents {
   'presence:join': (payload: JoinRequest, ack: (res: JoinAck) => void) => void;
   'presence:heartbeat': (payload: HeartbeatRequest | undefined, ack: (res: HeartbeatAck) => void) => void;
   'presence:leave': (payload: LeaveRequest | undefined, ack: (res: LeaveAck) => void) => void;
+  'presence:message': (payload: MessageRequest, ack?: (res: MessageAck) => void) => void;
 }
 
 /** Socket.IO events the server sends. */
 export interface ServerToClientEvents {
   'presence:event': (event: PresenceEvent) => void;
+  'presence:message': (message: RoomMessage) => void;
+  'presence:error': (notice: ServerNotice) => void;
 }
 
 /** Socket.IO event names of the presence protocol. */
@@ -88,4 +110,6 @@ export const EVENTS = {
   heartbeat: 'presence:heartbeat',
   leave: 'presence:leave',
   event: 'presence:event',
+  message: 'presence:message',
+  error: 'presence:error',
 } as const;

@@ -13,6 +13,10 @@ export const LIMITS = {
   maxStateKeys: 256,
   /** Longest top-level state key, in UTF-16 code units. */
   maxStateKeyLength: 128,
+  /** Default cap on the JSON of one custom message's `data`, in UTF-8 bytes. */
+  defaultMaxMessageBytes: 65_536,
+  /** Longest custom event name. */
+  maxEventNameLength: 64,
 } as const;
 
 /**
@@ -25,3 +29,6 @@ export const FORBIDDEN_ID_CHARS = /[\u0000-\u001f\u007f-\u009f{}]/;
 
 /** State keys that would pollute prototypes if assigned with `obj[key] = v`. */
 export const FORBIDDEN_STATE_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Custom event names: letters, digits and `_ . : -`, starting with a letter or digit. */
+export const EVENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;

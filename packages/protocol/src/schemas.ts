@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { FORBIDDEN_ID_CHARS, FORBIDDEN_STATE_KEYS, LIMITS } from './limits.js';
+import { EVENT_NAME_PATTERN, FORBIDDEN_ID_CHARS, FORBIDDEN_STATE_KEYS, LIMITS } from './limits.js';
 
 // ---------------------------------------------------------------------------
 // Ids
@@ -137,9 +137,27 @@ function objectSchema<T>(what: 'state' | 'patchState', maxStateBytes: number) {
 export interface PayloadLimits {
   /** Largest serialized state of one connection, in UTF-8 bytes. @default 16384 */
   maxStateBytes: number;
+  /** Largest serialized `data` of one custom message, in UTF-8 bytes. @default 65536 */
+  maxMessageBytes?: number;
 }
 
-/** Builds the payload schemas for a given state size limit. */
+function messageDataSchema(maxBytes: number) {
+  return z.unknown().transform((value, ctx): JsonValue => {
+    const problem = jsonProblem(value, 'data', 1);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: problem });
+      return z.NEVER;
+    }
+    const bytes = value === undefined ? 4 : utf8Length(JSON.stringify(value));
+    if (bytes > maxBytes) {
+      ctx.addIssue({ code: 'custom', message: `data is ${bytes} bytes of JSON; the limit is ${maxBytes}`, params: { tooLarge: true } });
+      return z.NEVER;
+    }
+    return (value ?? null) as JsonValue;
+  });
+}
+
+/** Builds the payload schemas for the given size limits. */
 export function createPayloadSchemas(limits: PayloadLimits = { maxStateBytes: LIMITS.defaultMaxStateBytes }) {
   const state = objectSchema<PresenceState>('state', limits.maxStateBytes);
   const patch = objectSchema<StatePatch>('patchState', limits.maxStateBytes);
@@ -160,13 +178,21 @@ export function createPayloadSchemas(limits: PayloadLimits = { maxStateBytes: LI
     (v) => (v === undefined || v === null ? {} : v),
     z.object({ roomId: RoomIdSchema.optional() }),
   );
-  return { state, patch, join, heartbeat, leave };
+  const message = z.object({
+    roomId: RoomIdSchema.optional(),
+    event: z
+      .string({ error: 'event must be a string' })
+      .regex(EVENT_NAME_PATTERN, { error: "event must be 1-64 characters of letters, digits and '_ . : -', starting with a letter or digit" }),
+    data: messageDataSchema(limits.maxMessageBytes ?? LIMITS.defaultMaxMessageBytes),
+  });
+  return { state, patch, join, heartbeat, leave, message };
 }
 
 export type PayloadSchemas = ReturnType<typeof createPayloadSchemas>;
 export type JoinPayload = z.output<PayloadSchemas['join']>;
 export type HeartbeatPayload = z.output<PayloadSchemas['heartbeat']>;
 export type LeavePayload = z.output<PayloadSchemas['leave']>;
+export type MessagePayload = z.output<PayloadSchemas['message']>;
 
 /** Wire (input) shapes, as a client sends them. */
 export interface JoinRequest {
@@ -182,6 +208,14 @@ export interface HeartbeatRequest {
 }
 export interface LeaveRequest {
   roomId?: string;
+}
+/** A custom event for the other members of a room (`presence:message`). */
+export interface MessageRequest {
+  roomId?: string;
+  /** The application's event name, e.g. `chat:message`. */
+  event: string;
+  /** Any JSON value. */
+  data?: JsonValue;
 }
 
 export type ParseResult<T> =

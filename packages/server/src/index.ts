@@ -1,6 +1,6 @@
 export * from 'realtime-message-protocol';
 export { PresenceService, resolvePresenceOptions } from './core/presence-service.js';
-export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener } from './core/presence-service.js';
+export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener, EngineOp } from './core/presence-service.js';
 export type * from './core/engine.js';
 export { encodedStateBytes } from './core/engine.js';
 export { systemClock, ManualClock, type Clock } from './core/clock.js';
@@ -8,3 +8,10 @@ export { silentLogger, type Logger } from './core/logger.js';
 export { MemoryEngine } from './engines/memory/memory-engine.js';
 export { RedisEngine, type RedisEngineOptions, type RedisClient } from './engines/redis/redis-engine.js';
 export { KeySpace } from './engines/redis/keys.js';
+export { initPresence, socketRoomOf } from './gateway/init-presence.js';
+export type { InitPresenceOptions, PresenceRuntime, Membership, AuthorizeContext } from './gateway/init-presence.js';
+export { createJwtVerifier, type TokenVerifier, type VerifiedToken, type JwtAuthOptions } from './gateway/auth.js';
+export { PresenceMetrics } from './gateway/metrics.js';
+export type { RateLimitOptions } from './gateway/rate-limit.js';
+export { loadConfig, ConfigError, type Config } from './app/config.js';
+export { createRealtimeServer, type RealtimeServer } from './app/server.js';

@@ -41,7 +41,11 @@ export interface PresenceOptions {
   generateConnId?: () => string;
   /** Structured logger (pino-compatible). @default silent */
   logger?: Logger;
+  /** Called after every engine call with its duration; for metrics. */
+  observe?: (op: EngineOp, durationMs: number, outcome: 'ok' | 'error') => void;
 }
+
+export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'reap';
 
 export interface ResolvedPresenceOptions {
   ttlMs: number;
@@ -115,6 +119,7 @@ export class PresenceService {
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly newConnId: () => string;
+  private readonly observe: PresenceOptions['observe'];
   private readonly schemas: PayloadSchemas;
   private readonly rooms = new Map<RoomId, RoomSubscription>();
   private reaperTimer: NodeJS.Timeout | undefined;
@@ -127,6 +132,7 @@ export class PresenceService {
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
     this.newConnId = options.generateConnId ?? randomUUID;
+    this.observe = options.observe;
     this.schemas = createPayloadSchemas({ maxStateBytes: this.options.maxStateBytes });
   }
 
@@ -139,11 +145,15 @@ export class PresenceService {
   }
 
   /** Runs an engine call, turning storage failures into a coded `internal` error. */
-  private async call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(op: EngineOp, fn: () => Promise<T>): Promise<T> {
     this.checkOpen();
+    const started = performance.now();
     try {
-      return await fn();
+      const out = await fn();
+      this.observe?.(op, performance.now() - started, 'ok');
+      return out;
     } catch (err) {
+      this.observe?.(op, performance.now() - started, 'error');
       if (err instanceof PresenceError) throw err;
       this.logger.error({ err, op, engine: this.engine.kind }, 'presence engine call failed');
       throw new PresenceError('internal', `presence storage failed during ${op}; retry with backoff`, { cause: err });
@@ -216,11 +226,15 @@ export class PresenceService {
     return { epoch: res.epoch };
   }
 
-  /** Leaves at once; members get `leave` (reason `leave`). Leaving twice is a no-op. */
-  async leave(input: WriteTarget): Promise<void> {
+  /**
+   * Leaves at once; members get `leave` with `reason` (default `leave`; a
+   * server shutting down uses `disconnect`). Leaving twice is a no-op.
+   */
+  async leave(input: WriteTarget, opts: { reason?: 'leave' | 'disconnect' } = {}): Promise<void> {
     this.checkOpen();
     const t = this.target(input);
-    const res = await this.call('leave', () => this.engine.leave({ ...this.timing(), ...t, reason: 'leave' }));
+    const reason = opts.reason === 'disconnect' ? 'disconnect' : 'leave';
+    const res = await this.call('leave', () => this.engine.leave({ ...this.timing(), ...t, reason }));
     if (!res.ok) PresenceService.fail(res, t);
   }
 
@@ -324,11 +338,11 @@ export class PresenceService {
       let total = 0;
       // Bounded: at most 100 batches per pass, so one pass cannot run forever under churn.
       for (let i = 0; i < 100 && !this.disposed; i++) {
-        const n = await this.engine.reap({
+        const n = await this.call('reap', () => this.engine.reap({
           now: this.clock.now(),
           lookbackMs: this.options.reaperLookbackMs,
           limit: this.options.reaperBatchSize,
-        });
+        }));
         total += n;
         if (n < this.options.reaperBatchSize) break;
       }

@@ -1,0 +1,128 @@
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+
+const int = (name: string, min: number, def: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < min) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer >= ${min} (got '${v}')` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const EnvSchema = z.object({
+  PORT: int('PORT', 0, 3000).refine((p) => p < 65_536, { message: 'PORT must be < 65536' }),
+  HOST: optionalString,
+  REDIS_URL: optionalString.refine((v) => v === undefined || /^rediss?:\/\//.test(v), { message: "REDIS_URL must start with redis:// or rediss://" }),
+  REDIS_CLUSTER_NODES: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const nodes = v.split(',').map((s) => s.trim()).filter(Boolean).map((hp) => {
+      const m = /^([^:\s]+):(\d{1,5})$/.exec(hp);
+      if (!m) {
+        ctx.addIssue({ code: 'custom', message: `REDIS_CLUSTER_NODES must be host:port,host:port,... (bad entry '${hp}')` });
+        return { host: '', port: 0 };
+      }
+      return { host: m[1]!, port: Number(m[2]) };
+    });
+    return nodes;
+  }),
+  PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 1, 30_000),
+  PRESENCE_REAPER_INTERVAL_MS: int('PRESENCE_REAPER_INTERVAL_MS', 1, 3_000),
+  PRESENCE_REAPER_LOOKBACK_MS: int('PRESENCE_REAPER_LOOKBACK_MS', 1, 0),
+  PRESENCE_DISCONNECT_GRACE_MS: int('PRESENCE_DISCONNECT_GRACE_MS', 0, 5_000),
+  PRESENCE_MAX_STATE_BYTES: int('PRESENCE_MAX_STATE_BYTES', 2, 16_384),
+  MAX_MESSAGE_BYTES: int('MAX_MESSAGE_BYTES', 1_024, 65_536),
+  RATE_LIMIT_EVENTS_PER_SEC: int('RATE_LIMIT_EVENTS_PER_SEC', 1, 20),
+  RATE_LIMIT_BURST: int('RATE_LIMIT_BURST', 1, 40),
+  MAX_ROOMS_PER_SOCKET: int('MAX_ROOMS_PER_SOCKET', 1, 64),
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWT_PUBLIC_KEY: optionalString,
+  AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'AUTH_JWKS_URL must be an http(s) URL' }),
+  AUTH_JWT_ISSUER: optionalString,
+  AUTH_JWT_AUDIENCE: optionalString,
+  ALLOWED_ORIGINS: optionalString.transform((v) => (v === undefined ? undefined : v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean))),
+  WORKERS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return 1;
+    if (v === 'auto') return availableParallelism();
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 256) {
+      ctx.addIssue({ code: 'custom', message: `WORKERS must be 'auto' or an integer 1..256 (got '${v}')` });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
+  SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 10_000),
+});
+
+export type Config = ReturnType<typeof toConfig>;
+
+function toConfig(e: z.output<typeof EnvSchema>) {
+  const ttlMs = e.PRESENCE_TTL_MS;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
+    engine: (e.REDIS_CLUSTER_NODES ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory') as 'memory' | 'redis' | 'redis-cluster',
+    ttlMs,
+    reaperIntervalMs: e.PRESENCE_REAPER_INTERVAL_MS,
+    reaperLookbackMs: e.PRESENCE_REAPER_LOOKBACK_MS || 2 * ttlMs,
+    disconnectGraceMs: e.PRESENCE_DISCONNECT_GRACE_MS,
+    maxStateBytes: e.PRESENCE_MAX_STATE_BYTES,
+    maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    rateLimit: { eventsPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC, burst: e.RATE_LIMIT_BURST },
+    maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
+    auth: {
+      secret: e.AUTH_JWT_SECRET,
+      publicKey: e.AUTH_JWT_PUBLIC_KEY,
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_JWT_ISSUER,
+      audience: e.AUTH_JWT_AUDIENCE,
+    },
+    authMode: (e.AUTH_JWT_SECRET || e.AUTH_JWT_PUBLIC_KEY || e.AUTH_JWKS_URL ? 'jwt' : 'open') as 'jwt' | 'open',
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    workers: e.WORKERS,
+    logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads and validates the configuration; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const res = EnvSchema.safeParse(env);
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '');
+      return i.message.startsWith(name) ? `  - ${i.message}` : `  - ${name}: ${i.message}`;
+    });
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const c = toConfig(res.data);
+  const problems: string[] = [];
+  if (c.redisUrl && c.redisClusterNodes) problems.push('set either REDIS_URL or REDIS_CLUSTER_NODES, not both');
+  const authVars = [c.auth.secret, c.auth.publicKey, c.auth.jwksUrl].filter(Boolean).length;
+  if (authVars > 1) problems.push('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_URL');
+  if (c.auth.secret && Buffer.byteLength(c.auth.secret) < 32) problems.push('AUTH_JWT_SECRET must be at least 32 bytes (HS256)');
+  if (c.workers > 1 && c.engine === 'memory') {
+    problems.push(`WORKERS=${c.workers} needs REDIS_URL or REDIS_CLUSTER_NODES: the memory engine lives in one process, so workers would not share presence`);
+  }
+  if (c.disconnectGraceMs > c.ttlMs) problems.push('PRESENCE_DISCONNECT_GRACE_MS must not exceed PRESENCE_TTL_MS (a connection expires at the TTL anyway)');
+  if (c.rateLimit.burst < 1) problems.push('RATE_LIMIT_BURST must be >= 1');
+  if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  return c;
+}

@@ -1,0 +1,41 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The Prometheus metrics of one presence runtime, in their own registry. */
+export class PresenceMetrics {
+  readonly registry: Registry;
+  readonly connections: Gauge;
+  readonly joins: Counter<'outcome'>;
+  readonly leaves: Counter<'reason'>;
+  readonly heartbeats: Counter<'outcome'>;
+  readonly staleEpochs: Counter;
+  readonly errors: Counter<'event' | 'code'>;
+  readonly reaperRuns: Counter<'outcome'>;
+  readonly reaperLeaves: Counter;
+  readonly eventsReceived: Counter<'type'>;
+  readonly fanout: Counter;
+  readonly messages: Counter;
+  readonly engineLatency: Histogram<'op' | 'outcome'>;
+
+  constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registers = [(this.registry = opts.registry ?? new Registry())];
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.connections = new Gauge({ name: 'rm_connections', help: 'Open Socket.IO connections on this node', registers });
+    this.joins = new Counter({ name: 'rm_joins_total', help: 'presence:join requests by outcome (new, resumed, rejoined, or an error code)', labelNames: ['outcome'], registers });
+    this.leaves = new Counter({ name: 'rm_leaves_total', help: 'Leaves caused by this node, by reason', labelNames: ['reason'], registers });
+    this.heartbeats = new Counter({ name: 'rm_heartbeats_total', help: 'presence:heartbeat requests by outcome', labelNames: ['outcome'], registers });
+    this.staleEpochs = new Counter({ name: 'rm_stale_epoch_rejections_total', help: 'Writes refused because their epoch was not current', registers });
+    this.errors = new Counter({ name: 'rm_errors_total', help: 'Failure acks by client event and code', labelNames: ['event', 'code'], registers });
+    this.reaperRuns = new Counter({ name: 'rm_reaper_runs_total', help: 'Reaper passes on this node', labelNames: ['outcome'], registers });
+    this.reaperLeaves = new Counter({ name: 'rm_reaper_leaves_total', help: 'Leaves (timeout or end of grace) emitted by this node\u2019s reaper', registers });
+    this.eventsReceived = new Counter({ name: 'rm_presence_events_total', help: 'Presence events received by this node for rooms it serves, by type', labelNames: ['type'], registers });
+    this.fanout = new Counter({ name: 'rm_event_fanout_total', help: 'presence:event deliveries to local sockets', registers });
+    this.messages = new Counter({ name: 'rm_messages_total', help: 'Custom messages relayed', registers });
+    this.engineLatency = new Histogram({
+      name: 'rm_engine_latency_seconds',
+      help: 'Latency of presence engine calls',
+      labelNames: ['op', 'outcome'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,58 @@
+export interface RateLimitOptions {
+  /** Sustained events per second per connection. @default 20 */
+  eventsPerSecond?: number;
+  /** Events allowed at once above the sustained rate. @default 40 */
+  burst?: number;
+  /** Refused events within `abuseWindowMs` after which the socket is disconnected. @default 100 */
+  disconnectAfter?: number;
+  /** Window for counting refused events. @default 10000 */
+  abuseWindowMs?: number;
+}
+
+export type ResolvedRateLimit = Required<RateLimitOptions>;
+
+export function resolveRateLimit(o: RateLimitOptions = {}): ResolvedRateLimit {
+  return {
+    eventsPerSecond: o.eventsPerSecond ?? 20,
+    burst: o.burst ?? 40,
+    disconnectAfter: o.disconnectAfter ?? 100,
+    abuseWindowMs: o.abuseWindowMs ?? 10_000,
+  };
+}
+
+/**
+ * A token bucket per connection, plus a count of refused events: a client
+ * that keeps flooding after being refused is disconnected.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private refused = 0;
+  private windowStart: number;
+
+  constructor(
+    private readonly opts: ResolvedRateLimit,
+    now: number,
+  ) {
+    this.tokens = opts.burst;
+    this.last = now;
+    this.windowStart = now;
+  }
+
+  /** `ok`: go ahead; `refuse`: answer rate_limited; `abuse`: disconnect. */
+  take(now: number): 'ok' | 'refuse' | 'abuse' {
+    const elapsed = Math.max(0, now - this.last) / 1000;
+    this.last = now;
+    this.tokens = Math.min(this.opts.burst, this.tokens + elapsed * this.opts.eventsPerSecond);
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 'ok';
+    }
+    if (now - this.windowStart > this.opts.abuseWindowMs) {
+      this.windowStart = now;
+      this.refused = 0;
+    }
+    this.refused++;
+    return this.refused >= this.opts.disconnectAfter ? 'abuse' : 'refuse';
+  }
+}
