@@ -157,34 +157,39 @@ function messageDataSchema(maxBytes: number) {
   });
 }
 
+function plainObject() {
+  return z.custom<Record<string, unknown>>((v) => isPlainObject(v), { error: 'payload must be a JSON object' });
+}
+
 /** Builds the payload schemas for the given size limits. */
 export function createPayloadSchemas(limits: PayloadLimits = { maxStateBytes: LIMITS.defaultMaxStateBytes }) {
   const state = objectSchema<PresenceState>('state', limits.maxStateBytes);
   const patch = objectSchema<StatePatch>('patchState', limits.maxStateBytes);
   // Unknown fields are stripped (not rejected) so that newer clients that send
-  // optional extensions keep working against older servers.
-  const join = z.object({
+  // optional extensions keep working against older servers. Payloads must be
+  // plain JSON objects: a Buffer or class instance is not "an object with no fields".
+  const join = plainObject().pipe(z.object({
     roomId: RoomIdSchema,
     userId: UserIdSchema,
     state: state.optional(),
     connId: ConnIdSchema.optional(),
-  });
+  }));
   // The original protocol allowed a heartbeat/leave with no payload at all.
   const heartbeat = z.preprocess(
     (v) => (v === undefined || v === null ? {} : v),
-    z.object({ roomId: RoomIdSchema.optional(), patchState: patch.optional(), epoch: EpochSchema.optional() }),
+    plainObject().pipe(z.object({ roomId: RoomIdSchema.optional(), patchState: patch.optional(), epoch: EpochSchema.optional() })),
   );
   const leave = z.preprocess(
     (v) => (v === undefined || v === null ? {} : v),
-    z.object({ roomId: RoomIdSchema.optional() }),
+    plainObject().pipe(z.object({ roomId: RoomIdSchema.optional() })),
   );
-  const message = z.object({
+  const message = plainObject().pipe(z.object({
     roomId: RoomIdSchema.optional(),
     event: z
       .string({ error: 'event must be a string' })
       .regex(EVENT_NAME_PATTERN, { error: "event must be 1-64 characters of letters, digits and '_ . : -', starting with a letter or digit" }),
     data: messageDataSchema(limits.maxMessageBytes ?? LIMITS.defaultMaxMessageBytes),
-  });
+  }));
   return { state, patch, join, heartbeat, leave, message };
 }
 

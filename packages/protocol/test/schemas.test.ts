@@ -27,8 +27,8 @@ describe('join payload', () => {
   });
 
   it.each([
-    [undefined, 'payload must be an object'],
-    ['str', 'payload must be an object'],
+    [undefined, 'payload must be a JSON object'],
+    ['str', 'payload must be a JSON object'],
     [{ userId: 'u' }, 'roomId'],
     [{ roomId: 'r', userId: 'u', state: null }, 'state must be a JSON object'],
     [{ roomId: 'r', userId: 'u', state: [1] }, 'state must be a JSON object'],
