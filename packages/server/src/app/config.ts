@@ -36,6 +36,7 @@ const EnvSchema = z.object({
     });
     return nodes;
   }),
+  REDIS_KEY_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.:-]{1,64}$/.test(v), { message: "REDIS_KEY_PREFIX must be 1-64 characters of letters, digits and '_ . : -'" }),
   PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 1, 30_000),
   PRESENCE_REAPER_INTERVAL_MS: int('PRESENCE_REAPER_INTERVAL_MS', 1, 3_000),
   PRESENCE_REAPER_LOOKBACK_MS: int('PRESENCE_REAPER_LOOKBACK_MS', 1, 0),
@@ -74,6 +75,7 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     redisClusterNodes: e.REDIS_CLUSTER_NODES,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX ?? 'rm:',
     engine: (e.REDIS_CLUSTER_NODES ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory') as 'memory' | 'redis' | 'redis-cluster',
     ttlMs,
     reaperIntervalMs: e.PRESENCE_REAPER_INTERVAL_MS,

@@ -87,7 +87,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     },
     // Several workers share one port without sticky sessions: WebSocket only.
     transports: config.workers > 1 ? ['websocket'] : ['websocket', 'polling'],
-    adapter: redis ? createShardedAdapter(redis.pub, redis.sub, { subscriptionMode: 'dynamic' }) : undefined,
+    adapter: redis ? createShardedAdapter(redis.pub, redis.sub, { subscriptionMode: 'dynamic', channelPrefix: `${config.redisKeyPrefix}sio` }) : undefined,
   });
 
   if (config.authMode === 'open') {
@@ -96,6 +96,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   const presence = initPresence({
     io,
     redis: redis?.command,
+    keyPrefix: config.redisKeyPrefix,
     ttlMs: config.ttlMs,
     reaperIntervalMs: config.reaperIntervalMs,
     reaperLookbackMs: config.reaperLookbackMs,

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+
+vi.setConfig({ testTimeout: 45_000 });
+import type { PresenceEvent } from 'realtime-message-protocol';
+import { connect, listen, request, room, type Client } from './helpers/gateway.js';
+import { NodeProcess } from './helpers/node-process.js';
+import { RedisServer } from './helpers/redis-server.js';
+import { waitFor } from './helpers/wait.js';
+
+/** Events after the snapshot must be contiguous: exactly once, in seq order. */
+function expectContiguous(events: PresenceEvent[], fromSeq: number, toSeq: number): void {
+  const after = events.filter((e) => e.seq > fromSeq).map((e) => e.seq);
+  expect(after).toEqual(Array.from({ length: toSeq - fromSeq }, (_, i) => fromSeq + 1 + i));
+}
+
+function keepAlive(socket: Client, everyMs: number): () => void {
+  const t = setInterval(() => void request(socket, 'presence:heartbeat').catch(() => {}), everyMs);
+  return () => clearInterval(t);
+}
+
+const base = (extra: Record<string, string>) => ({ REDIS_KEY_PREFIX: `mn${randomUUID().slice(0, 6)}:`, LOG_LEVEL: 'info', ...extra });
+
+describe.each([
+  ['redis', () => ({ REDIS_URL: inject('redisUrl') })],
+  ['redis cluster', () => ({ REDIS_CLUSTER_NODES: inject('clusterNodes').map((n) => `${n.host}:${n.port}`).join(',') })],
+])('several server processes on one %s', (_name, redisEnv) => {
+  it('a member on one node sees the other nodes\u2019 events exactly once, in seq order; custom messages cross nodes', async () => {
+    const env = base(redisEnv());
+    const nodes = await Promise.all([NodeProcess.start(env), NodeProcess.start(env), NodeProcess.start(env)]);
+    const r = room();
+    const clients = await Promise.all(nodes.map((n) => connect(n.url)));
+    const logs = clients.map((c) => listen(c));
+    const acks: any[] = [];
+    for (const [i, c] of clients.entries()) acks.push(await request(c, 'presence:join', { roomId: r, userId: `u${i}` }));
+    await Promise.all(clients.map((c, i) => request(c, 'presence:heartbeat', { patchState: { n: i } })));
+    await request(clients[2]!, 'presence:leave');
+    const last = 3 + 3 + 1;
+    await Promise.all(logs.slice(0, 2).map((l) => l.waitFor((e) => e.seq === last, 'last event')));
+    expectContiguous(logs[0]!.events, acks[0].snapshot.seq, last);
+    expectContiguous(logs[1]!.events, acks[1].snapshot.seq, last);
+    expect(logs[0]!.events.filter((e) => e.seq > 1)).toEqual(logs[1]!.events.filter((e) => e.seq > 1));
+    // custom event from node 1 to the member on node 0
+    expect(await request(clients[1]!, 'presence:message', { event: 'chat:message', data: { text: 'hello' } })).toEqual({ ok: true });
+    await waitFor(() => logs[0]!.messages.length === 1, { what: 'cross-node message' });
+    expect(logs[0]!.messages[0]).toEqual(expect.objectContaining({ event: 'chat:message', data: { text: 'hello' }, userId: 'u1' }));
+  });
+
+  it('kill -9 of a node: its members leave (timeout) on the other nodes within TTL + reaper interval', async () => {
+    const env = base({ ...redisEnv(), PRESENCE_TTL_MS: '1500', PRESENCE_REAPER_INTERVAL_MS: '200', PRESENCE_DISCONNECT_GRACE_MS: '300' });
+    const [a, b] = await Promise.all([NodeProcess.start(env), NodeProcess.start(env)]);
+    const r = room();
+    const watcher = await connect(a.url);
+    const lw = listen(watcher);
+    await request(watcher, 'presence:join', { roomId: r, userId: 'watcher' });
+    const stop = keepAlive(watcher, 300);
+    try {
+      const victim = await connect(b.url);
+      const joined = await request(victim, 'presence:join', { roomId: r, userId: 'victim' });
+      const lastBeat = Date.now();
+      await b.kill('SIGKILL');
+      const leave = await lw.waitFor((e) => e.type === 'leave' && e.connId === joined.self.connId, 'victim leave');
+      const after = Date.now() - lastBeat;
+      expect(leave).toEqual(expect.objectContaining({ reason: 'timeout', userId: 'victim' }));
+      expect(after).toBeGreaterThanOrEqual(1_400);
+      expect(after).toBeLessThan(1_500 + 200 + 1_000); // TTL + interval, plus slack for a loaded 2-core machine
+      expect(lw.events.filter((e) => e.type === 'leave')).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  it('SIGTERM: graceful shutdown makes the node\u2019s members leave at once (reason disconnect)', async () => {
+    const env = base({ ...redisEnv(), PRESENCE_TTL_MS: '30000' });
+    const [a, b] = await Promise.all([NodeProcess.start(env), NodeProcess.start(env)]);
+    const r = room();
+    const watcher = await connect(a.url);
+    const lw = listen(watcher);
+    await request(watcher, 'presence:join', { roomId: r, userId: 'watcher' });
+    const leaving = await connect(b.url);
+    await request(leaving, 'presence:join', { roomId: r, userId: 'leaving' });
+    const t0 = Date.now();
+    expect(await b.kill('SIGTERM')).toBe(0);
+    const leave = await lw.waitFor((e) => e.type === 'leave', 'leave after SIGTERM');
+    expect(leave).toEqual(expect.objectContaining({ userId: 'leaving', reason: 'disconnect' }));
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+});
+
+describe('Redis restart under a running node', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(() => redis.stop());
+
+  it('no crash; /ready goes 503 then 200; a live client is told to rejoin, never a false ok; presence works again', async () => {
+    const node = await NodeProcess.start(base({ REDIS_URL: redis.url }));
+    expect((await node.get('/ready')).status).toBe(200);
+    const s = await connect(node.url);
+    const r = room();
+    expect((await request(s, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
+    await redis.kill();
+    await waitFor(async () => (await node.get('/ready')).status === 503, { timeoutMs: 8_000, what: '/ready 503' });
+    expect((await node.get('/health')).status).toBe(200);
+    const during = await request(s, 'presence:heartbeat');
+    expect(during).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
+    await redis.launch();
+    await waitFor(async () => (await node.get('/ready')).status === 200, { timeoutMs: 10_000, what: '/ready 200' });
+    const after = await waitFor(async () => {
+      const a = await request(s, 'presence:heartbeat');
+      return a.error?.code === 'internal' ? undefined : a;
+    }, { timeoutMs: 10_000, what: 'heartbeat after restart' });
+    expect(after).toEqual({ ok: false, error: { code: 'not_joined', message: expect.any(String) } });
+    const rejoin = await request(s, 'presence:join', { roomId: r, userId: 'ada' });
+    expect(rejoin.ok).toBe(true);
+    const other = await connect(node.url);
+    const lo = listen(other);
+    await request(other, 'presence:join', { roomId: r, userId: 'bob' });
+    await request(s, 'presence:heartbeat', { patchState: { back: true } });
+    await lo.waitFor((e) => e.type === 'update' && e.userId === 'ada', 'update after restart');
+    expect(node.proc.exitCode).toBeNull();
+  });
+});
+
+describe('WORKERS: several processes on one port', () => {
+  it('workers share the port and presence through Redis', async () => {
+    const node = await NodeProcess.start(base({ REDIS_URL: inject('redisUrl'), WORKERS: '2' }), { waitReady: false });
+    await waitFor(() => node.logs.filter((l) => l.includes('realtime-message listening')).length === 2, { timeoutMs: 20_000, what: 'two workers listening' });
+    const pids = new Set(node.logs.filter((l) => l.includes('listening')).map((l) => JSON.parse(l).pid));
+    expect(pids.size).toBe(2);
+    const r = room();
+    const clients = await Promise.all(Array.from({ length: 6 }, () => connect(node.url)));
+    const first = listen(clients[0]!);
+    for (const [i, c] of clients.entries()) expect((await request(c, 'presence:join', { roomId: r, userId: `u${i}` })).ok).toBe(true);
+    await first.waitFor((e) => e.userId === 'u5', 'join seen across workers');
+    const snap = await request(clients[5]!, 'presence:join', { roomId: r, userId: 'u5' });
+    expect(snap.snapshot.members).toHaveLength(6);
+    expect(await node.kill('SIGTERM')).toBe(0);
+  });
+});

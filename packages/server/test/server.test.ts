@@ -1,0 +1,81 @@
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { ConfigError, createRealtimeServer, loadConfig } from '../src/index.js';
+import { connect, request, room } from './helpers/gateway.js';
+import { NodeProcess } from './helpers/node-process.js';
+
+describe('configuration', () => {
+  it('has the SPEC defaults', () => {
+    const c = loadConfig({});
+    expect(c).toEqual(expect.objectContaining({ port: 3000, engine: 'memory', ttlMs: 30_000, reaperIntervalMs: 3_000, reaperLookbackMs: 60_000, disconnectGraceMs: 5_000, maxStateBytes: 16_384, authMode: 'open', workers: 1 }));
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT must be an integer'],
+    [{ PORT: '70000' }, 'PORT must be < 65536'],
+    [{ PRESENCE_TTL_MS: '-5' }, 'PRESENCE_TTL_MS must be an integer >= 1'],
+    [{ PRESENCE_DISCONNECT_GRACE_MS: '1.5' }, 'PRESENCE_DISCONNECT_GRACE_MS'],
+    [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL must start with redis://'],
+    [{ REDIS_CLUSTER_NODES: 'a:1,b' }, "bad entry 'b'"],
+    [{ REDIS_URL: 'redis://x', REDIS_CLUSTER_NODES: 'a:1' }, 'not both'],
+    [{ AUTH_JWT_SECRET: 'short' }, 'at least 32 bytes'],
+    [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://x/jwks' }, 'only one of'],
+    [{ WORKERS: '4' }, 'WORKERS=4 needs REDIS_URL'],
+    [{ WORKERS: 'many' }, "WORKERS must be 'auto'"],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ PRESENCE_DISCONNECT_GRACE_MS: '40000' }, 'must not exceed PRESENCE_TTL_MS'],
+  ])('refuses %j naming the variable', (env, fragment) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(fragment);
+  });
+
+  it('the CLI exits with code 2 and a clear message on bad configuration', async () => {
+    const node = await NodeProcess.start({ PRESENCE_TTL_MS: 'soon' }, { waitReady: false });
+    expect(await node.waitExit()).toBe(2);
+    expect(node.logs.join('\n')).toContain('PRESENCE_TTL_MS must be an integer >= 1');
+  });
+});
+
+describe('standalone server (in process)', () => {
+  async function start(env: Record<string, string> = {}) {
+    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env }));
+    const port = await server.listen();
+    onTestFinished(() => server.close());
+    return { server, url: `http://127.0.0.1:${port}` };
+  }
+
+  it('serves /health, /ready and /metrics', async () => {
+    const { url } = await start();
+    const s = await connect(url);
+    await request(s, 'presence:join', { roomId: room(), userId: 'ada' });
+    await request(s, 'presence:heartbeat', { epoch: 9 });
+    expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: 'ok' });
+    expect(await (await fetch(`${url}/ready`)).json()).toEqual({ status: 'ready', engine: 'memory' });
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    for (const name of ['rm_connections 1', 'rm_joins_total{outcome="joined"} 1', 'rm_stale_epoch_rejections_total 1', 'rm_errors_total{event="presence:heartbeat",code="stale_epoch"} 1', 'rm_engine_latency_seconds_bucket', 'rm_event_fanout_total', 'process_cpu_seconds_total']) {
+      expect(metrics).toContain(name);
+    }
+    expect((await fetch(`${url}/nope`)).status).toBe(404);
+  });
+
+  it('enforces ALLOWED_ORIGINS on the WebSocket handshake', async () => {
+    const { url } = await start({ ALLOWED_ORIGINS: 'https://app.example.com,https://admin.example.com/' });
+    await expect(connect(url, { extraHeaders: { origin: 'https://evil.example.com' } })).rejects.toThrow();
+    const ok = await connect(url, { extraHeaders: { origin: 'https://admin.example.com' } });
+    expect(ok.connected).toBe(true);
+    const noOrigin = await connect(url); // non-browser clients send no Origin
+    expect(noOrigin.connected).toBe(true);
+  });
+
+  it('graceful close makes local members leave at once (reason disconnect)', async () => {
+    const a = await start();
+    const s = await connect(a.url);
+    const r = room();
+    await request(s, 'presence:join', { roomId: r, userId: 'ada' });
+    const seen: string[] = [];
+    await a.server.presence.service.subscribe(r, () => {});
+    const unsub = await a.server.presence.service.subscribe(r, (e) => seen.push(e.type === 'leave' ? `leave:${e.reason}` : e.type));
+    await a.server.close();
+    await unsub();
+    expect(seen).toContain('leave:disconnect');
+  });
+});
