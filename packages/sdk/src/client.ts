@@ -1,0 +1,252 @@
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import { EVENTS, isErrorCode, type ClientToServerEvents, type ServerToClientEvents } from 'realtime-message-protocol/core';
+import { PresenceChannel, type ChannelOptions } from './channel.js';
+import { Emitter } from './emitter.js';
+import { RealtimeError } from './errors.js';
+import { backoffDelay, defaultTimers, type BackoffOptions, type Timers } from './timers.js';
+
+export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
+
+export interface StateChange<S extends string> {
+  newState: S;
+  oldState: S;
+}
+
+/** A token, or a function called before every (re)connect so an expiring token can be refreshed. */
+export type TokenProvider = string | (() => string | Promise<string>);
+
+export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export interface RealtimeClientOptions {
+  /** Server URL, e.g. `https://presence.example.com`. */
+  url: string;
+  /** JWT for servers that require auth. @default none */
+  token?: TokenProvider;
+  /** Reconnection with exponential backoff and full jitter. @default { enabled: true, minDelayMs: 500, maxDelayMs: 10000, maxAttempts: Infinity } */
+  reconnect?: BackoffOptions & { enabled?: boolean; maxAttempts?: number };
+  /** @default ['websocket'] */
+  transports?: Array<'websocket' | 'polling' | 'webtransport'>;
+  /** Socket.IO path. @default '/socket.io' */
+  path?: string;
+  /** Longest wait for an ack. @default 10000 */
+  ackTimeoutMs?: number;
+  /** Longest wait for one connection attempt. @default 10000 */
+  connectTimeoutMs?: number;
+  /** Creates the socket (tests, custom transports). @default socket.io-client's `io` */
+  socketFactory?: (url: string, options: Partial<ManagerOptions & SocketOptions>) => ClientSocket;
+  /** @default the global timers */
+  timers?: Timers;
+  /** Random source of the jitter. @default Math.random */
+  random?: () => number;
+}
+
+export interface ClientEvents {
+  /** The connection state changed. */
+  state: (change: StateChange<ConnectionState>) => void;
+  /** A connection attempt failed, or the server sent a notice before disconnecting. */
+  error: (error: RealtimeError) => void;
+}
+
+/**
+ * A connection to a realtime-message server. Reconnects by itself (backoff
+ * with full jitter, a fresh token on every attempt) and rejoins every room.
+ *
+ * @example
+ * const client = new RealtimeClient({ url: 'http://localhost:3000', token: () => fetchToken() });
+ * const room = await client.joinRoom('doc-1', { userId: 'ada', state: { typing: false } });
+ * room.on('sync', () => render(room.members()));
+ * await client.shutdown();
+ */
+export class RealtimeClient {
+  private readonly bus = new Emitter<ClientEvents>();
+  /** The current connection state. */
+  state: ConnectionState = 'disconnected';
+  /** The underlying socket.io-client socket (for application events of your own). */
+  readonly socket: ClientSocket;
+  private readonly opts: Required<Omit<RealtimeClientOptions, 'token' | 'socketFactory' | 'reconnect'>> & {
+    reconnect: Required<NonNullable<RealtimeClientOptions['reconnect']>>;
+  };
+  private readonly token: TokenProvider | undefined;
+  private readonly channels = new Map<string, PresenceChannel>();
+  private attempt = 0;
+  private reconnectTimer: unknown;
+  private closed = false;
+  private connecting: { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  constructor(options: RealtimeClientOptions) {
+    this.token = options.token;
+    this.opts = {
+      url: options.url,
+      transports: options.transports ?? ['websocket'],
+      path: options.path ?? '/socket.io',
+      ackTimeoutMs: options.ackTimeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      timers: options.timers ?? defaultTimers,
+      random: options.random ?? Math.random,
+      reconnect: {
+        enabled: options.reconnect?.enabled ?? true,
+        minDelayMs: options.reconnect?.minDelayMs ?? 500,
+        maxDelayMs: options.reconnect?.maxDelayMs ?? 10_000,
+        maxAttempts: options.reconnect?.maxAttempts ?? Infinity,
+      },
+    };
+    const factory = options.socketFactory ?? ((url, o) => io(url, o) as ClientSocket);
+    this.socket = factory(this.opts.url, {
+      autoConnect: false,
+      // Reconnection is ours: full jitter, and the token is fetched again on every attempt.
+      reconnection: false,
+      forceNew: true,
+      transports: this.opts.transports,
+      path: this.opts.path,
+      timeout: this.opts.connectTimeoutMs,
+      auth: (cb: (data: object) => void) => {
+        this.resolveToken().then(
+          (token) => cb(token === undefined ? {} : { token }),
+          (err: unknown) => {
+            this.bus.emit('error', new RealtimeError('unauthorized', `token provider failed: ${err instanceof Error ? err.message : String(err)}`));
+            cb({});
+          },
+        );
+      },
+    });
+    this.socket.on('connect', () => this.onConnect());
+    this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
+    this.socket.on('connect_error', (err: Error & { data?: { code?: unknown; message?: unknown } }) => {
+      const code = isErrorCode(err.data?.code) ? err.data.code : 'disconnected';
+      this.bus.emit('error', new RealtimeError(code, typeof err.data?.message === 'string' ? err.data.message : err.message));
+      this.scheduleReconnect();
+    });
+    this.socket.on(EVENTS.event, (e) => this.channels.get(e.roomId)?._onEvent(e));
+    this.socket.on(EVENTS.message, (m) => this.channels.get(m.roomId)?._onMessage(m));
+    this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
+  }
+
+  /** Listens to `state` and `error`; returns a function that removes the listener. */
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void {
+    return this.bus.on(event, listener);
+  }
+
+  off<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): void {
+    this.bus.off(event, listener);
+  }
+
+  private async resolveToken(): Promise<string | undefined> {
+    return typeof this.token === 'function' ? await this.token() : this.token;
+  }
+
+  /** The one place that changes the connection state. */
+  private setState(next: ConnectionState): void {
+    if (next === this.state) return;
+    const change = { newState: next, oldState: this.state };
+    this.state = next;
+    this.bus.emit('state', change);
+  }
+
+  /** Connects (idempotent). Resolves once connected; rejects when reconnection gives up or the client shuts down. */
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(new RealtimeError('closed', 'the client was shut down'));
+    if (this.state === 'connected') return Promise.resolve();
+    if (!this.connecting) {
+      let resolve!: () => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => {});
+      this.connecting = { promise, resolve, reject };
+      if (this.state === 'disconnected') {
+        this.setState('connecting');
+        this.socket.connect();
+      }
+    }
+    return this.connecting.promise;
+  }
+
+  private onConnect(): void {
+    this.attempt = 0;
+    this.setState('connected');
+    this.connecting?.resolve();
+    this.connecting = undefined;
+    for (const ch of this.channels.values()) ch._onConnected();
+  }
+
+  private onDisconnect(reason: string): void {
+    for (const ch of this.channels.values()) ch._onDisconnected();
+    if (this.closed || reason === 'io client disconnect') {
+      this.setState('disconnected');
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer !== undefined) return;
+    const r = this.opts.reconnect;
+    if (!r.enabled || this.attempt >= r.maxAttempts) {
+      this.setState('disconnected');
+      this.connecting?.reject(new RealtimeError('disconnected', `could not connect to ${this.opts.url}`));
+      this.connecting = undefined;
+      return;
+    }
+    this.setState(this.state === 'connected' || this.state === 'reconnecting' ? 'reconnecting' : 'connecting');
+    const delay = backoffDelay(this.attempt++, r, this.opts.random);
+    this.reconnectTimer = this.opts.timers.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (!this.closed) this.socket.connect();
+    }, delay);
+  }
+
+  /**
+   * Sends a client event and waits for its ack (at most `ackTimeoutMs`).
+   * @internal used by channels
+   */
+  async request<T>(event: string, payload: unknown): Promise<T> {
+    if (this.closed) throw new RealtimeError('closed', 'the client was shut down');
+    if (!this.socket.connected) throw new RealtimeError('disconnected', 'not connected');
+    try {
+      return (await (this.socket.timeout(this.opts.ackTimeoutMs) as unknown as { emitWithAck(e: string, p: unknown): Promise<T> }).emitWithAck(event, payload));
+    } catch {
+      throw new RealtimeError('timeout', `no answer to ${event} within ${this.opts.ackTimeoutMs} ms`);
+    }
+  }
+
+  /** @internal */
+  get timers(): Timers {
+    return this.opts.timers;
+  }
+
+  /** The channel of a room (one per room and client). */
+  createPresenceChannel(roomId: string, options: ChannelOptions): PresenceChannel {
+    if (this.closed) throw new RealtimeError('closed', 'the client was shut down');
+    if (this.channels.has(roomId)) throw new RealtimeError('invalid_payload', `a channel for room '${roomId}' exists already`);
+    const ch = new PresenceChannel(this, roomId, options, () => this.channels.delete(roomId));
+    this.channels.set(roomId, ch);
+    return ch;
+  }
+
+  /** Connects if needed, creates the room's channel and joins it. Rejects with the server's code. */
+  async joinRoom(roomId: string, options: ChannelOptions): Promise<PresenceChannel> {
+    const ch = this.channels.get(roomId) ?? this.createPresenceChannel(roomId, options);
+    await this.connect();
+    await ch.join();
+    return ch;
+  }
+
+  /** Leaves every room (bounded by the ack timeout), disconnects, and releases every timer and listener. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    await Promise.allSettled([...this.channels.values()].map((ch) => ch.leave()));
+    this.closed = true;
+    if (this.reconnectTimer !== undefined) this.opts.timers.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    for (const ch of [...this.channels.values()]) ch._dispose();
+    this.channels.clear();
+    this.connecting?.reject(new RealtimeError('closed', 'the client was shut down'));
+    this.connecting = undefined;
+    this.socket.disconnect();
+    this.socket.removeAllListeners();
+    this.setState('disconnected');
+    this.bus.clear();
+  }
+}

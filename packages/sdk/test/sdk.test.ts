@@ -1,0 +1,215 @@
+import { SignJWT } from 'jose';
+import { describe, expect, inject, it } from 'vitest';
+import { createJwtVerifier } from 'realtime-message';
+import { RealtimeError, backoffDelay, type ConnectionState, type PresenceEvent } from '../src/index.js';
+import { client, room, startServer } from './server.js';
+
+async function until<T>(check: () => T | undefined | false | null, what = 'condition', timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const names = (c: { members(): Array<{ userId: string }> }) => c.members().map((m) => m.userId);
+
+describe('backoff', () => {
+  it('is exponential with full jitter between 0 and the ceiling', () => {
+    const o = { minDelayMs: 100, maxDelayMs: 1_000 };
+    expect([0, 1, 2, 3, 4, 10].map((n) => backoffDelay(n, o, () => 0.999_999))).toEqual([99, 199, 399, 799, 999, 999]);
+    expect(backoffDelay(5, o, () => 0)).toBe(0);
+  });
+});
+
+describe.each([
+  ['memory', () => undefined],
+  ['redis', () => inject('redisUrl')],
+])('SDK against a real server (%s engine)', (_engine, redisUrl) => {
+  const server = (opts: Parameters<typeof startServer>[0] = {}) => startServer({ redisUrl: redisUrl(), ...opts });
+
+  it('connects through an explicit state machine; connect() is idempotent', async () => {
+    const s = await server();
+    const c = client(s.url);
+    const changes: Array<[ConnectionState, ConnectionState]> = [];
+    c.on('state', ({ newState, oldState }) => changes.push([oldState, newState]));
+    await Promise.all([c.connect(), c.connect()]);
+    await c.connect();
+    expect(changes).toEqual([['disconnected', 'connecting'], ['connecting', 'connected']]);
+  });
+
+  it('join resolves with the snapshot; the member list follows joins, updates and leaves of others', async () => {
+    const s = await server();
+    const r = room();
+    const a = await client(s.url).joinRoom(r, { userId: 'ada', state: { mic: true } });
+    expect(names(a)).toEqual(['ada']);
+    const seen: string[] = [];
+    a.on('join', (e) => seen.push(`join:${e.userId}`));
+    a.on('update', (e) => seen.push(`update:${e.userId}`));
+    a.on('leave', (e) => seen.push(`leave:${e.userId}:${e.reason}`));
+    const bobClient = client(s.url);
+    const b = await bobClient.joinRoom(r, { userId: 'bob' });
+    const b2 = await client(s.url).joinRoom(r, { userId: 'bob' });
+    expect(names(b2)).toEqual(['ada', 'bob']);
+    await until(() => a.members().find((m) => m.userId === 'bob')?.connections.length === 2, 'two bob connections');
+    await b.updateState({ typing: true });
+    await until(() => a.members().find((m) => m.userId === 'bob')?.connections.some((c) => c.state.typing === true), 'bob typing');
+    await b2.leave();
+    await until(() => a.members().find((m) => m.userId === 'bob')?.connections.length === 1, 'one bob connection');
+    expect(seen).toEqual(['join:bob', 'join:bob', 'update:bob', 'leave:bob:leave']);
+    expect(a.seq).toBe(5);
+  });
+
+  it('join rejects with a RealtimeError carrying the server code', async () => {
+    const s = await server();
+    const c = client(s.url);
+    const err = await c.joinRoom('bad{room}', { userId: 'ada' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RealtimeError);
+    expect(err).toEqual(expect.objectContaining({ code: 'invalid_payload', message: expect.stringContaining('roomId') }));
+  });
+
+  it('sends heartbeats at the configured cadence, carrying the latest epoch', async () => {
+    const s = await server();
+    const r = room();
+    const c = client(s.url);
+    const ch = await c.joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 40 });
+    const t0 = Date.now();
+    await until(() => (s.heartbeats.get(r) ?? 0) >= 5, '5 heartbeats');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4 * 40);
+    expect(new Set(s.epochs.get(r))).toEqual(new Set([1]));
+    // The transport drops; the channel resumes (epoch 2) and its heartbeats carry the new epoch.
+    c.socket.io.engine.close();
+    await until(() => ch.epoch === 2 && ch.state === 'joined', 'epoch 2 after resume');
+    const seen = s.epochs.get(r)!.length;
+    await until(() => s.epochs.get(r)!.length >= seen + 2, 'heartbeats after resume');
+    expect(new Set(s.epochs.get(r)!.slice(seen))).toEqual(new Set([2]));
+  });
+
+  it('updateState coalesces a burst into few heartbeats, within the rate limit, and the final state wins', async () => {
+    const s = await server({ rateLimit: { eventsPerSecond: 5, burst: 5 } });
+    const r = room();
+    const a = await client(s.url).joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 60_000 });
+    const b = await client(s.url).joinRoom(r, { userId: 'bob', heartbeatIntervalMs: 60_000 });
+    const before = s.heartbeats.get(r) ?? 0;
+    await Promise.all(Array.from({ length: 100 }, (_, i) => a.updateState({ n: i, [`k${i % 3}`]: i })));
+    expect((s.heartbeats.get(r) ?? 0) - before).toBeLessThanOrEqual(3);
+    expect(a.ownState).toEqual({ n: 99, k0: 99, k1: 97, k2: 98 });
+    await until(() => b.members().find((m) => m.userId === 'ada')?.connections[0]?.state.n === 99, 'final state at bob');
+    expect(b.members().find((m) => m.userId === 'ada')!.connections[0]!.state).toEqual({ n: 99, k0: 99, k1: 97, k2: 98 });
+  });
+
+  it('after a forced disconnect it resumes its connId: the others see no leave or join', async () => {
+    const s = await server({ disconnectGraceMs: 3_000 });
+    const r = room();
+    const ac = client(s.url);
+    const a = await ac.joinRoom(r, { userId: 'ada', state: { mic: true } });
+    const b = await client(s.url).joinRoom(r, { userId: 'bob' });
+    const events: PresenceEvent[] = [];
+    b.on('join', (e) => events.push(e));
+    b.on('leave', (e) => events.push(e));
+    b.on('update', (e) => events.push(e));
+    const connId = a.connId;
+    const states: string[] = [];
+    ac.on('state', (c) => states.push(c.newState));
+    ac.socket.io.engine.close(); // the transport drops, as on a network change
+    await until(() => a.state === 'joined' && a.epoch === 2, 'resumed');
+    expect(a.connId).toBe(connId);
+    expect(states).toEqual(['reconnecting', 'connected']);
+    await until(() => events.length === 1, 'one update');
+    expect(events.map((e) => e.type)).toEqual(['update']);
+    expect(names(b)).toEqual(['ada', 'bob']);
+  });
+
+  it('after the connection expired it joins fresh; members are right again', async () => {
+    const s = await server({ disconnectGraceMs: 50, ttlMs: 2_000, reaperIntervalMs: 20 });
+    const r = room();
+    const ac = client(s.url, { reconnect: { minDelayMs: 400, maxDelayMs: 400 }, random: () => 0.999 });
+    const a = await ac.joinRoom(r, { userId: 'ada' });
+    const b = await client(s.url).joinRoom(r, { userId: 'bob' });
+    const types: string[] = [];
+    b.on('leave', (e) => types.push(`leave:${e.reason}`));
+    b.on('join', (e) => types.push(`join:${e.userId}`));
+    ac.socket.io.engine.close();
+    await until(() => types.includes('leave:disconnect'), 'leave after grace');
+    await until(() => a.state === 'joined' && a.epoch === 2, 'rejoined');
+    await until(() => types.includes('join:ada'), 'join again');
+    expect(names(b)).toEqual(['ada', 'bob']);
+    expect(names(a)).toEqual(['ada', 'bob']);
+  });
+
+  it('resyncs from a fresh snapshot when a seq is skipped', async () => {
+    const s = await server();
+    const r = room();
+    const a = await client(s.url).joinRoom(r, { userId: 'ada' });
+    await client(s.url).joinRoom(r, { userId: 'bob' });
+    await until(() => a.members().length === 2, 'bob');
+    let syncs = 0;
+    a.on('sync', () => syncs++);
+    // A forged event far ahead: the channel must not apply it, but resync.
+    s.io.to(`presence:${r}`).emit('presence:event', { type: 'join', roomId: r, userId: 'ghost', connId: 'ghost-1', state: {}, ts: Date.now(), epoch: 1, seq: a.seq + 5 });
+    await until(() => syncs === 1 && a.state === 'joined', 'resync');
+    expect(names(a)).toEqual(['ada', 'bob']);
+    const snap = await s.runtime.service.snapshot(r);
+    expect(a.seq).toBe(snap.seq);
+  });
+
+  it('custom events: emit/on between members, with acks; reserved names are refused', async () => {
+    const s = await server();
+    const r = room();
+    const a = await client(s.url).joinRoom(r, { userId: 'ada' });
+    const b = await client(s.url).joinRoom(r, { userId: 'bob' });
+    const got: unknown[] = [];
+    const off = b.on('chat:message', (data, meta) => got.push([data, meta.userId]));
+    await a.emit('chat:message', { text: 'hi' });
+    await a.emit('chat:message', { text: 'no ack' }, { ack: false });
+    await until(() => got.length === 2, 'messages');
+    expect(got).toEqual([[{ text: 'hi' }, 'ada'], [{ text: 'no ack' }, 'ada']]);
+    off();
+    await expect(a.emit('join', 1)).rejects.toMatchObject({ code: 'invalid_payload' });
+    await expect(a.emit('bad name', 1)).rejects.toMatchObject({ code: 'invalid_payload' });
+  });
+
+  it('shutdown leaves every room and leaves nothing running', async () => {
+    const s = await server();
+    const r = room();
+    const b = await client(s.url).joinRoom(r, { userId: 'bob' });
+    const baseline = process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length;
+    const ac = client(s.url);
+    await ac.joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 50 });
+    await ac.joinRoom(room(), { userId: 'ada', heartbeatIntervalMs: 50 });
+    await until(() => b.members().length === 2, 'ada');
+    await ac.shutdown();
+    await until(() => b.members().length === 1, 'ada left');
+    expect(ac.state).toBe('disconnected');
+    await new Promise((res) => setTimeout(res, 120));
+    expect(process.getActiveResourcesInfo().filter((x) => x === 'Timeout').length).toBeLessThanOrEqual(baseline);
+    expect(ac.socket.connected).toBe(false);
+    expect(ac.socket.listeners('connect')).toHaveLength(0);
+    await expect(ac.connect()).rejects.toMatchObject({ code: 'closed' });
+  });
+});
+
+describe('auth and token refresh', () => {
+  it('calls the token function again on every reconnect', async () => {
+    const secret = 'sdk-test-secret-of-at-least-32-bytes!!';
+    const s = await startServer({ verifyToken: createJwtVerifier({ secret }) });
+    let calls = 0;
+    const token = async () => {
+      calls++;
+      return new SignJWT({ sub: 'ada', n: calls }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    };
+    const c = client(s.url, { token });
+    const ch = await c.joinRoom(room(), { userId: 'ada' });
+    expect(calls).toBe(1);
+    c.socket.io.engine.close();
+    await until(() => ch.state === 'joined' && ch.epoch === 2, 'rejoined');
+    expect(calls).toBe(2);
+    const errors: string[] = [];
+    const bad = client(s.url, { token: 'nope', reconnect: { maxAttempts: 1, minDelayMs: 10, maxDelayMs: 10 } });
+    bad.on('error', (e) => errors.push(e.code));
+    await expect(bad.connect()).rejects.toMatchObject({ code: 'disconnected' });
+    expect(errors[0]).toBe('unauthorized');
+  });
+});
