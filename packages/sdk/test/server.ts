@@ -31,11 +31,12 @@ export async function startServer(opts: Partial<InitPresenceOptions> & { redisUr
   const runtime = initPresence({ io, redis, keyPrefix: `sdk:${randomUUID().slice(0, 8)}:`, ...opts });
   const heartbeats = new Map<string, number>();
   const epochs = new Map<string, number[]>();
-  const original = runtime.service.heartbeat.bind(runtime.service);
-  runtime.service.heartbeat = (input) => {
-    heartbeats.set(input.roomId, (heartbeats.get(input.roomId) ?? 0) + 1);
-    epochs.set(input.roomId, [...(epochs.get(input.roomId) ?? []), input.epoch]);
-    return original(input);
+  // The gateway calls heartbeatParsed (it validated the payload already).
+  const original = runtime.service.heartbeatParsed.bind(runtime.service);
+  runtime.service.heartbeatParsed = (t, patch) => {
+    heartbeats.set(t.roomId, (heartbeats.get(t.roomId) ?? 0) + 1);
+    epochs.set(t.roomId, [...(epochs.get(t.roomId) ?? []), t.epoch]);
+    return original(t, patch);
   };
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   onTestFinished(async () => {

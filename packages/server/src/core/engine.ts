@@ -94,6 +94,7 @@ export type WriteOutcome =
 
 export interface ReapCommand {
   now: number;
+  ttlMs: number;
   lookbackMs: number;
   /** Most connections to expire in one call; the rest wait for the next. */
   limit: number;

@@ -8,6 +8,7 @@ import {
   createPayloadSchemas,
   parsePayload,
   type ConnId,
+  type JoinPayload,
   type JoinRequest,
   type PayloadSchemas,
   type PresenceEvent,
@@ -72,6 +73,13 @@ export interface WriteTarget {
 }
 
 export type PresenceListener = (event: PresenceEvent) => void;
+
+/** A write target whose ids and epoch passed the protocol schemas. */
+export interface ParsedTarget {
+  roomId: RoomId;
+  connId: ConnId;
+  epoch: number;
+}
 
 function positiveInt(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) {
@@ -166,7 +174,7 @@ export class PresenceService {
     return res.value;
   }
 
-  private target(t: WriteTarget): { roomId: RoomId; connId: ConnId; epoch: number } {
+  private target(t: WriteTarget): ParsedTarget {
     if (typeof t !== 'object' || t === null) throw new PresenceError('invalid_payload', 'expected { roomId, connId, epoch }');
     return {
       roomId: this.parse(RoomIdSchema, t.roomId),
@@ -193,7 +201,15 @@ export class PresenceService {
    */
   async join(input: JoinRequest): Promise<JoinResult> {
     this.checkOpen();
-    const p = this.parse(this.schemas.join, input);
+    return this.joinParsed(this.parse(this.schemas.join, input));
+  }
+
+  /**
+   * {@link join} for a transport that already validated the payload with the
+   * protocol schemas (the gateway); skips validating it a second time.
+   */
+  async joinParsed(p: JoinPayload): Promise<JoinResult> {
+    this.checkOpen();
     const res = await this.call('join', () =>
       this.engine.join({
         ...this.timing(),
@@ -214,13 +230,27 @@ export class PresenceService {
   async heartbeat(input: WriteTarget & { patchState?: StatePatch | undefined }): Promise<{ epoch: number }> {
     this.checkOpen();
     const t = this.target(input);
+    const patch = input.patchState === undefined ? undefined : this.parse(this.schemas.patch, input.patchState);
+    return this.heartbeatParsed(t, patch);
+  }
+
+  /** {@link heartbeat} for a transport that already validated target and patch with the protocol schemas. */
+  async heartbeatParsed(t: ParsedTarget, patchState?: StatePatch): Promise<{ epoch: number }> {
+    this.checkOpen();
     let patch: EncodedPatch | undefined;
-    if (input.patchState !== undefined) {
-      const parsed = this.parse(this.schemas.patch, input.patchState);
-      patch = Object.entries(parsed).map(([k, v]) => [k, v === null ? null : JSON.stringify(v)] as const);
-    }
+    if (patchState !== undefined) patch = Object.entries(patchState).map(([k, v]) => [k, v === null ? null : JSON.stringify(v)] as const);
+    const o = this.options;
     const res = await this.call('heartbeat', () =>
-      this.engine.heartbeat({ ...this.timing(), ...t, patch, maxStateBytes: this.options.maxStateBytes }),
+      this.engine.heartbeat({
+        now: this.clock.now(),
+        ttlMs: o.ttlMs,
+        lookbackMs: o.reaperLookbackMs,
+        roomId: t.roomId,
+        connId: t.connId,
+        epoch: t.epoch,
+        patch,
+        maxStateBytes: o.maxStateBytes,
+      }),
     );
     if (!res.ok) PresenceService.fail(res, t);
     return { epoch: res.epoch };
@@ -232,7 +262,12 @@ export class PresenceService {
    */
   async leave(input: WriteTarget, opts: { reason?: 'leave' | 'disconnect' } = {}): Promise<void> {
     this.checkOpen();
-    const t = this.target(input);
+    return this.leaveParsed(this.target(input), opts);
+  }
+
+  /** {@link leave} for a validated target. */
+  async leaveParsed(t: ParsedTarget, opts: { reason?: 'leave' | 'disconnect' } = {}): Promise<void> {
+    this.checkOpen();
     const reason = opts.reason === 'disconnect' ? 'disconnect' : 'leave';
     const res = await this.call('leave', () => this.engine.leave({ ...this.timing(), ...t, reason }));
     if (!res.ok) PresenceService.fail(res, t);
@@ -245,7 +280,12 @@ export class PresenceService {
    */
   async disconnect(input: WriteTarget): Promise<void> {
     this.checkOpen();
-    const t = this.target(input);
+    return this.disconnectParsed(this.target(input));
+  }
+
+  /** {@link disconnect} for a validated target. */
+  async disconnectParsed(t: ParsedTarget): Promise<void> {
+    this.checkOpen();
     const graceMs = this.options.disconnectGraceMs;
     const res = await this.call('disconnect', () =>
       graceMs === 0
@@ -340,6 +380,7 @@ export class PresenceService {
       for (let i = 0; i < 100 && !this.disposed; i++) {
         const n = await this.call('reap', () => this.engine.reap({
           now: this.clock.now(),
+          ttlMs: this.options.ttlMs,
           lookbackMs: this.options.reaperLookbackMs,
           limit: this.options.reaperBatchSize,
         }));

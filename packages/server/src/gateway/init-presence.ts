@@ -4,6 +4,7 @@ import {
   PresenceError,
   createPayloadSchemas,
   parsePayload,
+  type ConnId,
   type ErrorAck,
   type HeartbeatAck,
   type JoinAck,
@@ -70,7 +71,7 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine'> {
 export interface Membership {
   roomId: RoomId;
   userId: string;
-  connId: string;
+  connId: ConnId;
   epoch: number;
 }
 
@@ -133,12 +134,18 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   const engine: PresenceEngine =
     options.engine ??
     (options.redis ? new RedisEngine({ redis: options.redis, keyPrefix: options.keyPrefix, logger }) : new MemoryEngine());
+  // Labelled children are resolved once: prom-client hashes label objects on every call otherwise.
+  const latency = new Map<string, { observe(v: number): void }>();
+  const heartbeatsOk = metrics.heartbeats.labels('ok');
   const service = new PresenceService({
     ...options,
     engine,
     logger,
     observe: (op, ms, outcome) => {
-      metrics.engineLatency.observe({ op, outcome }, ms / 1000);
+      const key = `${op}:${outcome}`;
+      let child = latency.get(key);
+      if (!child) latency.set(key, (child = metrics.engineLatency.labels(op, outcome)));
+      child.observe(ms / 1000);
       options.observe?.(op, ms, outcome);
     },
   });
@@ -252,7 +259,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     }
     let res;
     try {
-      res = await service.join({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId });
+      res = await service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId });
     } catch (err) {
       if (!existing) {
         void socket.leave(socketRoomOf(p.roomId));
@@ -263,7 +270,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     if (!socket.connected || disposed) {
       // The socket went away while the join was in flight: treat it as a disconnect.
       if (!existing) release(p.roomId);
-      await service.disconnect({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
+      await service.disconnectParsed({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
       throw new PresenceError('not_joined', 'the socket disconnected during the join');
     }
     const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
@@ -281,8 +288,8 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       throw new PresenceError('stale_epoch', `epoch ${p.epoch} is not current; this socket holds epoch ${m.epoch}`);
     }
     try {
-      const res = await service.heartbeat({ roomId: m.roomId, connId: m.connId, epoch: m.epoch, patchState: p.patchState });
-      metrics.heartbeats.inc({ outcome: 'ok' });
+      const res = await service.heartbeatParsed(m, p.patchState);
+      heartbeatsOk.inc();
       return { ok: true, epoch: res.epoch };
     } catch (err) {
       if (err instanceof PresenceError && (err.code === 'stale_epoch' || err.code === 'not_joined')) {
@@ -298,7 +305,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     const p = parse(schemas.leave, raw);
     const m = resolve(st, p.roomId);
     try {
-      await service.leave(m);
+      await service.leaveParsed(m);
       metrics.leaves.inc({ reason: 'leave' });
     } catch (err) {
       if (!(err instanceof PresenceError) || (err.code !== 'not_joined' && err.code !== 'stale_epoch')) throw err;
@@ -370,7 +377,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       await Promise.all(
         rooms.map(async (m) => {
           try {
-            await service.disconnect(m);
+            await service.disconnectParsed(m);
             if (service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
           } catch (err) {
             // stale_epoch: resumed elsewhere; not_joined: already gone. Both are fine here.
@@ -512,7 +519,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           if (leave) {
             await Promise.all(
               rooms.map((m) =>
-                service.leave(m, { reason: 'disconnect' }).then(
+                service.leaveParsed(m, { reason: 'disconnect' }).then(
                   () => metrics.leaves.inc({ reason: 'disconnect' }),
                   (err: unknown) => logger.warn({ err, roomId: m.roomId }, 'leave at dispose failed'),
                 ),

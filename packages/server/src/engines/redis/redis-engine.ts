@@ -281,7 +281,7 @@ export class RedisEngine implements PresenceEngine {
     const k = this.roomKeys(roomId);
     const [leaves, more] = (await this.scripts.rmReapRoom(
       k.seq, k.exp, k.tomb, k.slotIndex,
-      roomId, cmd.now, cmd.lookbackMs, this.keep(0, cmd.lookbackMs), k.channel, k.connPrefix, limit,
+      roomId, cmd.now, cmd.lookbackMs, this.keep(cmd.ttlMs, cmd.lookbackMs), k.channel, k.connPrefix, limit,
     )) as [number, number];
     return [leaves, more === 1];
   }

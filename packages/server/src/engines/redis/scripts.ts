@@ -173,8 +173,12 @@ redis.call('ZADD', KEYS[2], deadline, conn)
 if patched then
   local seq = redis.call('INCR', KEYS[1])
   publish(channel, 'update', room, m[1], conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
+  redis.call('PEXPIRE', KEYS[1], keep)
 end
-touch_room(room, keep)
+-- The room's entry in the reaper index is left as it is: a heartbeat only
+-- moves a deadline later, so the entry stays early (never late). When it
+-- comes due the reaper re-scores the room and refreshes its keys' TTLs,
+-- which therefore need no refresh here.
 return {'ok', epoch}
 `;
 

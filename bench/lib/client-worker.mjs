@@ -1,0 +1,57 @@
+// A client process for large runs (one process may hold at most ~20,000 sockets here).
+// Messages from the parent: { cmd: 'connect', url, from, count, usersPerRoom, roomPrefix, localAddresses }
+// then { cmd: 'beat', intervalMs, durationMs } -> { histogram, acked, errors }, then { cmd: 'close' }.
+import { closeSockets, joinAll, openSockets } from './load.mjs';
+import { histogram } from './stats.mjs';
+
+let sockets = [];
+
+process.on('message', async (msg) => {
+  try {
+    if (msg.cmd === 'connect') {
+      sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses });
+      // Room numbering continues across workers: shift indices by `from`.
+      const shifted = sockets.map((s) => s);
+      await joinAll(shifted, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
+      process.send({ ok: true, connected: sockets.length });
+    } else if (msg.cmd === 'beat') {
+      // Every socket heartbeats once per interval, phases spread evenly: an open loop of count/interval per second.
+      const h = histogram();
+      const errors = {};
+      let acked = 0;
+      const n = sockets.length;
+      const start = performance.now();
+      const rate = (n * 1000) / msg.intervalMs;
+      const total = Math.floor((rate * msg.durationMs) / 1000);
+      let sent = 0;
+      await new Promise((resolve) => {
+        const tick = () => {
+          const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+          while (sent < due) {
+            const i = sent++;
+            const intended = start + (i * 1000) / rate;
+            const s = sockets[i % n];
+            s.emit('presence:heartbeat', { roomId: s.roomId }, (a) => {
+              h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+              if (a?.ok) acked++;
+              else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+            });
+          }
+          if (sent < total) setTimeout(tick, 5);
+          else resolve();
+        };
+        tick();
+      });
+      const drainEnd = performance.now() + 5_000;
+      while (acked + Object.values(errors).reduce((a, b) => a + b, 0) < sent && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
+      process.send({ ok: true, histogram: h.encodeIntoCompressedBase64(), acked, sent, errors });
+    } else if (msg.cmd === 'close') {
+      closeSockets(sockets);
+      process.send({ ok: true });
+      setTimeout(() => process.exit(0), 100);
+    }
+  } catch (err) {
+    process.send({ ok: false, error: String(err?.stack ?? err) });
+  }
+});
+process.send({ ready: true });

@@ -1,0 +1,142 @@
+// Real socket.io-client load: connections, joins, heartbeats (open or closed loop).
+import { io } from 'socket.io-client';
+import { histogram } from './stats.mjs';
+
+/** Opens `n` WebSocket connections, `concurrency` at a time, spreading over local source addresses. */
+export async function openSockets(url, n, { localAddresses = [], concurrency = 200 } = {}) {
+  const sockets = new Array(n);
+  let next = 0;
+  async function worker() {
+    while (next < n) {
+      const i = next++;
+      const localAddress = localAddresses.length ? localAddresses[i % localAddresses.length] : undefined;
+      const s = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 20_000, ...(localAddress ? { localAddress } : {}) });
+      await new Promise((resolve, reject) => {
+        s.once('connect', resolve);
+        s.once('connect_error', reject);
+      });
+      sockets[i] = s;
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return sockets;
+}
+
+export function closeSockets(sockets) {
+  for (const s of sockets) s?.disconnect();
+}
+
+export function ack(socket, event, payload) {
+  return new Promise((resolve) => socket.emit(event, payload, resolve));
+}
+
+/** Joins socket i to room floor(i / usersPerRoom) (prefixed); returns the acks. */
+export async function joinAll(sockets, { usersPerRoom, roomPrefix, concurrency = 200 }) {
+  const acks = new Array(sockets.length);
+  let next = 0;
+  async function worker() {
+    while (next < sockets.length) {
+      const i = next++;
+      const roomId = `${roomPrefix}${Math.floor(i / usersPerRoom)}`;
+      const a = await ack(sockets[i], 'presence:join', { roomId, userId: `user-${i}`, state: { n: 0 } });
+      if (!a?.ok) throw new Error(`join failed: ${JSON.stringify(a)}`);
+      sockets[i].roomId = roomId;
+      acks[i] = a;
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, sockets.length) }, worker));
+  return acks;
+}
+
+/** Counts presence:event deliveries on every socket. */
+export function countEvents(sockets) {
+  const counter = { events: 0 };
+  for (const s of sockets) s.on('presence:event', () => counter.events++);
+  return counter;
+}
+
+function payloadFor(socket, i, patchRatio) {
+  // Deterministic spread of patches: heartbeat i patches when its fraction crosses a step.
+  const patch = patchRatio > 0 && Math.floor((i + 1) * patchRatio) > Math.floor(i * patchRatio);
+  return patch ? { roomId: socket.roomId, patchState: { n: i } } : { roomId: socket.roomId };
+}
+
+function result(h, errors, acked, sent, seconds) {
+  return { h, errors, acked, sent, seconds, acksPerSec: Math.round(acked / seconds) };
+}
+
+/**
+ * Closed loop: every socket sends its next heartbeat when the previous one
+ * was acked. Measures the maximum throughput.
+ */
+export async function closedLoop(sockets, { durationMs, patchRatio = 0, progress }) {
+  const h = histogram();
+  const errors = {};
+  let acked = 0;
+  let sent = 0;
+  const start = performance.now();
+  const end = start + durationMs;
+  await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise((resolve) => {
+          const send = () => {
+            if (performance.now() >= end) return resolve();
+            const t0 = performance.now();
+            const i = sent++;
+            s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
+              h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+              if (a?.ok) acked++;
+              else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+              send();
+            });
+          };
+          send();
+        }),
+    ),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  progress?.done();
+  return result(h, errors, acked, sent, seconds);
+}
+
+/**
+ * Open loop at a fixed offered rate: heartbeats are sent on schedule whether
+ * or not earlier ones were answered, and latency counts from the *intended*
+ * send time, so a stalled server cannot hide its delay (no coordinated omission).
+ */
+export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drainMs = 5_000, progress }) {
+  const h = histogram();
+  const errors = {};
+  let acked = 0;
+  let sent = 0;
+  const total = Math.round((rate * durationMs) / 1000);
+  const start = performance.now();
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - start) * rate) / 1000));
+      while (sent < due) {
+        const i = sent++;
+        const intended = start + (i * 1000) / rate;
+        const s = sockets[i % sockets.length];
+        s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
+          h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+          if (a?.ok) acked++;
+          else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+        });
+      }
+      progress?.update({ sent, acked, h });
+      if (sent < total) setTimeout(tick, 1);
+      else resolve();
+    };
+    tick();
+  });
+  const drainEnd = performance.now() + drainMs;
+  while (acked + Object.values(errors).reduce((a, b) => a + b, 0) < sent && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 10));
+  const seconds = (performance.now() - start) / 1000;
+  const answered = acked + Object.values(errors).reduce((a, b) => a + b, 0);
+  if (answered < sent) errors.no_ack = sent - answered;
+  progress?.done();
+  return result(h, errors, acked, sent, Math.max(seconds - drainMs / 1000 * 0, durationMs / 1000));
+}

@@ -1,0 +1,43 @@
+// A private redis-server on a free port for a benchmark run (unless REDIS_URL is given).
+import { spawn } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { freePort } from './servers.mjs';
+
+export async function startRedis() {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, stop: async () => {}, own: false };
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  for (let i = 0; i < 100; i++) {
+    const c = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.ping();
+      c.disconnect();
+      break;
+    } catch {
+      c.disconnect();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    url,
+    pid: proc.pid,
+    own: true,
+    async usedMemory() {
+      const c = new Redis(url);
+      const info = await c.info('memory');
+      c.disconnect();
+      return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    },
+    async flush() {
+      const c = new Redis(url);
+      await c.flushall();
+      c.disconnect();
+    },
+    stop: async () => {
+      proc.kill('SIGKILL');
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Starts the servers under test as child processes on free ports.
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = `${root}packages/server/dist/app/cli.js`;
+export const BASELINE = `${root}bench/lib/baseline-server.mjs`;
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * kind: 'ours' (the realtime-message CLI), 'bare' (baseline a), 'lua' (baseline b).
+ * Resolves once the server logs that it listens.
+ */
+export async function startServer(kind, env = {}) {
+  const port = await freePort();
+  const script = kind === 'ours' ? CLI : BASELINE;
+  const proc = spawn(process.execPath, [script], {
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      // The benchmark measures presence, not the per-connection rate limiter
+      // (it still runs, with limits above the offered load).
+      RATE_LIMIT_EVENTS_PER_SEC: '100000',
+      RATE_LIMIT_BURST: '100000',
+      BASELINE_MODE: kind,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  await new Promise((resolve, reject) => {
+    const workers = Number(env.WORKERS ?? 1);
+    let listening = 0;
+    const onData = (d) => {
+      for (const line of String(d).split('\n')) {
+        if (!line) continue;
+        logs.push(line);
+        if (line.includes('listening')) listening++;
+        if (listening >= workers) resolve();
+      }
+    };
+    // LOG_LEVEL=warn hides our 'listening' line; ask the process instead.
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}: ${logs.join('\n')}`)));
+    const poll = setInterval(async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`);
+        if (res.ok) {
+          clearInterval(poll);
+          // With several workers, wait until every one of them answers.
+          if (workers > 1) await new Promise((r) => setTimeout(r, 1_500));
+          resolve();
+        }
+      } catch {
+        /* not yet */
+      }
+    }, 50);
+    proc.once('exit', () => clearInterval(poll));
+  });
+  return {
+    kind,
+    port,
+    pid: proc.pid,
+    url: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(t);
+    },
+  };
+}
