@@ -49,6 +49,10 @@ async function heartbeatRun(server, { clients, usersPerRoom, rate, durationMs, p
   const sockets = await openSockets(server.url, clients);
   const events = countEvents(sockets);
   await joinAll(sockets, { usersPerRoom, roomPrefix: `r${randomUUID().slice(0, 6)}-` });
+  // Unmeasured warm-up: a freshly started server is still compiling its hot
+  // paths (JIT); without this, short runs measure warm-up, not steady state.
+  const warmupMs = num('WARMUP_S', 2) * 1000;
+  if (warmupMs > 0) await closedLoop(sockets, { durationMs: warmupMs, patchRatio });
   events.events = 0;
   const before = sampleTree(server.pid);
   const res = rate > 0 ? await openLoop(sockets, { rate, durationMs, patchRatio, progress: progress(label) }) : await closedLoop(sockets, { durationMs, patchRatio, progress: progress(label) });
@@ -361,7 +365,7 @@ async function scenarioSweep() {
 /** Seconds-long run of every scenario, so the harness cannot rot (used by .ci/run). */
 async function scenarioSmoke() {
   const t0 = Date.now();
-  Object.assign(env, { DURATION_S: '1', ROOM_COUNT: '10', USERS_PER_ROOM: '2', HEARTBEATS_PER_SEC: '200', ROUNDS: '1', CLIENTS: '20', RATE: '500', JOINS_PER_SEC: '100', CHURN_PER_SEC: '100', CHURN_SOCKETS: '20' });
+  Object.assign(env, { WARMUP_S: '0.3', DURATION_S: '1', ROOM_COUNT: '10', USERS_PER_ROOM: '2', HEARTBEATS_PER_SEC: '200', ROUNDS: '1', CLIENTS: '20', RATE: '500', JOINS_PER_SEC: '100', CHURN_PER_SEC: '100', CHURN_SOCKETS: '20' });
   env.RESULTS_DIR ??= undefined;
   for (const engine of ['memory', 'redis']) {
     env.ENGINE = engine;

@@ -29,6 +29,8 @@ export function slotTag(slot: number): string {
 }
 
 export interface RoomKeys {
+  /** `<prefix>{room:<id>}:`: every key of the room starts with it. */
+  prefix: string;
   seq: string;
   exp: string;
   tomb: string;
@@ -45,13 +47,30 @@ export interface RoomKeys {
  * right after the id.
  */
 export class KeySpace {
-  constructor(readonly prefix: string = 'rm:') {}
+  /** Key names of recently used rooms; bounded, cleared when full (hot rooms refill it at once). */
+  private readonly cache = new Map<RoomId, RoomKeys>();
+
+  constructor(
+    readonly prefix: string = 'rm:',
+    private readonly cacheSize = 10_000,
+  ) {}
 
   room(roomId: RoomId): RoomKeys {
+    let keys = this.cache.get(roomId);
+    if (!keys) {
+      if (this.cache.size >= this.cacheSize) this.cache.clear();
+      keys = this.computeRoom(roomId);
+      this.cache.set(roomId, keys);
+    }
+    return keys;
+  }
+
+  private computeRoom(roomId: RoomId): RoomKeys {
     const tag = `{room:${roomId}}`;
     const slot = clusterKeySlot(tag);
     const base = `${this.prefix}${tag}:`;
     return {
+      prefix: base,
       seq: `${base}seq`,
       exp: `${base}exp`,
       tomb: `${base}tomb`,

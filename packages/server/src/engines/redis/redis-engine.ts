@@ -56,7 +56,7 @@ interface ScriptClient {
 
 const SCRIPTS: Array<[keyof ScriptClient, number, string]> = [
   ['rmJoin', 6, lua.JOIN],
-  ['rmHeartbeat', 5, lua.HEARTBEAT],
+  ['rmHeartbeat', 1, lua.HEARTBEAT],
   ['rmLeave', 5, lua.LEAVE],
   ['rmDisconnect', 5, lua.DISCONNECT],
   ['rmSnapshot', 2, lua.SNAPSHOT],
@@ -187,17 +187,17 @@ export class RedisEngine implements PresenceEngine {
   async heartbeat(cmd: HeartbeatCommand): Promise<WriteOutcome> {
     const k = this.roomKeys(cmd.roomId);
     const args: Array<string | number> = [
-      k.seq, k.exp, k.tomb, k.slotIndex, k.connPrefix + cmd.connId,
-      cmd.roomId, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs,
-      this.keep(cmd.ttlMs, cmd.lookbackMs), k.channel, cmd.maxStateBytes,
+      k.exp, k.prefix, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, this.keep(cmd.ttlMs, cmd.lookbackMs), cmd.maxStateBytes,
     ];
     if (cmd.patch) for (const [key, v] of cmd.patch) args.push('=' + JSON.stringify(key), v ?? '');
-    const res = (await this.scripts.rmHeartbeat(...args)) as unknown[];
-    const out = RedisEngine.outcome(res);
-    if (!out.ok && out.code === 'payload_too_large') {
-      out.message = `state after the patch would be ${String(res[1])} bytes; the limit is ${cmd.maxStateBytes}`;
+    const res = (await this.scripts.rmHeartbeat(...args)) as number | string;
+    if (typeof res === 'number') return { ok: true, epoch: res };
+    if (res === 'stale_epoch') return { ok: false, code: 'stale_epoch' };
+    if (res === 'disconnected') return { ok: false, code: 'not_joined', message: 'connection was disconnected; join again with its connId to resume' };
+    if (res.startsWith('payload_too_large:')) {
+      return { ok: false, code: 'payload_too_large', message: `state after the patch would be ${res.slice(18)} bytes; the limit is ${cmd.maxStateBytes}` };
     }
-    return out;
+    return { ok: false, code: 'not_joined' };
   }
 
   async leave(cmd: LeaveCommand): Promise<WriteOutcome> {

@@ -129,57 +129,84 @@ local lowered = touch_room(room, keep)
 return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
 `;
 
-/** KEYS: seq exp tomb slotIndex connKey. ARGV: room conn epoch now ttl lookback keep channel maxBytes [field json|'']... */
-export const HEARTBEAT = /* lua */ `${PRELUDE}
-local room, conn, epoch = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local now, ttl, lookback, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local channel, max_bytes = ARGV[8], tonumber(ARGV[9])
-local ck = KEYS[5]
-local m = redis.call('HMGET', ck, '.u', '.e', '.g', '.x', '.r', '.d')
-if not m[1] then return {'not_joined'} end
-if tonumber(m[2]) ~= epoch then return {'stale_epoch'} end
-if m[3] then return {'not_joined'} end
-if tonumber(m[4]) <= now then
-  end_conn(ck, conn, m[1], epoch, m[5] or 'timeout', room, channel, now, lookback, keep)
-  touch_room(room, keep)
-  return {'not_joined'}
+/**
+ * The hot path (a heartbeat every TTL/3 per connection), kept lean: it
+ * declares only the connection hash and the deadline zset, reads three fields,
+ * and creates no Lua closures unless it takes a rare branch (a patch, or
+ * expiry found on the way). Other keys of the room are derived from the room
+ * prefix: they carry the same `{room:<id>}` tag, so they are in this slot.
+ * The room's entry in the reaper index is left as it is: a heartbeat only
+ * moves a deadline later, so the entry stays early (never late); when it
+ * comes due, the reaper re-scores the room and refreshes its keys' TTLs.
+ *
+ * Arguments are kept few and short (this runs tens of thousands of times a
+ * second, and command bytes cost CPU on both sides): the connection hash is
+ * the room prefix + `c:` + connId, and the room id is read back from the
+ * prefix (ids cannot contain '}', so the match is exact).
+ *
+ * KEYS: exp. ARGV: roomPrefix conn epoch now ttl lookback keep maxBytes [field json|'']...
+ * Returns the epoch (integer) on success, else an error code string.
+ */
+export const HEARTBEAT = /* lua */ `
+local exp = KEYS[1]
+local ck = ARGV[1] .. 'c:' .. ARGV[2]
+local epoch, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = redis.call('HMGET', ck, '.e', '.x', '.d')
+if not m[1] then return 'not_joined' end
+if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
+if not m[2] then return 'not_joined' end
+if tonumber(m[2]) <= now then
+  -- Expired but not reaped yet: it leaves now, exactly once (the reaper then finds an epoch record).
+  local prefix, conn = ARGV[1], ARGV[2]
+  local room = string.match(prefix, '{room:(.*)}:$')
+  local lookback, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local u = redis.call('HMGET', ck, '.u', '.r')
+  redis.call('DEL', ck)
+  redis.call('HSET', ck, '.u', u[1], '.e', epoch, '.g', '1')
+  redis.call('PEXPIRE', ck, keep)
+  redis.call('ZREM', exp, conn)
+  redis.call('ZADD', prefix .. 'tomb', now + lookback, conn)
+  redis.call('PEXPIRE', prefix .. 'tomb', keep)
+  local seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('PEXPIRE', prefix .. 'seq', keep)
+  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
+    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
+    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}')
+  return 'not_joined'
 end
-if m[6] then return {'not_joined', 'disconnected'} end
-local patched = #ARGV > 9
-if patched then
+if m[3] then return 'disconnected' end
+local deadline = now + tonumber(ARGV[5])
+if #ARGV > 8 then
   local flat = redis.call('HGETALL', ck)
-  local state, count = {}, 0
+  local state, count, size = {}, 0, 2
   for i = 1, #flat, 2 do
     if string.byte(flat[i], 1) == 61 then state[flat[i]] = flat[i + 1] end
   end
-  for i = 10, #ARGV, 2 do
+  for i = 9, #ARGV, 2 do
     if ARGV[i + 1] == '' then state[ARGV[i]] = nil else state[ARGV[i]] = ARGV[i + 1] end
   end
-  local size = 2
+  local parts = {}
   for f, v in pairs(state) do
     size = size + #f + #v
     count = count + 1
+    parts[count] = string.sub(f, 2) .. ':' .. v
   end
   if count > 1 then size = size + count - 1 end
-  if size > max_bytes then return {'payload_too_large', size} end
-  for i = 10, #ARGV, 2 do
+  if size > tonumber(ARGV[8]) then return 'payload_too_large:' .. size end
+  for i = 9, #ARGV, 2 do
     if ARGV[i + 1] == '' then redis.call('HDEL', ck, ARGV[i]) else redis.call('HSET', ck, ARGV[i], ARGV[i + 1]) end
   end
+  local prefix = ARGV[1]
+  local seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[7]))
+  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
+    cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
+    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}')
 end
-local deadline = now + ttl
 redis.call('HSET', ck, '.l', now, '.x', deadline)
-redis.call('PEXPIRE', ck, keep)
-redis.call('ZADD', KEYS[2], deadline, conn)
-if patched then
-  local seq = redis.call('INCR', KEYS[1])
-  publish(channel, 'update', room, m[1], conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
-  redis.call('PEXPIRE', KEYS[1], keep)
-end
--- The room's entry in the reaper index is left as it is: a heartbeat only
--- moves a deadline later, so the entry stays early (never late). When it
--- comes due the reaper re-scores the room and refreshes its keys' TTLs,
--- which therefore need no refresh here.
-return {'ok', epoch}
+redis.call('PEXPIRE', ck, tonumber(ARGV[7]))
+redis.call('ZADD', exp, deadline, ARGV[2])
+return epoch
 `;
 
 /** KEYS: seq exp tomb slotIndex connKey. ARGV: room conn epoch now lookback keep channel reason */
