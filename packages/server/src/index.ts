@@ -15,3 +15,4 @@ export { PresenceMetrics } from './gateway/metrics.js';
 export type { RateLimitOptions } from './gateway/rate-limit.js';
 export { loadConfig, ConfigError, type Config } from './app/config.js';
 export { createRealtimeServer, type RealtimeServer } from './app/server.js';
+export { serveStatic, defaultDemoDir } from './app/static.js';

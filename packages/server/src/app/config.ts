@@ -64,6 +64,7 @@ const EnvSchema = z.object({
   }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
   SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 10_000),
+  DEMO_DIR: optionalString,
 });
 
 export type Config = ReturnType<typeof toConfig>;
@@ -97,6 +98,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     workers: e.WORKERS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    /** Folder of the built demo served at `/`; `off` to serve none; unset = the repository's apps/demo/dist when present. */
+    demoDir: e.DEMO_DIR,
   };
 }
 

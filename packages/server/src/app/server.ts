@@ -10,6 +10,7 @@ import { initPresence, type PresenceRuntime } from '../gateway/init-presence.js'
 import { PresenceMetrics } from '../gateway/metrics.js';
 import type { RedisClient } from '../engines/redis/redis-engine.js';
 import type { Config } from './config.js';
+import { defaultDemoDir, serveStatic } from './static.js';
 
 export interface RealtimeServer {
   readonly http: HttpServer;
@@ -110,6 +111,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     metrics,
   });
 
+  const demoDir = config.demoDir === 'off' ? undefined : (config.demoDir ?? defaultDemoDir());
   const send = (res: ServerResponse, status: number, body: string, type = 'application/json'): void => {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(body);
@@ -135,6 +137,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
       );
       return;
     }
+    if (demoDir && serveStatic(demoDir, req, res)) return;
+    if (path === '/' && !demoDir) return send(res, 200, 'realtime-message is running. The demo is not built: run `npm run build`.', 'text/plain; charset=utf-8');
     send(res, 404, JSON.stringify({ error: 'not found' }));
   });
 

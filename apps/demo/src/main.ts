@@ -1,0 +1,237 @@
+import { RealtimeClient, type Member, type PresenceChannel, type PresenceEvent, type StatePatch } from 'realtime-message-sdk/browser';
+import './style.css';
+
+// Everything users type is rendered with textContent, never as HTML.
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T;
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, text?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+const initials = (id: string): string =>
+  id
+    .split(/[\s._@-]+/)
+    .filter(Boolean)
+    .slice(0, 2)
+    .map((p) => p[0]!.toUpperCase())
+    .join('') || '?';
+
+function hue(id: string): number {
+  let h = 0;
+  for (const c of id) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return h;
+}
+
+const params = new URLSearchParams(location.search);
+$<HTMLInputElement>('server-url').value = params.get('server') ?? (window as unknown as { RM_SERVER?: string }).RM_SERVER ?? location.origin;
+$<HTMLInputElement>('user').value = params.get('user') ?? `user-${Math.random().toString(36).slice(2, 6)}`;
+if (params.get('room')) $<HTMLInputElement>('room').value = params.get('room')!;
+
+let client: RealtimeClient | undefined;
+let channel: PresenceChannel | undefined;
+
+function setBadge(id: string, state: string): void {
+  const b = $(id);
+  b.textContent = state;
+  b.dataset.state = state;
+}
+
+function showError(msg: string): void {
+  $('error').textContent = msg;
+}
+
+function setJoined(joined: boolean): void {
+  $<HTMLButtonElement>('join').disabled = joined;
+  $<HTMLButtonElement>('leave').disabled = !joined;
+  $<HTMLFieldSetElement>('toggles').disabled = !joined;
+  $<HTMLButtonElement>('apply').disabled = !joined;
+  $<HTMLInputElement>('chat-text').disabled = !joined;
+  $<HTMLButtonElement>('send').disabled = !joined;
+  for (const id of ['server-url', 'token', 'room', 'user']) $<HTMLInputElement>(id).disabled = joined;
+}
+
+function renderFacts(): void {
+  $('conn-id').textContent = channel?.connId ?? '–';
+  $('epoch').textContent = channel?.epoch ? String(channel.epoch) : '–';
+  $('seq').textContent = channel ? String(channel.seq) : '–';
+  $('own-state').textContent = JSON.stringify(channel?.ownState ?? {}, null, 2);
+}
+
+function renderMembers(members: Member[]): void {
+  const list = $('members');
+  list.replaceChildren();
+  $('member-count').textContent = String(members.length);
+  for (const m of members) {
+    const li = el('li', { class: 'member', 'data-user': m.userId });
+    const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true', style: `background:hsl(${hue(m.userId)} 55% 45%)` }, initials(m.userId));
+    const mine = m.connections.some((c) => c.connId === channel?.connId);
+    const reconnecting = mine && channel?.state === 'rejoining';
+    const dot = el('span', { class: `dot ${reconnecting ? 'reconnecting' : 'online'}`, title: reconnecting ? 'reconnecting' : 'online' });
+    const name = el('span', { class: 'name' }, m.userId + (mine ? ' (you)' : ''));
+    const head = el('div', { class: 'member-head' });
+    head.append(avatar, dot, name);
+    const conns = el('ul', { class: 'conns' });
+    for (const c of m.connections) {
+      const item = el('li', { class: 'conn' });
+      const tags: string[] = [];
+      if (c.state.typing === true) tags.push('typing…');
+      if (c.state.mic === false) tags.push('muted');
+      else if (c.state.mic === true) tags.push('mic');
+      if (c.state.away === true) tags.push('away');
+      item.append(el('code', {}, c.connId.slice(0, 8)));
+      for (const t of tags) item.append(el('span', { class: `tag tag-${t.replace(/\W/g, '')}` }, t));
+      const rest = Object.fromEntries(Object.entries(c.state).filter(([k]) => !['typing', 'mic', 'away'].includes(k)));
+      if (Object.keys(rest).length) item.append(el('span', { class: 'extra' }, JSON.stringify(rest)));
+      conns.append(item);
+    }
+    li.append(head, conns);
+    list.append(li);
+  }
+}
+
+function log(e: PresenceEvent): void {
+  const row = el('tr', { class: `ev ev-${e.type}` });
+  const detail = e.type === 'leave' ? `reason: ${e.reason}` : JSON.stringify(e.state);
+  for (const cell of [new Date(e.ts).toLocaleTimeString(), String(e.seq), e.type, e.userId, e.connId.slice(0, 8), String(e.epoch), detail]) row.append(el('td', {}, cell));
+  const body = $('log');
+  body.prepend(row);
+  while (body.children.length > 200) body.lastElementChild!.remove();
+}
+
+function addChat(user: string, text: string, mine = false): void {
+  const li = el('li', { class: mine ? 'mine' : '' });
+  li.append(el('strong', {}, `${user}: `), document.createTextNode(text));
+  const chat = $('chat');
+  chat.append(li);
+  while (chat.children.length > 100) chat.firstElementChild!.remove();
+  chat.scrollTop = chat.scrollHeight;
+}
+
+async function join(): Promise<void> {
+  showError('');
+  const url = $<HTMLInputElement>('server-url').value.trim();
+  const token = $<HTMLInputElement>('token').value.trim();
+  const roomId = $<HTMLInputElement>('room').value.trim();
+  const userId = $<HTMLInputElement>('user').value.trim();
+  client = new RealtimeClient({ url, ...(token ? { token } : {}) });
+  client.on('state', ({ newState }) => {
+    setBadge('conn-state', newState);
+    if (channel) renderMembers(channel.members());
+  });
+  client.on('error', (err) => showError(`${err.code}: ${err.message}`));
+  channel = client.createPresenceChannel(roomId, {
+    userId,
+    state: { typing: false, mic: $<HTMLInputElement>('t-mic').checked, away: false },
+  });
+  const ch = channel;
+  const refresh = (): void => {
+    renderMembers(ch.members());
+    renderFacts();
+  };
+  ch.on('state', ({ newState }) => {
+    setBadge('chan-state', newState);
+    refresh();
+  });
+  ch.on('sync', refresh);
+  ch.on('join', (e) => (log(e), refresh()));
+  ch.on('update', (e) => (log(e), refresh()));
+  ch.on('leave', (e) => (log(e), refresh()));
+  ch.on('error', (err) => showError(`${err.code}: ${err.message}`));
+  ch.on('chat:message', (data, meta) => addChat(meta.userId ?? 'server', typeof data === 'object' && data && 'text' in data ? String((data as { text: unknown }).text) : JSON.stringify(data)));
+  setJoined(true);
+  try {
+    await client.connect();
+    await ch.join();
+    refresh();
+  } catch (err) {
+    showError(err instanceof Error ? err.message : String(err));
+    await client.shutdown();
+    client = channel = undefined;
+    setJoined(false);
+  }
+}
+
+async function leave(): Promise<void> {
+  await client?.shutdown();
+  client = channel = undefined;
+  setJoined(false);
+  setBadge('conn-state', 'disconnected');
+  setBadge('chan-state', 'left');
+  renderMembers([]);
+  renderFacts();
+}
+
+$('join-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void join();
+});
+$('leave').addEventListener('click', () => void leave());
+
+for (const key of ['typing', 'mic', 'away'] as const) {
+  $<HTMLInputElement>(`t-${key}`).addEventListener('change', (e) => {
+    void channel?.updateState({ [key]: (e.target as HTMLInputElement).checked }).then(renderFacts, (err: Error) => showError(err.message));
+  });
+}
+
+$('patch-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  let patch: StatePatch;
+  try {
+    const parsed: unknown = JSON.parse($<HTMLTextAreaElement>('patch').value);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('the patch must be a JSON object');
+    patch = parsed as StatePatch;
+  } catch (err) {
+    showError(`invalid JSON: ${(err as Error).message}`);
+    return;
+  }
+  showError('');
+  void channel?.updateState(patch).then(renderFacts, (err: Error) => showError(err.message));
+});
+
+$('chat-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $<HTMLInputElement>('chat-text');
+  const text = input.value.trim();
+  if (!text || !channel) return;
+  input.value = '';
+  const me = $<HTMLInputElement>('user').value;
+  void channel.emit('chat:message', { text }).then(
+    () => addChat(me, text, true),
+    (err: Error) => showError(err.message),
+  );
+});
+
+// A second member in the same page, so one person can watch presence work.
+let sims = 0;
+$('add-sim').addEventListener('click', () => {
+  const n = ++sims;
+  const url = $<HTMLInputElement>('server-url').value.trim();
+  const roomId = $<HTMLInputElement>('room').value.trim();
+  const userId = `guest-${n}`;
+  const sim = new RealtimeClient({ url });
+  const box = el('div', { class: 'sim', role: 'group', 'aria-label': `simulated member ${userId}` });
+  const label = el('span', { class: 'sim-name' }, userId);
+  const typing = el('label', { class: 'switch' });
+  const cb = el('input', { type: 'checkbox' });
+  typing.append(cb, document.createTextNode(' typing'));
+  const say = el('button', { type: 'button', class: 'secondary' }, 'say hi');
+  const bye = el('button', { type: 'button', class: 'secondary' }, 'leave');
+  box.append(label, typing, say, bye);
+  $('sims').append(box);
+  void sim.joinRoom(roomId, { userId, state: { typing: false, mic: true } }).then(
+    (ch) => {
+      cb.addEventListener('change', () => void ch.updateState({ typing: cb.checked }));
+      say.addEventListener('click', () => void ch.emit('chat:message', { text: `hi from ${userId}` }));
+    },
+    (err: Error) => showError(`${userId}: ${err.message}`),
+  );
+  bye.addEventListener('click', () => {
+    void sim.shutdown();
+    box.remove();
+  });
+});
+
+renderFacts();

@@ -1,0 +1,99 @@
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createRealtimeServer, loadConfig } from 'realtime-message';
+import { browserSkipReason, launchChromium } from '../../../packages/sdk/test/browser.js';
+
+const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+const out = fileURLToPath(new URL('../../../test-output/', import.meta.url));
+const TTL = 3_000;
+const GRACE = 500;
+const REAPER = 100;
+
+if (browserSkipReason) console.warn(`skipping the demo browser test: ${browserSkipReason}`);
+
+describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium', () => {
+  it('two members see each other, state and chat flow, and a closed tab leaves within grace + TTL', { timeout: 60_000 }, async () => {
+    const server = createRealtimeServer(
+      loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: dist, PRESENCE_TTL_MS: String(TTL), PRESENCE_DISCONNECT_GRACE_MS: String(GRACE), PRESENCE_REAPER_INTERVAL_MS: String(REAPER) }),
+    );
+    const port = await server.listen();
+    onTestFinished(() => server.close());
+    const url = `http://127.0.0.1:${port}/`;
+    const browser = await launchChromium();
+    const errors: string[] = [];
+
+    async function member(user: string) {
+      const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => errors.push(`${user}: ${String(e)}`));
+      await page.goto(`${url}?user=${user}&room=e2e-room`);
+      await page.getByRole('button', { name: 'Join' }).click();
+      await page.locator(`li[data-user="${user}"]`).waitFor();
+      return { context, page };
+    }
+
+    const alice = await member('alice');
+    const bob = await member('bob');
+    await alice.page.locator('li[data-user="bob"]').waitFor();
+    await bob.page.locator('li[data-user="alice"]').waitFor();
+    await expect.poll(() => bob.page.locator('#conn-state').textContent()).toBe('connected');
+
+    // A state toggle in one appears in the other.
+    await alice.page.getByLabel('typing').check();
+    await bob.page.locator('li[data-user="alice"] .tag-typing').waitFor();
+    // A free JSON patch too.
+    await alice.page.locator('#patch').fill('{ "status": "reviewing" }');
+    await alice.page.getByRole('button', { name: 'Apply patch' }).click();
+    await expect.poll(() => bob.page.locator('li[data-user="alice"] .extra').textContent()).toContain('reviewing');
+
+    // Chat with the keyboard only: type and press Enter.
+    await alice.page.locator('#chat-text').fill('hello bob');
+    await alice.page.locator('#chat-text').press('Enter');
+    await expect.poll(() => bob.page.locator('#chat').textContent()).toContain('alice: hello bob');
+
+    // The event log shows seq and epoch.
+    expect(await bob.page.locator('#log tr').count()).toBeGreaterThan(0);
+    expect(await bob.page.locator('#epoch').textContent()).toBe('1');
+
+    mkdirSync(out, { recursive: true });
+    await bob.page.screenshot({ path: `${out}demo.png`, fullPage: true });
+
+    // Every form control has a label.
+    const unlabeled = await bob.page.evaluate(() =>
+      [...document.querySelectorAll('input, textarea')].filter((e) => (e as HTMLInputElement).labels?.length === 0).map((e) => e.id),
+    );
+    expect(unlabeled).toEqual([]);
+
+    // Readable at phone width: nothing but the event log (own scroll box) overflows horizontally.
+    await bob.page.setViewportSize({ width: 375, height: 740 });
+    expect(await bob.page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(376);
+    await bob.page.screenshot({ path: `${out}demo-phone.png`, fullPage: false });
+
+    // Closing alice's tab: bob sees her leave (reason disconnect) within grace + TTL (+ reaper).
+    const t0 = Date.now();
+    await alice.context.close();
+    await bob.page.locator('li[data-user="alice"]').waitFor({ state: 'detached', timeout: GRACE + TTL + REAPER + 3_000 });
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeLessThanOrEqual(GRACE + TTL + REAPER + 3_000);
+    expect(await bob.page.locator('#log').textContent()).toContain('reason: disconnect');
+    expect(errors).toEqual([]);
+  });
+
+  it('the simulated member button adds a second member in the same page', { timeout: 30_000 }, async () => {
+    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: dist }));
+    const port = await server.listen();
+    onTestFinished(() => server.close());
+    const browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${port}/?user=solo&room=sim-room`);
+    await page.getByRole('button', { name: 'Join' }).click();
+    await page.getByRole('button', { name: 'Add a simulated member' }).click();
+    await page.locator('li[data-user="guest-1"]').waitFor();
+    await page.getByRole('group', { name: 'simulated member guest-1' }).getByLabel('typing').check();
+    await page.locator('li[data-user="guest-1"] .tag-typing').waitFor();
+    await page.getByRole('group', { name: 'simulated member guest-1' }).getByRole('button', { name: 'leave' }).click();
+    await page.locator('li[data-user="guest-1"]').waitFor({ state: 'detached' });
+    expect(await page.locator('#member-count').textContent()).toBe('1');
+  });
+});
