@@ -6,7 +6,7 @@ import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets } from './lib/load.mjs';
+import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets, poolLoop } from './lib/load.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { latencyChart, save, table } from './lib/report.mjs';
 import { startServer } from './lib/servers.mjs';
@@ -168,41 +168,25 @@ async function scenarioCrossNode() {
         (e.type === 'join' ? delay : leaveDelay).recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
       });
     }
-    const idle = [...pool];
-    let n = 0;
     const errors = {};
-    const total = Math.round((rate * durationMs) / 1000);
-    const start = performance.now();
     const p = progress('cross-node');
-    await new Promise((resolve) => {
-      let inflight = 0;
-      const tick = () => {
-        const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
-        while (n < due && idle.length) {
-          const s = idle.pop();
-          const i = n++;
-          const userId = `churn-${i}`;
-          const roomId = `${roomPrefix}${i % rooms}`;
-          inflight++;
-          sentAt.set(`join:${userId}`, performance.now());
-          s.emit('presence:join', { roomId, userId }, (j) => {
-            if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
-            sentAt.set(`leave:${userId}`, performance.now());
-            s.emit('presence:leave', { roomId }, () => {
-              inflight--;
-              idle.push(s);
-            });
-          });
-        }
-        p.update({ sent: n, acked: delay.totalCount, h: delay });
-        if (n < total || inflight > 0) setTimeout(tick, 1);
-        else resolve();
-      };
-      tick();
+    const { started: n, seconds } = await poolLoop(pool, {
+      rate,
+      durationMs,
+      progress: (sent) => p.update({ sent, acked: delay.totalCount, h: delay }),
+      step: (s, i, release) => {
+        const userId = `churn-${i}`;
+        const roomId = `${roomPrefix}${i % rooms}`;
+        sentAt.set(`join:${userId}`, performance.now());
+        s.emit('presence:join', { roomId, userId }, (j) => {
+          if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
+          sentAt.set(`leave:${userId}`, performance.now());
+          s.emit('presence:leave', { roomId }, release);
+        });
+      },
     });
     await new Promise((r) => setTimeout(r, 500));
     p.done();
-    const seconds = (performance.now() - start) / 1000;
     closeSockets(observers);
     closeSockets(pool);
     const result = { scenario: 'cross-node', offeredJoinsPerSec: rate, achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay) };
@@ -217,15 +201,20 @@ async function scenarioCrossNode() {
 
 async function scenarioScale() {
   const N = num('CONNECTIONS', 20_000);
-  const engine = env.ENGINE ?? 'redis';
-  const workers = num('WORKERS', engine === 'redis' ? Math.max(2, Math.ceil(N / 10_000)) : 1);
+  // SERVER=bare|lua measures a baseline instead (one process), to compare memory per connection.
+  const kind = env.SERVER ?? 'ours';
+  const engine = kind === 'ours' ? (env.ENGINE ?? 'redis') : kind;
+  const workers = kind === 'ours' ? num('WORKERS', engine === 'redis' ? Math.max(2, Math.ceil(N / 10_000)) : 1) : 1;
   const perProcess = num('SOCKETS_PER_CLIENT_PROCESS', 10_000);
   const processes = Math.ceil(N / perProcess);
   const localAddresses = (env.LOCAL_ADDRESSES ?? '').split(',').filter(Boolean);
   const interval = num('HEARTBEAT_INTERVAL_MS', 15_000);
   const durationMs = num('DURATION_S', 30) * 1000;
-  const redis = engine === 'redis' ? await startRedis() : undefined;
-  const server = await ours(engine, redis, { WORKERS: String(workers), PRESENCE_TTL_MS: String(interval * 3), PRESENCE_DISCONNECT_GRACE_MS: String(Math.min(5_000, interval * 3)) });
+  const redis = engine === 'redis' || engine === 'lua' ? await startRedis() : undefined;
+  const server =
+    kind === 'ours'
+      ? await ours(engine, redis, { WORKERS: String(workers), PRESENCE_TTL_MS: String(interval * 3), PRESENCE_DISCONNECT_GRACE_MS: String(Math.min(5_000, interval * 3)) })
+      : await startServer(kind, { REDIS_URL: redis?.url ?? '' });
   const children = [];
   try {
     const idle = sampleTree(server.pid);
@@ -241,7 +230,8 @@ async function scenarioScale() {
       child.send(msg);
     });
     const roomPrefix = `s${randomUUID().slice(0, 6)}-`;
-    await Promise.all(children.map((c, i) => call(c, { cmd: 'connect', url: server.url, from: i, count: Math.min(perProcess, N - i * perProcess), usersPerRoom: num('USERS_PER_ROOM', 10), roomPrefix, localAddresses })));
+    const connected = await Promise.all(children.map((c, i) => call(c, { cmd: 'connect', url: server.url, from: i, count: Math.min(perProcess, N - i * perProcess), usersPerRoom: num('USERS_PER_ROOM', 10), roomPrefix, localAddresses, keepAliveMs: interval })));
+    const connectRetries = connected.reduce((a, c) => a + (c.retries ?? 0), 0);
     const connectSeconds = (performance.now() - t0) / 1000;
     log(`[scale] ${N} connections joined in ${connectSeconds.toFixed(1)} s; heartbeats every ${interval} ms for ${durationMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 2_000));
@@ -258,7 +248,7 @@ async function scenarioScale() {
       for (const [k, v] of Object.entries(b.errors)) errors[k] = (errors[k] ?? 0) + v;
     }
     const result = {
-      scenario: 'scale', engine, connections: N, serverWorkers: workers, clientProcesses: processes, heartbeatIntervalMs: interval, connectSeconds: Math.round(connectSeconds * 10) / 10,
+      scenario: 'scale', engine, connections: N, serverWorkers: workers, clientProcesses: processes, heartbeatIntervalMs: interval, connectSeconds: Math.round(connectSeconds * 10) / 10, connectRetries,
       heartbeats: acked, errors, latency: summarize(h),
       serverRssIdleMB: Math.round(idle.rss / 1048576), serverRssLoadedMB: Math.round(loaded.rss / 1048576),
       serverBytesPerConnection: Math.round((loaded.rss - idle.rss) / N),
@@ -285,42 +275,28 @@ async function scenarioChurn() {
     const joinH = histogram();
     const leaveH = histogram();
     const errors = {};
-    const idle = [...pool];
-    let n = 0;
-    const total = Math.round((rate * durationMs) / 1000);
     const before = sampleTree(server.pid);
-    const start = performance.now();
     const p = progress('churn');
-    await new Promise((resolve) => {
-      let inflight = 0;
-      const tick = () => {
-        const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
-        while (n < due && idle.length) {
-          const s = idle.pop();
-          const i = n++;
-          const roomId = `ch-${i % rooms}`;
-          inflight++;
-          const t0 = performance.now();
-          s.emit('presence:join', { roomId, userId: `u${i}` }, (j) => {
-            joinH.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-            if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
-            const t1 = performance.now();
-            s.emit('presence:leave', { roomId }, (l) => {
-              leaveH.recordValue(Math.max(1, Math.round((performance.now() - t1) * 1000)));
-              if (!l?.ok) errors[l?.error?.code ?? 'leave'] = (errors[l?.error?.code ?? 'leave'] ?? 0) + 1;
-              inflight--;
-              idle.push(s);
-            });
+    const { started: n, seconds } = await poolLoop(pool, {
+      rate,
+      durationMs,
+      progress: (sent) => p.update({ sent, acked: joinH.totalCount, h: joinH }),
+      step: (s, i, release) => {
+        const roomId = `ch-${i % rooms}`;
+        const t0 = performance.now();
+        s.emit('presence:join', { roomId, userId: `u${i}` }, (j) => {
+          joinH.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+          if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
+          const t1 = performance.now();
+          s.emit('presence:leave', { roomId }, (l) => {
+            leaveH.recordValue(Math.max(1, Math.round((performance.now() - t1) * 1000)));
+            if (!l?.ok) errors[l?.error?.code ?? 'leave'] = (errors[l?.error?.code ?? 'leave'] ?? 0) + 1;
+            release();
           });
-        }
-        p.update({ sent: n, acked: joinH.totalCount, h: joinH });
-        if (n < total || inflight > 0) setTimeout(tick, 1);
-        else resolve();
-      };
-      tick();
+        });
+      },
     });
     p.done();
-    const seconds = (performance.now() - start) / 1000;
     const cpu = usage(before, sampleTree(server.pid));
     closeSockets(pool);
     const result = { scenario: 'churn', engine: ENGINE, offeredPerSec: rate, achievedPerSec: Math.round(n / seconds), errors, join: summarize(joinH), leave: summarize(leaveH), server: cpu };

@@ -5,6 +5,23 @@ import { closeSockets, joinAll, openSockets } from './load.mjs';
 import { histogram } from './stats.mjs';
 
 let sockets = [];
+let keepAlive;
+
+/**
+ * Unmeasured heartbeats from the moment the sockets joined until the measured
+ * phase starts, as real clients do: a long connect phase (minutes at 100k on
+ * two cores) must not let the first connections expire.
+ */
+function startKeepAlive(intervalMs) {
+  let i = 0;
+  const perTick = Math.max(1, Math.ceil(sockets.length / (intervalMs / 100)));
+  keepAlive = setInterval(() => {
+    for (let k = 0; k < perTick; k++) {
+      const s = sockets[i++ % sockets.length];
+      s.emit('presence:heartbeat', { roomId: s.roomId }, () => {});
+    }
+  }, 100);
+}
 
 process.on('message', async (msg) => {
   try {
@@ -13,8 +30,10 @@ process.on('message', async (msg) => {
       // Room numbering continues across workers: shift indices by `from`.
       const shifted = sockets.map((s) => s);
       await joinAll(shifted, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
-      process.send({ ok: true, connected: sockets.length });
+      startKeepAlive(msg.keepAliveMs ?? 15_000);
+      process.send({ ok: true, connected: sockets.length, retries: sockets.retries });
     } else if (msg.cmd === 'beat') {
+      clearInterval(keepAlive);
       // Every socket heartbeats once per interval, phases spread evenly: an open loop of count/interval per second.
       const h = histogram();
       const errors = {};
@@ -46,6 +65,7 @@ process.on('message', async (msg) => {
       while (acked + Object.values(errors).reduce((a, b) => a + b, 0) < sent && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
       process.send({ ok: true, histogram: h.encodeIntoCompressedBase64(), acked, sent, errors });
     } else if (msg.cmd === 'close') {
+      clearInterval(keepAlive);
       closeSockets(sockets);
       process.send({ ok: true });
       setTimeout(() => process.exit(0), 100);

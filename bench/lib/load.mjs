@@ -2,20 +2,39 @@
 import { io } from 'socket.io-client';
 import { histogram } from './stats.mjs';
 
-/** Opens `n` WebSocket connections, `concurrency` at a time, spreading over local source addresses. */
-export async function openSockets(url, n, { localAddresses = [], concurrency = 200 } = {}) {
+/**
+ * Opens `n` WebSocket connections, `concurrency` at a time, spreading over
+ * local source addresses. A connection attempt that fails (on an overloaded
+ * machine a handshake can time out) is retried up to 5 times with a growing
+ * delay; `sockets.retries` counts the retries.
+ */
+export async function openSockets(url, n, { localAddresses = [], concurrency = Number(process.env.CONNECT_CONCURRENCY ?? 200) } = {}) {
   const sockets = new Array(n);
+  sockets.retries = 0;
   let next = 0;
+  const connectOne = (i) =>
+    new Promise((resolve, reject) => {
+      const localAddress = localAddresses.length ? localAddresses[i % localAddresses.length] : undefined;
+      const s = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 30_000, ...(localAddress ? { localAddress } : {}) });
+      s.once('connect', () => resolve(s));
+      s.once('connect_error', (err) => {
+        s.close();
+        reject(err);
+      });
+    });
   async function worker() {
     while (next < n) {
       const i = next++;
-      const localAddress = localAddresses.length ? localAddresses[i % localAddresses.length] : undefined;
-      const s = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 20_000, ...(localAddress ? { localAddress } : {}) });
-      await new Promise((resolve, reject) => {
-        s.once('connect', resolve);
-        s.once('connect_error', reject);
-      });
-      sockets[i] = s;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          sockets[i] = await connectOne(i);
+          break;
+        } catch (err) {
+          if (attempt >= 4) throw err;
+          sockets.retries++;
+          await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+        }
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
@@ -139,4 +158,36 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
   if (answered < sent) errors.no_ack = sent - answered;
   progress?.done();
   return result(h, errors, acked, sent, Math.max(seconds - drainMs / 1000 * 0, durationMs / 1000));
+}
+
+/**
+ * Open loop over a pool of sockets: starts `step(socket, i, release)` at
+ * `rate` per second for `durationMs`, each on an idle socket of the pool; a
+ * step calls `release()` when its socket is free again. Resolves when every
+ * started step released its socket. Returns how many steps were started.
+ */
+export async function poolLoop(pool, { rate, durationMs, step, progress }) {
+  const idle = [...pool];
+  const total = Math.round((rate * durationMs) / 1000);
+  const start = performance.now();
+  let n = 0;
+  let inflight = 0;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+      while (n < due && idle.length) {
+        const s = idle.pop();
+        inflight++;
+        step(s, n++, () => {
+          inflight--;
+          idle.push(s);
+        });
+      }
+      progress?.(n);
+      if (n < total || inflight > 0) setTimeout(tick, 1);
+      else resolve();
+    };
+    tick();
+  });
+  return { started: n, seconds: (performance.now() - start) / 1000 };
 }

@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { createJwtVerifier } from 'realtime-message';
-import { RealtimeError, backoffDelay, type ConnectionState, type PresenceEvent } from '../src/index.js';
+import { RealtimeError, backoffDelay, type ConnectionState, type PresenceEvent, type Timers } from '../src/index.js';
 import { client, room, startServer } from './server.js';
 
 async function until<T>(check: () => T | undefined | false | null, what = 'condition', timeoutMs = 5_000): Promise<T> {
@@ -188,6 +188,76 @@ describe.each([
     expect(ac.socket.connected).toBe(false);
     expect(ac.socket.listeners('connect')).toHaveLength(0);
     await expect(ac.connect()).rejects.toMatchObject({ code: 'closed' });
+  });
+});
+
+/** Timers that only fire when the test says so. */
+class ManualTimers implements Timers {
+  private queue: Array<{ at: number; fn: () => void; id: number }> = [];
+  private now = 0;
+  private ids = 0;
+  readonly requested: number[] = [];
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.ids;
+    this.requested.push(ms);
+    this.queue.push({ at: this.now + ms, fn, id });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.queue = this.queue.filter((t) => t.id !== handle);
+  }
+  get pending(): number {
+    return this.queue.length;
+  }
+  /** Moves time forward and runs what came due, in order. */
+  advance(ms: number): void {
+    this.now += ms;
+    for (;;) {
+      const due = this.queue.filter((t) => t.at <= this.now).sort((a, b) => a.at - b.at)[0];
+      if (!due) return;
+      this.queue = this.queue.filter((t) => t !== due);
+      due.fn();
+    }
+  }
+}
+
+describe('SDK with injected timers (deterministic time)', () => {
+  it('sends exactly one heartbeat per interval, and nothing in between', async () => {
+    const s = await startServer();
+    const r = room();
+    const timers = new ManualTimers();
+    const ch = await client(s.url, { timers }).joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 10_000 });
+    expect(timers.requested.at(-1)).toBe(10_000);
+    timers.advance(9_999);
+    await new Promise((res) => setTimeout(res, 50));
+    expect(s.heartbeats.get(r) ?? 0).toBe(0);
+    for (let i = 1; i <= 3; i++) {
+      timers.advance(10_000);
+      await until(() => (s.heartbeats.get(r) ?? 0) === i, `heartbeat ${i}`);
+      await until(() => timers.pending === 1, 'next heartbeat scheduled');
+    }
+    expect(s.epochs.get(r)).toEqual([1, 1, 1]);
+    expect(ch.state).toBe('joined');
+  });
+
+  it('schedules reconnects with full-jitter backoff from the injected random source', async () => {
+    const s = await startServer();
+    const timers = new ManualTimers();
+    const c = client(s.url, { timers, random: () => 0.5, reconnect: { minDelayMs: 1_000, maxDelayMs: 4_000 } });
+    const ch = await c.joinRoom(room(), { userId: 'ada', heartbeatIntervalMs: 60_000 });
+    await s.io.close(); // the server goes away: every attempt fails
+    await until(() => c.state === 'reconnecting', 'reconnecting');
+    const delays: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await until(() => timers.requested.length > 0 && timers.pending > 0, 'a scheduled retry');
+      delays.push(timers.requested.at(-1)!);
+      timers.advance(timers.requested.at(-1)!);
+      await until(() => c.state !== 'connected', 'attempt failed');
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    // 0.5 × min(4000, 1000 × 2^n): 500, 1000, 2000, 2000
+    expect(delays.filter((d) => d !== 60_000)).toEqual([500, 1_000, 2_000, 2_000]);
+    expect(ch.state).toBe('rejoining');
   });
 });
 

@@ -1,6 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { SignJWT, exportSPKI, generateKeyPair } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { createJwtVerifier } from '../src/index.js';
 import { connect, request, room, startGateway } from './helpers/gateway.js';
 
@@ -85,6 +87,29 @@ describe('JWT auth (public keys)', () => {
     const token = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('1h').sign(privateKey);
     const s = await connect(g.url, { auth: { token } });
     expect((await request(s, 'presence:join', { roomId: room(), userId: 'bob' })).ok).toBe(true);
+  });
+
+  it('JWKS URL: accepts tokens signed by a key of the set (by kid), refuses others', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const stranger = await generateKeyPair('ES256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    let fetches = 0;
+    const jwks = createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => jwks.close(() => resolve())));
+    const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`;
+    const g = await startGateway({ verifyToken: createJwtVerifier({ jwksUrl, issuer: 'https://issuer.test', audience: 'presence' }) });
+    const sign = (key: Parameters<SignJWT['sign']>[0], claims: Record<string, unknown> = {}, kid = 'k1') =>
+      new SignJWT({ sub: 'ada', ...claims }).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('https://issuer.test').setAudience('presence').setExpirationTime('1h').sign(key);
+    const s = await connect(g.url, { auth: { token: await sign(privateKey) } });
+    expect((await request(s, 'presence:join', { roomId: room(), userId: 'ada' })).ok).toBe(true);
+    expect(fetches).toBeGreaterThanOrEqual(1);
+    expect((await refused(g.url, await sign(stranger.privateKey))).data?.code).toBe('unauthorized');
+    expect((await refused(g.url, await new SignJWT({ sub: 'ada' }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer('https://other').setAudience('presence').setExpirationTime('1h').sign(privateKey))).data?.code).toBe('unauthorized');
   });
 
   it('refuses weak secrets and unsupported key types at start', () => {
