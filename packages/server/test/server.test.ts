@@ -1,3 +1,7 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError, createRealtimeServer, loadConfig } from '../src/index.js';
 import { connect, request, room } from './helpers/gateway.js';
@@ -55,6 +59,35 @@ describe('standalone server (in process)', () => {
       expect(metrics).toContain(name);
     }
     expect((await fetch(`${url}/nope`)).status).toBe(404);
+  });
+
+  it('serves the demo folder at / with a CSP, and nothing outside it', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'rm-demo-'));
+    mkdirSync(join(root, 'site'));
+    writeFileSync(join(root, 'site', 'index.html'), '<title>demo</title>');
+    writeFileSync(join(root, 'secret.txt'), 'do not serve');
+    const { url } = await start({ DEMO_DIR: join(root, 'site') });
+    const res = await fetch(`${url}/`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('<title>demo</title>');
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    // Raw paths (no URL normalization by the client) must not escape the folder.
+    const raw = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const u = new URL(url);
+        httpRequest({ host: u.hostname, port: u.port, path, method: 'GET' }, (r) => {
+          r.resume();
+          resolve(r.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end();
+      });
+    for (const path of ['/../secret.txt', '/..%2fsecret.txt', '/%2e%2e/secret.txt', '/site/../../secret.txt', '/%00', '/%E0%A4%A']) {
+      expect(await raw(path), path).toBe(404);
+    }
+    const off = await start({ DEMO_DIR: 'off' });
+    expect((await fetch(`${off.url}/`)).status).toBe(200); // a short text page: the demo is not served
+    expect(await (await fetch(`${off.url}/`)).text()).toContain('not built');
   });
 
   it('enforces ALLOWED_ORIGINS on the WebSocket handshake', async () => {
