@@ -112,3 +112,18 @@ describe('standalone server (in process)', () => {
     expect(seen).toContain('leave:disconnect');
   });
 });
+
+describe('reaper metrics', () => {
+  it('count reaper passes and the leaves they emitted', async () => {
+    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off', PRESENCE_TTL_MS: '200', PRESENCE_DISCONNECT_GRACE_MS: '0', PRESENCE_REAPER_INTERVAL_MS: '20' }));
+    const port = await server.listen();
+    onTestFinished(() => server.close());
+    const url = `http://127.0.0.1:${port}`;
+    const s = await connect(url);
+    await request(s, 'presence:join', { roomId: room(), userId: 'ada' }); // never heartbeats: expires
+    const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+    await expect.poll(() => metric('rm_reaper_leaves_total'), { timeout: 3_000 }).toBe(1);
+    expect(await metric('rm_reaper_runs_total\\{outcome="ok"\\}')).toBeGreaterThan(1);
+    expect(await metric('rm_leaves_total\\{reason="expired"\\}')).toBe(1);
+  });
+});

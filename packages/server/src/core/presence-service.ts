@@ -44,6 +44,8 @@ export interface PresenceOptions {
   logger?: Logger;
   /** Called after every engine call with its duration; for metrics. */
   observe?: (op: EngineOp, durationMs: number, outcome: 'ok' | 'error') => void;
+  /** Called after every reaper pass with the number of leaves it emitted, or its error; for metrics. */
+  observeReap?: (result: { leaves: number } | { error: unknown }) => void;
 }
 
 export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'reap';
@@ -128,6 +130,7 @@ export class PresenceService {
   private readonly logger: Logger;
   private readonly newConnId: () => string;
   private readonly observe: PresenceOptions['observe'];
+  private readonly observeReap: PresenceOptions['observeReap'];
   private readonly schemas: PayloadSchemas;
   private readonly rooms = new Map<RoomId, RoomSubscription>();
   private reaperTimer: NodeJS.Timeout | undefined;
@@ -141,6 +144,7 @@ export class PresenceService {
     this.logger = options.logger ?? silentLogger;
     this.newConnId = options.generateConnId ?? randomUUID;
     this.observe = options.observe;
+    this.observeReap = options.observeReap;
     this.schemas = createPayloadSchemas({ maxStateBytes: this.options.maxStateBytes });
   }
 
@@ -389,9 +393,20 @@ export class PresenceService {
       }
       return total;
     };
-    this.reaping = run().finally(() => {
-      this.reaping = undefined;
-    });
+    this.reaping = run()
+      .then(
+        (leaves) => {
+          this.observeReap?.({ leaves });
+          return leaves;
+        },
+        (error: unknown) => {
+          this.observeReap?.({ error });
+          throw error;
+        },
+      )
+      .finally(() => {
+        this.reaping = undefined;
+      });
     return this.reaping;
   }
 

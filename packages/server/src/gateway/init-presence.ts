@@ -148,6 +148,18 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       child.observe(ms / 1000);
       options.observe?.(op, ms, outcome);
     },
+    observeReap: (result) => {
+      if ('error' in result) {
+        metrics.reaperRuns.inc({ outcome: 'error' });
+      } else {
+        metrics.reaperRuns.inc({ outcome: 'ok' });
+        if (result.leaves > 0) {
+          metrics.reaperLeaves.inc(result.leaves);
+          metrics.leaves.inc({ reason: 'expired' }, result.leaves);
+        }
+      }
+      options.observeReap?.(result);
+    },
   });
   const schemas = createPayloadSchemas({ maxStateBytes: service.options.maxStateBytes, maxMessageBytes: options.maxMessageBytes });
   const rateLimit = options.rateLimit === false ? undefined : resolveRateLimit(options.rateLimit);
@@ -464,25 +476,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   };
   nsp.on('connection', onConnection);
 
-  if (options.startReaper !== false) {
-    service.start();
-    // Wrap the pass for metrics without changing the service's contract.
-    const reapNow = service.reapNow.bind(service);
-    service.reapNow = async () => {
-      try {
-        const n = await reapNow();
-        metrics.reaperRuns.inc({ outcome: 'ok' });
-        if (n > 0) {
-          metrics.reaperLeaves.inc(n);
-          metrics.leaves.inc({ reason: 'expired' }, n);
-        }
-        return n;
-      } catch (err) {
-        metrics.reaperRuns.inc({ outcome: 'error' });
-        throw err;
-      }
-    };
-  }
+  if (options.startReaper !== false) service.start();
 
   return {
     service,
