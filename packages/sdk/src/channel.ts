@@ -10,6 +10,7 @@ import type {
   RoomMessage,
   RoomSnapshot,
   StatePatch,
+  UserId,
 } from 'realtime-message-protocol/core';
 import type { RealtimeClient, StateChange } from './client.js';
 import { Emitter } from './emitter.js';
@@ -30,7 +31,7 @@ export interface ChannelOptions {
 
 /** A distinct user of the room with all of their live connections. */
 export interface Member {
-  userId: string;
+  userId: UserId;
   connections: ConnectionInfo[];
 }
 
@@ -118,7 +119,7 @@ export class PresenceChannel {
 
   /** Distinct users with their live connections, sorted by userId. */
   members(): Member[] {
-    const byUser = new Map<string, ConnectionInfo[]>();
+    const byUser = new Map<UserId, ConnectionInfo[]>();
     for (const c of this.conns.values()) {
       const list = byUser.get(c.userId);
       if (list) list.push(c);
@@ -146,7 +147,7 @@ export class PresenceChannel {
     return {
       roomId: this.roomId as RoomSnapshot['roomId'],
       seq: this.seq,
-      members: this.members().map((m) => ({ userId: m.userId as never, connIds: m.connections.map((c) => c.connId) })),
+      members: this.members().map((m) => ({ userId: m.userId, connIds: m.connections.map((c) => c.connId) })),
       connections: [...this.conns.values()],
     };
   }

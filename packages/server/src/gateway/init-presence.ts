@@ -6,6 +6,7 @@ import {
   parsePayload,
   type ConnId,
   type ErrorAck,
+  type UserId,
   type HeartbeatAck,
   type JoinAck,
   type JsonValue,
@@ -70,7 +71,7 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine'> {
 /** A socket's presence in one room. */
 export interface Membership {
   roomId: RoomId;
-  userId: string;
+  userId: UserId;
   connId: ConnId;
   epoch: number;
 }
@@ -190,11 +191,16 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
         if (fanout.get(roomId) === created) fanout.delete(roomId);
       });
     }
-    entry.refs++;
+    const mine = entry;
+    mine.refs++;
     try {
-      await entry.ready;
+      await mine.ready;
     } catch (err) {
-      release(roomId);
+      // Undo only our own reference on *this* entry: the failed entry is
+      // already out of the map, and a newer one for the room (created by
+      // another socket meanwhile) must not lose a reference it holds.
+      mine.refs--;
+      if (fanout.get(roomId) === mine && mine.refs === 0) fanout.delete(roomId);
       throw err;
     }
   }
@@ -289,7 +295,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     st.rooms.set(p.roomId, m);
     syncData(socket, st);
     metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
-    return { ok: true, self: { connId: res.connId as never, epoch: res.epoch, resumed: res.resumed }, snapshot: res.snapshot };
+    return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed }, snapshot: res.snapshot };
   }
 
   async function onHeartbeat(socket: AnySocket, st: SocketState, raw: unknown): Promise<HeartbeatAck> {
@@ -336,7 +342,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     if (!(await allowed({ socket, userId: m.userId, roomId: m.roomId, action: 'message', event: p.event }))) {
       throw new PresenceError('forbidden', `not allowed to send '${p.event}' to room '${m.roomId}'`);
     }
-    const msg: RoomMessage = { roomId: m.roomId, event: p.event, data: p.data, userId: m.userId as never, connId: m.connId as never, ts: Date.now() };
+    const msg: RoomMessage = { roomId: m.roomId, event: p.event, data: p.data, userId: m.userId, connId: m.connId, ts: Date.now() };
     socket.to(socketRoomOf(m.roomId)).emit(EVENTS.message, msg);
     metrics.messages.inc();
     return { ok: true };
