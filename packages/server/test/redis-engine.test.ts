@@ -111,7 +111,8 @@ describe('redis restart mid-test', () => {
   });
   afterAll(() => server.stop());
 
-  it('never acks a write falsely, does not crash, and works again after Redis comes back empty', async () => {
+  // Reconnect and re-subscribe take longer when the whole suite loads both cores: deadlines, not sleeps.
+  it('never acks a write falsely, does not crash, and works again after Redis comes back empty', { timeout: 60_000 }, async () => {
     const clock = new ManualClock(Date.now());
     const a = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
     const b = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
@@ -142,8 +143,8 @@ describe('redis restart mid-test', () => {
     await expect(engineA.ping()).rejects.toThrow();
 
     await server.launch();
-    await waitFor(() => engineA.ping().then(() => true), { what: 'reconnect of node A' });
-    await waitFor(() => engineB.ping().then(() => true), { what: 'reconnect of node B' });
+    await waitFor(() => engineA.ping().then(() => true), { what: 'reconnect of node A', timeoutMs: 15_000 });
+    await waitFor(() => engineB.ping().then(() => true), { what: 'reconnect of node B', timeoutMs: 15_000 });
     // Redis came back empty: the live client is told to rejoin, never a false ok.
     const after = await nodeA.heartbeat({ roomId: r, connId: ada.connId, epoch: 1 }).then(
       () => 'ok',
@@ -153,8 +154,17 @@ describe('redis restart mid-test', () => {
     const rejoined = await nodeA.join({ roomId: r, userId: 'ada', connId: ada.connId });
     expect(rejoined.resumed).toBe(false);
     // The subscription was restored by the reconnect: node B's join reaches node A's listener.
-    const bob = await waitFor(() => nodeB.join({ roomId: r, userId: 'bob' }), { what: 'join on node B' });
-    await waitFor(() => seen.some((e) => e.type === 'join' && e.connId === bob.connId), { what: 'event after restart' });
+    const bob = await waitFor(() => nodeB.join({ roomId: r, userId: 'bob' }), { what: 'join on node B', timeoutMs: 15_000 });
+    // Pub/sub keeps nothing for a subscriber that is still reconnecting (clients
+    // recover such gaps through seq), so keep changing until events flow again.
+    let n = 0;
+    await waitFor(
+      async () => {
+        if (!seen.some((e) => e.connId === bob.connId)) await nodeB.heartbeat({ roomId: r, connId: bob.connId, epoch: bob.epoch, patchState: { n: ++n } });
+        return seen.some((e) => e.connId === bob.connId);
+      },
+      { what: 'events from node B reach node A again', timeoutMs: 15_000, intervalMs: 100 },
+    );
     expect((await nodeB.snapshot(r)).members.map((m) => m.userId)).toEqual(['ada', 'bob']);
   });
 });
