@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { processTree } from './stats.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = `${root}packages/server/dist/app/cli.js`;
@@ -77,12 +78,23 @@ export async function startServer(kind, env = {}) {
     pid: proc.pid,
     url: `http://127.0.0.1:${port}`,
     async stop() {
-      if (proc.exitCode !== null) return;
-      const gone = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await gone;
-      clearTimeout(t);
+      // Remember the whole tree (workers too) before asking it to stop.
+      const tree = processTree(proc.pid);
+      if (proc.exitCode === null) {
+        const gone = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+        await gone;
+        clearTimeout(t);
+      }
+      // Nothing of a run may outlive it: kill whatever of the tree is left.
+      for (const pid of tree) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
     },
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 vi.setConfig({ testTimeout: 45_000 });
@@ -137,5 +138,18 @@ describe('WORKERS: several processes on one port', () => {
     const snap = await request(clients[5]!, 'presence:join', { roomId: r, userId: 'u5' });
     expect(snap.snapshot.members).toHaveLength(6);
     expect(await node.kill('SIGTERM')).toBe(0);
+  });
+
+  // Behaviour users rely on (Node's cluster module and the worker's 'disconnect'
+  // handler both provide it); the primary also SIGKILLs workers still running at
+  // its shutdown deadline, so a slow graceful shutdown cannot leave any behind.
+  it('workers do not outlive their primary: kill -9 of the primary makes them shut down', async () => {
+    const node = await NodeProcess.start(base({ REDIS_URL: inject('redisUrl'), WORKERS: '2' }), { waitReady: false });
+    await waitFor(() => node.logs.filter((l) => l.includes('realtime-message listening')).length === 2, { timeoutMs: 20_000, what: 'two workers listening' });
+    const pids = node.logs.filter((l) => l.includes('listening')).map((l) => Number(JSON.parse(l).pid));
+    const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+    expect(pids.every(alive)).toBe(true);
+    await node.kill('SIGKILL');
+    await waitFor(() => pids.every((pid) => !alive(pid)), { timeoutMs: 15_000, what: 'workers to exit after their primary died' });
   });
 });

@@ -10,10 +10,16 @@ async function runServer(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     server.logger.info({ signal }, 'signal received');
-    void server.close().then(() => process.exit(0));
+    void server.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A worker whose primary is gone (killed, or past its deadline) shuts down too:
+  // nothing may keep serving without a supervisor.
+  if (cluster.isWorker) process.on('disconnect', () => stop('primary gone'));
   process.on('unhandledRejection', (err) => server.logger.error({ err }, 'unhandled rejection'));
   await server.listen();
 }
@@ -33,7 +39,12 @@ function runPrimary(config: Config): void {
     stopping = true;
     logger.info({ signal }, 'stopping workers');
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    const deadline = setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 2_000);
+    // Workers get their own shutdown timeout plus a margin; then any that is
+    // still running is killed, so the primary never exits leaving workers behind.
+    const deadline = setTimeout(() => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + 2_000);
     deadline.unref();
     cluster.on('exit', () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);

@@ -119,6 +119,7 @@ else
   redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout')
   if #ARGV > 11 then redis.call('HSET', ck, unpack(ARGV, 12)) end
 end
+redis.call('HSET', ck, '.t', now)
 redis.call('PEXPIRE', ck, keep)
 redis.call('ZADD', KEYS[2], deadline, conn)
 local seq = redis.call('INCR', KEYS[1])
@@ -151,7 +152,7 @@ export const HEARTBEAT = /* lua */ `
 local exp = KEYS[1]
 local ck = ARGV[1] .. 'c:' .. ARGV[2]
 local epoch, now = tonumber(ARGV[3]), tonumber(ARGV[4])
-local m = redis.call('HMGET', ck, '.e', '.x', '.d')
+local m = redis.call('HMGET', ck, '.e', '.x', '.d', '.t')
 if not m[1] then return 'not_joined' end
 if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
 if not m[2] then return 'not_joined' end
@@ -203,8 +204,15 @@ if #ARGV > 8 then
     cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
     ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}')
 end
-redis.call('HSET', ck, '.l', now, '.x', deadline)
-redis.call('PEXPIRE', ck, tonumber(ARGV[7]))
+-- The hash lives keep ms (TTL + lookback + slack); refreshing it once a third
+-- of that has passed is enough, and saves a call on most heartbeats.
+local keep = tonumber(ARGV[7])
+if not m[4] or now - tonumber(m[4]) >= keep / 3 then
+  redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
+  redis.call('PEXPIRE', ck, keep)
+else
+  redis.call('HSET', ck, '.l', now, '.x', deadline)
+end
 redis.call('ZADD', exp, deadline, ARGV[2])
 return epoch
 `;
