@@ -169,19 +169,10 @@ export class RedisEngine implements PresenceEngine {
     return { ok: true, connId, epoch, mode, snapshot: buildSnapshot(cmd.roomId, seq, parseRows(rows)) };
   }
 
+  /** Reply of the leave and disconnect scripts: {'ok', epoch, ...} or {code}. */
   private static outcome(res: unknown[]): WriteOutcome {
-    switch (res[0]) {
-      case 'ok':
-        return { ok: true, epoch: Number(res[1]) };
-      case 'stale_epoch':
-        return { ok: false, code: 'stale_epoch' };
-      case 'payload_too_large':
-        return { ok: false, code: 'payload_too_large', message: `state after the patch would be ${String(res[1])} bytes; the limit is exceeded` };
-      default:
-        return res[1] === 'disconnected'
-          ? { ok: false, code: 'not_joined', message: 'connection was disconnected; join again with its connId to resume' }
-          : { ok: false, code: 'not_joined' };
-    }
+    if (res[0] === 'ok') return { ok: true, epoch: Number(res[1]) };
+    return { ok: false, code: res[0] === 'stale_epoch' ? 'stale_epoch' : 'not_joined' };
   }
 
   async heartbeat(cmd: HeartbeatCommand): Promise<WriteOutcome> {
@@ -200,21 +191,23 @@ export class RedisEngine implements PresenceEngine {
     return { ok: false, code: 'not_joined' };
   }
 
+  /** KEYS and leading ARGV shared by the leave and disconnect scripts; the caller appends its last argument. */
+  private connWriteArgs(cmd: LeaveCommand | DisconnectCommand, k: RoomKeys): Array<string | number> {
+    return [
+      k.seq, k.exp, k.tomb, k.slotIndex, k.connPrefix + cmd.connId,
+      cmd.roomId, cmd.connId, cmd.epoch, cmd.now, cmd.lookbackMs, this.keep(cmd.ttlMs, cmd.lookbackMs), k.channel,
+    ];
+  }
+
   async leave(cmd: LeaveCommand): Promise<WriteOutcome> {
     const k = this.roomKeys(cmd.roomId);
-    const res = (await this.scripts.rmLeave(
-      k.seq, k.exp, k.tomb, k.slotIndex, k.connPrefix + cmd.connId,
-      cmd.roomId, cmd.connId, cmd.epoch, cmd.now, cmd.lookbackMs, this.keep(cmd.ttlMs, cmd.lookbackMs), k.channel, cmd.reason,
-    )) as unknown[];
+    const res = (await this.scripts.rmLeave(...this.connWriteArgs(cmd, k), cmd.reason)) as unknown[];
     return RedisEngine.outcome(res);
   }
 
   async disconnect(cmd: DisconnectCommand): Promise<WriteOutcome> {
     const k = this.roomKeys(cmd.roomId);
-    const res = (await this.scripts.rmDisconnect(
-      k.seq, k.exp, k.tomb, k.slotIndex, k.connPrefix + cmd.connId,
-      cmd.roomId, cmd.connId, cmd.epoch, cmd.now, cmd.lookbackMs, this.keep(cmd.ttlMs, cmd.lookbackMs), k.channel, cmd.graceMs,
-    )) as unknown[];
+    const res = (await this.scripts.rmDisconnect(...this.connWriteArgs(cmd, k), cmd.graceMs)) as unknown[];
     if (res[0] === 'ok') this.lowerHint(k.slot, res[2]);
     return RedisEngine.outcome(res);
   }
