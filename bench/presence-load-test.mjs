@@ -10,7 +10,7 @@ import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSock
 import { startRedis } from './lib/redis.mjs';
 import { latencyChart, save, table } from './lib/report.mjs';
 import { startServer } from './lib/servers.mjs';
-import { decodeHistogram, histogram, median, sampleTree, summarize, usage } from './lib/stats.mjs';
+import { countError, decodeHistogram, histogram, median, recordSince, sampleTree, summarize, usage } from './lib/stats.mjs';
 
 const env = process.env;
 const num = (name, def) => (env[name] === undefined || env[name] === '' ? def : Number(env[name]));
@@ -72,7 +72,7 @@ async function scenarioBasic() {
     const sockets = await openSockets(server.url, clients);
     const sentAt = new Map();
     const delay = histogram();
-    for (const s of sockets) s.on('presence:event', (e) => e.type === 'join' && sentAt.has(e.userId) && delay.recordValue(Math.max(1, Math.round((performance.now() - sentAt.get(e.userId)) * 1000))));
+    for (const s of sockets) s.on('presence:event', (e) => e.type === 'join' && sentAt.has(e.userId) && recordSince(delay, sentAt.get(e.userId)));
     const usersPerRoom = num('USERS_PER_ROOM', 2);
     const prefix = `r${randomUUID().slice(0, 6)}-`;
     await Promise.all(sockets.map(async (s, i) => {
@@ -165,7 +165,7 @@ async function scenarioCrossNode() {
         const t = sentAt.get(`${e.type}:${e.userId}`);
         if (t === undefined) return;
         sentAt.delete(`${e.type}:${e.userId}`);
-        (e.type === 'join' ? delay : leaveDelay).recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)));
+        recordSince((e.type === 'join' ? delay : leaveDelay), t);
       });
     }
     const errors = {};
@@ -179,7 +179,7 @@ async function scenarioCrossNode() {
         const roomId = `${roomPrefix}${i % rooms}`;
         sentAt.set(`join:${userId}`, performance.now());
         s.emit('presence:join', { roomId, userId }, (j) => {
-          if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
+          if (!j?.ok) countError(errors, j, 'join');
           sentAt.set(`leave:${userId}`, performance.now());
           s.emit('presence:leave', { roomId }, release);
         });
@@ -285,12 +285,12 @@ async function scenarioChurn() {
         const roomId = `ch-${i % rooms}`;
         const t0 = performance.now();
         s.emit('presence:join', { roomId, userId: `u${i}` }, (j) => {
-          joinH.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
-          if (!j?.ok) errors[j?.error?.code ?? 'join'] = (errors[j?.error?.code ?? 'join'] ?? 0) + 1;
+          recordSince(joinH, t0);
+          if (!j?.ok) countError(errors, j, 'join');
           const t1 = performance.now();
           s.emit('presence:leave', { roomId }, (l) => {
-            leaveH.recordValue(Math.max(1, Math.round((performance.now() - t1) * 1000)));
-            if (!l?.ok) errors[l?.error?.code ?? 'leave'] = (errors[l?.error?.code ?? 'leave'] ?? 0) + 1;
+            recordSince(leaveH, t1);
+            if (!l?.ok) countError(errors, l, 'leave');
             release();
           });
         });

@@ -2,7 +2,7 @@
 // Messages from the parent: { cmd: 'connect', url, from, count, usersPerRoom, roomPrefix, localAddresses }
 // then { cmd: 'beat', intervalMs, durationMs } -> { histogram, acked, errors }, then { cmd: 'close' }.
 import { closeSockets, joinAll, openSockets } from './load.mjs';
-import { histogram } from './stats.mjs';
+import { countError, histogram, recordSince } from './stats.mjs';
 
 let sockets = [];
 let keepAlive;
@@ -51,9 +51,9 @@ process.on('message', async (msg) => {
             const intended = start + (i * 1000) / rate;
             const s = sockets[i % n];
             s.emit('presence:heartbeat', { roomId: s.roomId }, (a) => {
-              h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+              recordSince(h, intended);
               if (a?.ok) acked++;
-              else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+              else countError(errors, a, 'unknown');
             });
           }
           if (sent < total) setTimeout(tick, 5);

@@ -1,6 +1,6 @@
 // Real socket.io-client load: connections, joins, heartbeats (open or closed loop).
 import { io } from 'socket.io-client';
-import { histogram } from './stats.mjs';
+import { countError, histogram, recordSince } from './stats.mjs';
 
 /**
  * Opens `n` WebSocket connections, `concurrency` at a time, spreading over
@@ -104,9 +104,9 @@ export async function closedLoop(sockets, { durationMs, patchRatio = 0, progress
             const t0 = performance.now();
             const i = sent++;
             s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
-              h.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+              recordSince(h, t0);
               if (a?.ok) acked++;
-              else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+              else countError(errors, a, 'unknown');
               send();
             });
           };
@@ -140,9 +140,9 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
         const intended = start + (i * 1000) / rate;
         const s = sockets[i % sockets.length];
         s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
-          h.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+          recordSince(h, intended);
           if (a?.ok) acked++;
-          else errors[a?.error?.code ?? 'unknown'] = (errors[a?.error?.code ?? 'unknown'] ?? 0) + 1;
+          else countError(errors, a, 'unknown');
         });
       }
       progress?.update({ sent, acked, h });

@@ -67,3 +67,14 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
+
+/** Records the time since `since` (a performance.now() value) in microseconds. */
+export function recordSince(h, since) {
+  h.recordValue(Math.max(1, Math.round((performance.now() - since) * 1000)));
+}
+
+/** Counts a failed ack in `errors` by its error code (or `fallback` when it has none). */
+export function countError(errors, ack, fallback = 'unknown') {
+  const code = ack?.error?.code ?? fallback;
+  errors[code] = (errors[code] ?? 0) + 1;
+}
