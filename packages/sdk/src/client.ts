@@ -1,16 +1,11 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { EVENTS, isErrorCode, type ClientToServerEvents, type ServerToClientEvents } from 'realtime-message-protocol/core';
-import { PresenceChannel, type ChannelOptions } from './channel.js';
 import { Emitter } from './emitter.js';
 import { RealtimeError } from './errors.js';
+import type { RoomHost, RoomLink } from './host.js';
+import { PresenceRoom, type RoomOptions } from './room.js';
+import type { ConnectionChangeReason, ConnectionState, StateChange } from './state.js';
 import { backoffDelay, defaultTimers, type BackoffOptions, type Timers } from './timers.js';
-
-export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'reconnecting';
-
-export interface StateChange<S extends string> {
-  newState: S;
-  oldState: S;
-}
 
 /** A token, or a function called before every (re)connect so an expiring token can be refreshed. */
 export type TokenProvider = string | (() => string | Promise<string>);
@@ -41,8 +36,8 @@ export interface RealtimeClientOptions {
 }
 
 export interface ClientEvents {
-  /** The connection state changed. */
-  state: (change: StateChange<ConnectionState>) => void;
+  /** The connection state changed, and why. */
+  state: (change: StateChange<ConnectionState, ConnectionChangeReason>) => void;
   /** A connection attempt failed, or the server sent a notice before disconnecting. */
   error: (error: RealtimeError) => void;
 }
@@ -59,15 +54,17 @@ export interface ClientEvents {
  */
 export class RealtimeClient {
   private readonly bus = new Emitter<ClientEvents>();
-  /** The current connection state. */
-  state: ConnectionState = 'disconnected';
+  /** The connection state: `disconnected`, `connecting`, `connected` or `reconnecting`. */
+  readonly state: ConnectionState = 'disconnected';
   /** The underlying socket.io-client socket (for application events of your own). */
   readonly socket: ClientSocket;
   private readonly opts: Required<Omit<RealtimeClientOptions, 'token' | 'socketFactory' | 'reconnect'>> & {
     reconnect: Required<NonNullable<RealtimeClientOptions['reconnect']>>;
   };
   private readonly token: TokenProvider | undefined;
-  private readonly channels = new Map<string, PresenceChannel>();
+  private readonly rooms = new Map<string, { room: PresenceRoom; link: RoomLink }>();
+  /** What rooms see of this client (see host.ts): kept off the public API. */
+  private readonly host: RoomHost;
   private attempt = 0;
   private reconnectTimer: unknown;
   private closed = false;
@@ -109,15 +106,25 @@ export class RealtimeClient {
         );
       },
     });
+    this.host = {
+      timers: this.opts.timers,
+      connected: () => this.socket.connected,
+      connect: () => this.connect(),
+      request: (event, payload) => this.request(event, payload),
+      send: (event, payload) => void (this.socket as unknown as { emit(e: string, p: unknown): void }).emit(event, payload),
+      detach: (roomId, link) => {
+        if (this.rooms.get(roomId)?.link === link) this.rooms.delete(roomId);
+      },
+    };
     this.socket.on('connect', () => this.onConnect());
     this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
     this.socket.on('connect_error', (err: Error & { data?: { code?: unknown; message?: unknown } }) => {
       const code = isErrorCode(err.data?.code) ? err.data.code : 'disconnected';
       this.bus.emit('error', new RealtimeError(code, typeof err.data?.message === 'string' ? err.data.message : err.message));
-      this.scheduleReconnect();
+      this.scheduleReconnect('error');
     });
-    this.socket.on(EVENTS.event, (e) => this.channels.get(e.roomId)?._onEvent(e));
-    this.socket.on(EVENTS.message, (m) => this.channels.get(m.roomId)?._onMessage(m));
+    this.socket.on(EVENTS.event, (e) => this.rooms.get(e.roomId)?.link.event(e));
+    this.socket.on(EVENTS.message, (m) => this.rooms.get(m.roomId)?.link.message(m));
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
   }
 
@@ -134,11 +141,11 @@ export class RealtimeClient {
     return typeof this.token === 'function' ? await this.token() : this.token;
   }
 
-  /** The one place that changes the connection state. */
-  private setState(next: ConnectionState): void {
+  /** The one place that changes the connection state (read-only to users, not to the client). */
+  private setState(next: ConnectionState, reason: ConnectionChangeReason): void {
     if (next === this.state) return;
-    const change = { newState: next, oldState: this.state };
-    this.state = next;
+    const change = { newState: next, oldState: this.state, reason };
+    (this as { state: ConnectionState }).state = next;
     this.bus.emit('state', change);
   }
 
@@ -156,7 +163,7 @@ export class RealtimeClient {
       promise.catch(() => {});
       this.connecting = { promise, resolve, reject };
       if (this.state === 'disconnected') {
-        this.setState('connecting');
+        this.setState('connecting', 'connect');
         this.socket.connect();
       }
     }
@@ -165,31 +172,32 @@ export class RealtimeClient {
 
   private onConnect(): void {
     this.attempt = 0;
-    this.setState('connected');
+    this.setState('connected', this.state === 'reconnecting' ? 'reconnect' : 'connect');
     this.connecting?.resolve();
     this.connecting = undefined;
-    for (const ch of this.channels.values()) ch._onConnected();
+    for (const { link } of this.rooms.values()) link.connected();
   }
 
   private onDisconnect(reason: string): void {
-    for (const ch of this.channels.values()) ch._onDisconnected();
+    for (const { link } of this.rooms.values()) link.disconnected();
     if (this.closed || reason === 'io client disconnect') {
-      this.setState('disconnected');
+      this.setState('disconnected', this.closed ? 'shutdown' : 'disconnect');
       return;
     }
-    this.scheduleReconnect();
+    this.scheduleReconnect('disconnect');
   }
 
-  private scheduleReconnect(): void {
+  /** After a lost transport (`disconnect`) or a failed attempt (`error`). */
+  private scheduleReconnect(cause: 'disconnect' | 'error'): void {
     if (this.closed || this.reconnectTimer !== undefined) return;
     const r = this.opts.reconnect;
     if (!r.enabled || this.attempt >= r.maxAttempts) {
-      this.setState('disconnected');
+      this.setState('disconnected', cause);
       this.connecting?.reject(new RealtimeError('disconnected', `could not connect to ${this.opts.url}`));
       this.connecting = undefined;
       return;
     }
-    this.setState(this.state === 'connected' || this.state === 'reconnecting' ? 'reconnecting' : 'connecting');
+    this.setState(this.state === 'connected' || this.state === 'reconnecting' ? 'reconnecting' : 'connecting', cause);
     const delay = backoffDelay(this.attempt++, r, this.opts.random);
     this.reconnectTimer = this.opts.timers.setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -197,11 +205,8 @@ export class RealtimeClient {
     }, delay);
   }
 
-  /**
-   * Sends a client event and waits for its ack (at most `ackTimeoutMs`).
-   * @internal used by channels
-   */
-  async request<T>(event: string, payload: unknown): Promise<T> {
+  /** Sends a client event and waits for its ack (at most `ackTimeoutMs`). */
+  private async request<T>(event: string, payload: unknown): Promise<T> {
     if (this.closed) throw new RealtimeError('closed', 'the client was shut down');
     if (!this.socket.connected) throw new RealtimeError('disconnected', 'not connected');
     try {
@@ -211,42 +216,48 @@ export class RealtimeClient {
     }
   }
 
-  /** @internal */
-  get timers(): Timers {
-    return this.opts.timers;
-  }
-
-  /** The channel of a room (one per room and client). */
-  createPresenceChannel(roomId: string, options: ChannelOptions): PresenceChannel {
+  /**
+   * The room object of `roomId` (one per room and client), not joined yet.
+   * @example
+   * const room = client.createPresenceRoom('doc-1', { userId: 'ada' });
+   * room.on('sync', render);
+   * await room.join();
+   */
+  createPresenceRoom(roomId: string, options: RoomOptions): PresenceRoom {
     if (this.closed) throw new RealtimeError('closed', 'the client was shut down');
-    if (this.channels.has(roomId)) throw new RealtimeError('invalid_payload', `a channel for room '${roomId}' exists already`);
-    const ch = new PresenceChannel(this, roomId, options, () => this.channels.delete(roomId));
-    this.channels.set(roomId, ch);
-    return ch;
+    if (this.rooms.has(roomId)) throw new RealtimeError('invalid_payload', `a room object for '${roomId}' exists already`);
+    const [room, link] = PresenceRoom._create(this.host, roomId, options);
+    this.rooms.set(roomId, { room, link });
+    return room;
   }
 
-  /** Connects if needed, creates the room's channel and joins it. Rejects with the server's code. */
-  async joinRoom(roomId: string, options: ChannelOptions): Promise<PresenceChannel> {
-    const ch = this.channels.get(roomId) ?? this.createPresenceChannel(roomId, options);
+  /** @deprecated use {@link createPresenceRoom} */
+  createPresenceChannel(roomId: string, options: RoomOptions): PresenceRoom {
+    return this.createPresenceRoom(roomId, options);
+  }
+
+  /** Connects if needed, creates the room object and joins it. Rejects with the server's code. */
+  async joinRoom(roomId: string, options: RoomOptions): Promise<PresenceRoom> {
+    const room = this.rooms.get(roomId)?.room ?? this.createPresenceRoom(roomId, options);
     await this.connect();
-    await ch.join();
-    return ch;
+    await room.join();
+    return room;
   }
 
   /** Leaves every room (bounded by the ack timeout), disconnects, and releases every timer and listener. */
   async shutdown(): Promise<void> {
     if (this.closed) return;
-    await Promise.allSettled([...this.channels.values()].map((ch) => ch.leave()));
+    await Promise.allSettled([...this.rooms.values()].map(({ link }) => link.close()));
     this.closed = true;
     if (this.reconnectTimer !== undefined) this.opts.timers.clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    for (const ch of [...this.channels.values()]) ch._dispose();
-    this.channels.clear();
+    for (const { link } of [...this.rooms.values()]) link.dispose();
+    this.rooms.clear();
     this.connecting?.reject(new RealtimeError('closed', 'the client was shut down'));
     this.connecting = undefined;
     this.socket.disconnect();
     this.socket.removeAllListeners();
-    this.setState('disconnected');
+    this.setState('disconnected', 'shutdown');
     this.bus.clear();
   }
 }

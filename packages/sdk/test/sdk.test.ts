@@ -33,11 +33,16 @@ describe.each([
   it('connects through an explicit state machine; connect() is idempotent', async () => {
     const s = await server();
     const c = client(s.url);
-    const changes: Array<[ConnectionState, ConnectionState]> = [];
-    c.on('state', ({ newState, oldState }) => changes.push([oldState, newState]));
+    const changes: Array<[ConnectionState, ConnectionState, string]> = [];
+    c.on('state', ({ newState, oldState, reason }) => changes.push([oldState, newState, reason]));
     await Promise.all([c.connect(), c.connect()]);
     await c.connect();
-    expect(changes).toEqual([['disconnected', 'connecting'], ['connecting', 'connected']]);
+    expect(changes).toEqual([
+      ['disconnected', 'connecting', 'connect'],
+      ['connecting', 'connected', 'connect'],
+    ]);
+    await c.shutdown();
+    expect(changes.at(-1)).toEqual(['connected', 'disconnected', 'shutdown']);
   });
 
   it('join resolves with the snapshot; the member list follows joins, updates and leaves of others', async () => {
@@ -112,11 +117,14 @@ describe.each([
     b.on('update', (e) => events.push(e));
     const connId = a.connId;
     const states: string[] = [];
-    ac.on('state', (c) => states.push(c.newState));
+    ac.on('state', (c) => states.push(`${c.newState}:${c.reason}`));
+    const roomStates: string[] = [];
+    a.on('state', (c) => roomStates.push(`${c.newState}:${c.reason}`));
     ac.socket.io.engine.close(); // the transport drops, as on a network change
     await until(() => a.state === 'joined' && a.epoch === 2, 'resumed');
     expect(a.connId).toBe(connId);
-    expect(states).toEqual(['reconnecting', 'connected']);
+    expect(states).toEqual(['reconnecting:disconnect', 'connected:reconnect']);
+    expect(roomStates).toEqual(['rejoining:disconnect', 'joined:join']);
     await until(() => events.length === 1, 'one update');
     expect(events.map((e) => e.type)).toEqual(['update']);
     expect(names(b)).toEqual(['ada', 'bob']);
@@ -139,6 +147,22 @@ describe.each([
     expect(names(a)).toEqual(['ada', 'bob']);
   });
 
+  it('when its own connection timed out (no heartbeats) it joins again, with reason expired', async () => {
+    const s = await server({ ttlMs: 300, reaperIntervalMs: 20 });
+    const r = room();
+    const a = await client(s.url).joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 60_000 });
+    const reasons: string[] = [];
+    a.on('state', (c) => reasons.push(`${c.newState}:${c.reason}`));
+    const left: string[] = [];
+    a.on('leave', (e) => left.push(`${e.userId}:${e.reason}`));
+    const first = a.connId;
+    await until(() => reasons.includes('joined:join'), 'joined again');
+    expect(left).toEqual(['ada:timeout']);
+    expect(reasons.slice(0, 2)).toEqual(['rejoining:expired', 'joined:join']);
+    expect(a.connId).toBe(first); // the server lets a forgotten connId be used again by its user
+    expect(names(a)).toEqual(['ada']);
+  });
+
   it('resyncs from a fresh snapshot when a seq is skipped', async () => {
     const s = await server();
     const r = room();
@@ -147,9 +171,12 @@ describe.each([
     await until(() => a.members().length === 2, 'bob');
     let syncs = 0;
     a.on('sync', () => syncs++);
+    const reasons: string[] = [];
+    a.on('state', (c) => reasons.push(`${c.newState}:${c.reason}`));
     // A forged event far ahead: the channel must not apply it, but resync.
     s.io.to(`presence:${r}`).emit('presence:event', { type: 'join', roomId: r, userId: 'ghost', connId: 'ghost-1', state: {}, ts: Date.now(), epoch: 1, seq: a.seq + 5 });
     await until(() => syncs === 1 && a.state === 'joined', 'resync');
+    expect(reasons).toEqual(['rejoining:resync', 'joined:join']);
     expect(names(a)).toEqual(['ada', 'bob']);
     const snap = await s.runtime.service.snapshot(r);
     expect(a.seq).toBe(snap.seq);
