@@ -1,4 +1,4 @@
-import { RealtimeClient, type Member, type PresenceChannel, type PresenceEvent, type StatePatch } from 'realtime-message-sdk/browser';
+import { RealtimeClient, type Member, type PresenceRoom, type PresenceEvent, type StatePatch } from 'realtime-message-sdk/browser';
 import './style.css';
 
 // Everything users type is rendered with textContent, never as HTML.
@@ -31,12 +31,13 @@ $<HTMLInputElement>('user').value = params.get('user') ?? `user-${Math.random().
 if (params.get('room')) $<HTMLInputElement>('room').value = params.get('room')!;
 
 let client: RealtimeClient | undefined;
-let channel: PresenceChannel | undefined;
+let room: PresenceRoom | undefined;
 
-function setBadge(id: string, state: string): void {
+function setBadge(id: string, state: string, reason?: string): void {
   const b = $(id);
   b.textContent = state;
   b.dataset.state = state;
+  b.title = reason ? `because: ${reason}` : '';
 }
 
 function showError(msg: string): void {
@@ -54,10 +55,10 @@ function setJoined(joined: boolean): void {
 }
 
 function renderFacts(): void {
-  $('conn-id').textContent = channel?.connId ?? '–';
-  $('epoch').textContent = channel?.epoch ? String(channel.epoch) : '–';
-  $('seq').textContent = channel ? String(channel.seq) : '–';
-  $('own-state').textContent = JSON.stringify(channel?.ownState ?? {}, null, 2);
+  $('conn-id').textContent = room?.connId ?? '–';
+  $('epoch').textContent = room?.epoch ? String(room.epoch) : '–';
+  $('seq').textContent = room ? String(room.seq) : '–';
+  $('own-state').textContent = JSON.stringify(room?.ownState ?? {}, null, 2);
 }
 
 function renderMembers(members: Member[]): void {
@@ -67,8 +68,8 @@ function renderMembers(members: Member[]): void {
   for (const m of members) {
     const li = el('li', { class: 'member', 'data-user': m.userId });
     const avatar = el('span', { class: 'avatar', 'aria-hidden': 'true', style: `background:hsl(${hue(m.userId)} 55% 45%)` }, initials(m.userId));
-    const mine = m.connections.some((c) => c.connId === channel?.connId);
-    const reconnecting = mine && channel?.state === 'rejoining';
+    const mine = m.connections.some((c) => c.connId === room?.connId);
+    const reconnecting = mine && room?.state === 'rejoining';
     const dot = el('span', { class: `dot ${reconnecting ? 'reconnecting' : 'online'}`, title: reconnecting ? 'reconnecting' : 'online' });
     const name = el('span', { class: 'name' }, m.userId + (mine ? ' (you)' : ''));
     const head = el('div', { class: 'member-head' });
@@ -117,22 +118,22 @@ async function join(): Promise<void> {
   const roomId = $<HTMLInputElement>('room').value.trim();
   const userId = $<HTMLInputElement>('user').value.trim();
   client = new RealtimeClient({ url, ...(token ? { token } : {}) });
-  client.on('state', ({ newState }) => {
-    setBadge('conn-state', newState);
-    if (channel) renderMembers(channel.members());
+  client.on('state', ({ newState, reason }) => {
+    setBadge('conn-state', newState, reason);
+    if (room) renderMembers(room.members());
   });
   client.on('error', (err) => showError(`${err.code}: ${err.message}`));
-  channel = client.createPresenceChannel(roomId, {
+  room = client.createPresenceRoom(roomId, {
     userId,
     state: { typing: false, mic: $<HTMLInputElement>('t-mic').checked, away: false },
   });
-  const ch = channel;
+  const ch = room;
   const refresh = (): void => {
     renderMembers(ch.members());
     renderFacts();
   };
-  ch.on('state', ({ newState }) => {
-    setBadge('chan-state', newState);
+  ch.on('state', ({ newState, reason }) => {
+    setBadge('room-state', newState, reason);
     refresh();
   });
   ch.on('sync', refresh);
@@ -149,17 +150,17 @@ async function join(): Promise<void> {
   } catch (err) {
     showError(err instanceof Error ? err.message : String(err));
     await client.shutdown();
-    client = channel = undefined;
+    client = room = undefined;
     setJoined(false);
   }
 }
 
 async function leave(): Promise<void> {
   await client?.shutdown();
-  client = channel = undefined;
+  client = room = undefined;
   setJoined(false);
   setBadge('conn-state', 'disconnected');
-  setBadge('chan-state', 'left');
+  setBadge('room-state', 'left');
   renderMembers([]);
   renderFacts();
 }
@@ -172,7 +173,7 @@ $('leave').addEventListener('click', () => void leave());
 
 for (const key of ['typing', 'mic', 'away'] as const) {
   $<HTMLInputElement>(`t-${key}`).addEventListener('change', (e) => {
-    void channel?.updateState({ [key]: (e.target as HTMLInputElement).checked }).then(renderFacts, (err: Error) => showError(err.message));
+    void room?.updateState({ [key]: (e.target as HTMLInputElement).checked }).then(renderFacts, (err: Error) => showError(err.message));
   });
 }
 
@@ -188,17 +189,17 @@ $('patch-form').addEventListener('submit', (e) => {
     return;
   }
   showError('');
-  void channel?.updateState(patch).then(renderFacts, (err: Error) => showError(err.message));
+  void room?.updateState(patch).then(renderFacts, (err: Error) => showError(err.message));
 });
 
 $('chat-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = $<HTMLInputElement>('chat-text');
   const text = input.value.trim();
-  if (!text || !channel) return;
+  if (!text || !room) return;
   input.value = '';
   const me = $<HTMLInputElement>('user').value;
-  void channel.emit('chat:message', { text }).then(
+  void room.emit('chat:message', { text }).then(
     () => addChat(me, text, true),
     (err: Error) => showError(err.message),
   );
