@@ -1,9 +1,16 @@
 /**
- * The zod-free part of the protocol: limits, error codes and event names.
- * Browsers and the SDK import this entry (`realtime-message-protocol/core`)
- * so that the validator is not bundled into clients.
+ * The zod-free part of the protocol: limits, error codes, event names and
+ * the types of every payload. Browsers and the SDK import this entry
+ * (`realtime-message-protocol/core`) so that the validator is not bundled
+ * into clients; nothing here may import zod at run time (type-only exports
+ * are erased).
  */
-export * from './limits.js';
-export * from './errors.js';
-export * from './events.js';
-export type { ConnId, JsonValue, PresenceState, RoomId, StatePatch, UserId, JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from './schemas.js';
+export * from './shared/limits.js';
+export * from './errors/registry.js';
+export * from './presence/events.js';
+export * from './presence/acks.js';
+export * from './presence/event-map.js';
+export type { ConnId, RoomId, UserId } from './shared/ids.js';
+export type { JsonValue } from './shared/json.js';
+export type { PresenceState, StatePatch } from './presence/state.js';
+export type { JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from './presence/payloads.js';

@@ -1,4 +1,31 @@
-export * from './limits.js';
-export * from './errors.js';
-export * from './schemas.js';
-export * from './events.js';
+/**
+ * The wire contract of realtime-message, with its zod schemas. The server
+ * imports this entry; clients import `realtime-message-protocol/core`, its
+ * zod-free subset.
+ */
+// shared: ids, JSON values, limits, parsing into coded errors
+export * from './shared/limits.js';
+export { ConnIdSchema, RoomIdSchema, UserIdSchema, type ConnId, type RoomId, type UserId } from './shared/ids.js';
+export { utf8Length, type JsonPrimitive, type JsonValue } from './shared/json.js';
+export { parsePayload, type ParseResult } from './shared/parse.js';
+// errors: the one registry
+export * from './errors/registry.js';
+// presence
+export type { PresenceState, StatePatch } from './presence/state.js';
+export {
+  EpochSchema,
+  createPayloadSchemas,
+  type PayloadLimits,
+  type PayloadSchemas,
+  type JoinPayload,
+  type HeartbeatPayload,
+  type LeavePayload,
+  type MessagePayload,
+  type JoinRequest,
+  type HeartbeatRequest,
+  type LeaveRequest,
+  type MessageRequest,
+} from './presence/payloads.js';
+export * from './presence/events.js';
+export * from './presence/acks.js';
+export * from './presence/event-map.js';

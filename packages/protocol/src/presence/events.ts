@@ -1,5 +1,7 @@
-import type { ErrorCode } from './errors.js';
-import type { ConnId, HeartbeatRequest, JoinRequest, JsonValue, LeaveRequest, MessageRequest, PresenceState, RoomId, UserId } from './schemas.js';
+import type { ErrorCode } from '../errors/registry.js';
+import type { ConnId, RoomId, UserId } from '../shared/ids.js';
+import type { JsonValue } from '../shared/json.js';
+import type { PresenceState } from './state.js';
 
 /** Why a connection left: `presence:leave`, a disconnect (after grace) or a missed heartbeat window. */
 export type LeaveReason = 'leave' | 'disconnect' | 'timeout';
@@ -48,29 +50,6 @@ export interface RoomSnapshot {
   connections: ConnectionInfo[];
 }
 
-export interface ErrorBody {
-  code: ErrorCode;
-  message: string;
-}
-export interface ErrorAck {
-  ok: false;
-  error: ErrorBody;
-}
-export interface JoinOk {
-  ok: true;
-  self: {
-    connId: ConnId;
-    epoch: number;
-    /** true when an existing live connection was resumed (no leave/join was seen by others). */
-    resumed: boolean;
-  };
-  snapshot: RoomSnapshot;
-}
-export type JoinAck = JoinOk | ErrorAck;
-export type HeartbeatAck = { ok: true; epoch: number } | ErrorAck;
-export type LeaveAck = { ok: true } | ErrorAck;
-export type MessageAck = { ok: true } | ErrorAck;
-
 /** A custom event as members receive it. */
 export interface RoomMessage {
   roomId: RoomId;
@@ -88,28 +67,3 @@ export interface ServerNotice {
   code: ErrorCode;
   message: string;
 }
-
-/** Socket.IO events a client sends. Payloads are typed as a client writes them; the server validates them. */
-export interface ClientToServerEvents {
-  'presence:join': (payload: JoinRequest, ack: (res: JoinAck) => void) => void;
-  'presence:heartbeat': (payload: HeartbeatRequest | undefined, ack: (res: HeartbeatAck) => void) => void;
-  'presence:leave': (payload: LeaveRequest | undefined, ack: (res: LeaveAck) => void) => void;
-  'presence:message': (payload: MessageRequest, ack?: (res: MessageAck) => void) => void;
-}
-
-/** Socket.IO events the server sends. */
-export interface ServerToClientEvents {
-  'presence:event': (event: PresenceEvent) => void;
-  'presence:message': (message: RoomMessage) => void;
-  'presence:error': (notice: ServerNotice) => void;
-}
-
-/** Socket.IO event names of the presence protocol. */
-export const EVENTS = {
-  join: 'presence:join',
-  heartbeat: 'presence:heartbeat',
-  leave: 'presence:leave',
-  event: 'presence:event',
-  message: 'presence:message',
-  error: 'presence:error',
-} as const;
