@@ -29,3 +29,4 @@ export {
 export * from './presence/events.js';
 export * from './presence/acks.js';
 export * from './presence/event-map.js';
+export { PresenceEventSchema, RoomMessageSchema, RoomSnapshotSchema } from './presence/event-schemas.js';
