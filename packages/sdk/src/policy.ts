@@ -30,6 +30,8 @@ export function heartbeatErrorAction(code: ErrorCode | ClientErrorCode): Heartbe
       return 'reject';
     case 'rate_limited':
     case 'internal':
+    // A backend (Redis, NATS) is unreachable for now.
+    case 'unavailable':
     case 'timeout':
     // Credentials are checked at connect; an expired token disconnects the
     // socket, and the reconnect fetches a fresh one.

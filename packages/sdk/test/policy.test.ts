@@ -12,6 +12,7 @@ const expected: Record<ErrorCode | ClientErrorCode, HeartbeatAction> = {
   forbidden: 'reject',
   rate_limited: 'retry',
   internal: 'retry',
+  unavailable: 'retry',
   unauthorized: 'retry',
   timeout: 'retry',
   disconnected: 'wait',
