@@ -1,18 +1,26 @@
 export * from 'realtime-message-protocol';
-export { PresenceService, resolvePresenceOptions } from './core/presence-service.js';
-export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener, EngineOp } from './core/presence-service.js';
-export type * from './core/engine.js';
-export { encodedStateBytes } from './core/engine.js';
-export { systemClock, ManualClock, type Clock } from './core/clock.js';
-export { silentLogger, type Logger } from './core/logger.js';
+// The presence core (no socket.io, no ioredis).
+export { PresenceService, resolvePresenceOptions } from './core/presence/service.js';
+export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener, EngineOp, PresenceHub, PresenceTopics } from './core/presence/service.js';
+export type { PresenceEngine, RoomFeedItem, RoomMessageItem, JoinCommand, JoinOutcome, HeartbeatCommand, LeaveCommand, DisconnectCommand, WriteOutcome, ReapCommand, EncodedPatch, Timing } from './core/presence/engine.js';
+export { Hub, type TopicSource, type Unsubscribe, type HubOptions } from './core/shared/hub.js';
+export { checkHealth, type HealthCheck, type HealthReport } from './core/shared/health.js';
+export { systemClock, ManualClock, type Clock } from './core/shared/clock.js';
+export { silentLogger, type Logger } from './core/shared/logger.js';
+// Engines (also at realtime-message/memory and realtime-message/redis).
 export { MemoryEngine } from './engines/memory/memory-engine.js';
-export { RedisEngine, type RedisEngineOptions, type RedisClient } from './engines/redis/redis-engine.js';
+export { RedisEngine, type RedisEngineOptions } from './engines/redis/redis-engine.js';
+export { RedisBackend, type RedisBackendOptions, type RedisClient } from './engines/redis/backend.js';
 export { KeySpace } from './engines/redis/keys.js';
-export { initPresence, socketRoomOf } from './gateway/init-presence.js';
-export type { InitPresenceOptions, PresenceRuntime, Membership, AuthorizeContext } from './gateway/init-presence.js';
-export { createJwtVerifier, type TokenVerifier, type VerifiedToken, type JwtAuthOptions } from './gateway/auth.js';
-export { PresenceMetrics } from './gateway/metrics.js';
-export type { RateLimitOptions } from './gateway/rate-limit.js';
+// Extensions: hooks every transport runs.
+export { Extensions, type Extension, type ConnectContext, type ActionContext, type Action, type TransportName, type VerifiedToken } from './extensions/extension.js';
+export { createJwtVerifier, tokenAuth, type TokenVerifier, type JwtAuthOptions } from './extensions/jwt.js';
+// Socket.IO.
+export { initPresence } from './app/init-presence.js';
+export type { InitPresenceOptions, PresenceRuntime, AuthorizeContext } from './app/init-presence.js';
+export { socketRoomOf, type Membership } from './transports/socketio/session.js';
+export { PresenceMetrics } from './observability/metrics.js';
+export type { RateLimitOptions } from './transports/shared/rate-limit.js';
+// The standalone server.
 export { loadConfig, ConfigError, type Config } from './app/config.js';
 export { createRealtimeServer, type RealtimeServer } from './app/server.js';
-export { serveStatic, defaultDemoDir } from './app/static.js';

@@ -53,7 +53,7 @@ describe('standalone server (in process)', () => {
     await request(s, 'presence:join', { roomId: room(), userId: 'ada' });
     await request(s, 'presence:heartbeat', { epoch: 9 });
     expect(await (await fetch(`${url}/health`)).json()).toEqual({ status: 'ok' });
-    expect(await (await fetch(`${url}/ready`)).json()).toEqual({ status: 'ready', engine: 'memory' });
+    expect(await (await fetch(`${url}/ready`)).json()).toEqual({ status: 'ready', engine: 'memory', checks: { memory: 'ok' } });
     const metrics = await (await fetch(`${url}/metrics`)).text();
     for (const name of ['rm_connections 1', 'rm_joins_total{outcome="joined"} 1', 'rm_stale_epoch_rejections_total 1', 'rm_errors_total{event="presence:heartbeat",code="stale_epoch"} 1', 'rm_engine_latency_seconds_bucket', 'rm_event_fanout_total', 'process_cpu_seconds_total']) {
       expect(metrics).toContain(name);
@@ -82,9 +82,11 @@ describe('standalone server (in process)', () => {
           .on('error', reject)
           .end();
       });
-    for (const path of ['/../secret.txt', '/..%2fsecret.txt', '/%2e%2e/secret.txt', '/site/../../secret.txt', '/%00', '/%E0%A4%A']) {
+    for (const path of ['/../secret.txt', '/..%2fsecret.txt', '/%2e%2e/secret.txt', '/site/../../secret.txt', '/%00']) {
       expect(await raw(path), path).toBe(404);
     }
+    // A path that is not valid percent-encoding is a bad request.
+    expect(await raw('/%E0%A4%A')).toBe(400);
     const off = await start({ DEMO_DIR: 'off' });
     expect((await fetch(`${off.url}/`)).status).toBe(200); // a short text page: the demo is not served
     expect(await (await fetch(`${off.url}/`)).text()).toContain('not built');
@@ -124,6 +126,6 @@ describe('reaper metrics', () => {
     const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
     await expect.poll(() => metric('rm_reaper_leaves_total'), { timeout: 3_000 }).toBe(1);
     expect(await metric('rm_reaper_runs_total\\{outcome="ok"\\}')).toBeGreaterThan(1);
-    expect(await metric('rm_leaves_total\\{reason="expired"\\}')).toBe(1);
+    expect(await metric('rm_leaves_total\\{reason="timeout"\\}')).toBe(1);
   });
 });

@@ -1,19 +1,24 @@
-import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
+import type { FastifyInstance } from 'fastify';
 import { Cluster, Redis } from 'ioredis';
 import { pino, type Logger as PinoLogger } from 'pino';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from 'realtime-message-protocol';
-import { createJwtVerifier } from '../gateway/auth.js';
-import { initPresence, type PresenceRuntime } from '../gateway/init-presence.js';
-import { PresenceMetrics } from '../gateway/metrics.js';
-import type { RedisClient } from '../engines/redis/redis-engine.js';
+import type { RedisClient } from '../engines/redis/backend.js';
+import { createJwtVerifier } from '../extensions/jwt.js';
+import { PresenceMetrics } from '../observability/metrics.js';
+import { createHttpApp } from '../transports/http/app.js';
+import { defaultDemoDir } from '../transports/http/static.js';
+import { UpgradeGuard } from '../transports/http/upgrade.js';
 import type { Config } from './config.js';
-import { defaultDemoDir, serveStatic } from './static.js';
+import { initPresence, type PresenceRuntime } from './init-presence.js';
 
 export interface RealtimeServer {
+  /** The Node HTTP server every endpoint shares. */
   readonly http: HttpServer;
+  /** The Fastify app of the HTTP routes. */
+  readonly app: FastifyInstance;
   readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   readonly presence: PresenceRuntime;
   readonly logger: PinoLogger;
@@ -39,7 +44,7 @@ function originAllowed(origin: string | undefined, allowed: string[] | undefined
   return allowed.includes(origin.replace(/\/$/, ''));
 }
 
-function redisClients(config: Config, logger: PinoLogger): { command: RedisClient; pub: RedisClient; sub: RedisClient } {
+function redisClients(config: Config, logger: PinoLogger): { command: RedisClient; sub: RedisClient } {
   // Bounded waits: commands fail after one retry while Redis is unreachable
   // (clients are then told `internal`), and reconnects back off to 2 s.
   const common = {
@@ -48,16 +53,13 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
     retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     commandTimeout: 5_000,
   };
-  const make = (): RedisClient =>
-    config.redisClusterNodes
-      ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true })
-      : new Redis(config.redisUrl!, common);
-  const command = make();
-  const pub = make();
-  const sub = config.redisClusterNodes
+  const command: RedisClient = config.redisClusterNodes
+    ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true })
+    : new Redis(config.redisUrl!, common);
+  const sub: RedisClient = config.redisClusterNodes
     ? new Cluster(config.redisClusterNodes, { redisOptions: { ...common, commandTimeout: undefined }, shardedSubscribers: true })
     : new Redis(config.redisUrl!, { ...common, commandTimeout: undefined });
-  for (const [name, c] of [['command', command], ['pub', pub], ['sub', sub]] as const) {
+  for (const [name, c] of [['command', command], ['sub', sub]] as const) {
     let last = 0;
     c.on('error', (err: Error) => {
       // One line per client per 5 s at most: a down Redis must not flood the log.
@@ -67,17 +69,23 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
       }
     });
   }
-  return { command, pub, sub };
+  return { command, sub };
 }
 
-/** The complete standalone server: Socket.IO presence, health, readiness, metrics. */
+/**
+ * The complete standalone server, composed from its parts: the storage
+ * (memory, or Redis with one shared subscriber connection), presence over
+ * Socket.IO with the configured extensions, and the HTTP routes on Fastify,
+ * all on one port. Room messages travel through the engine's own pub/sub: no
+ * Socket.IO adapter is installed.
+ */
 export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger } = {}): RealtimeServer {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const metrics = new PresenceMetrics({ defaultMetrics: true });
   const redis = config.engine === 'memory' ? undefined : redisClients(config, logger);
+  const demoDir = config.demoDir === 'off' ? undefined : (config.demoDir ?? defaultDemoDir());
 
-  const http = createServer();
-  const io = new Server<ClientToServerEvents, ServerToClientEvents>(http, {
+  const io = new Server<ClientToServerEvents, ServerToClientEvents>({
     maxHttpBufferSize: config.maxMessageBytes + 4_096,
     cors: { origin: config.allowedOrigins ?? true, credentials: false },
     // Socket.IO's `cors` does not stop WebSocket upgrades; this check does.
@@ -88,7 +96,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     },
     // Several workers share one port without sticky sessions: WebSocket only.
     transports: config.workers > 1 ? ['websocket'] : ['websocket', 'polling'],
-    adapter: redis ? createShardedAdapter(redis.pub, redis.sub, { subscriptionMode: 'dynamic', channelPrefix: `${config.redisKeyPrefix}sio` }) : undefined,
+    // Other WebSocket endpoints share the server: the UpgradeGuard answers stray upgrades.
+    destroyUpgrade: false,
   });
 
   if (config.authMode === 'open') {
@@ -97,6 +106,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   const presence = initPresence({
     io,
     redis: redis?.command,
+    subscriber: redis?.sub,
     keyPrefix: config.redisKeyPrefix,
     ttlMs: config.ttlMs,
     reaperIntervalMs: config.reaperIntervalMs,
@@ -110,54 +120,32 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger,
     metrics,
   });
+  const engine = config.engine;
 
-  const demoDir = config.demoDir === 'off' ? undefined : (config.demoDir ?? defaultDemoDir());
-  const send = (res: ServerResponse, status: number, body: string, type = 'application/json'): void => {
-    res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-    res.end(body);
-  };
-  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    // Socket.IO answers its own path; everything else is ours.
-    if (req.url?.startsWith('/socket.io/')) return;
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, JSON.stringify({ error: 'method not allowed' }));
-    if (path === '/health') return send(res, 200, JSON.stringify({ status: 'ok' }));
-    if (path === '/ready') {
-      const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 1_000).unref());
-      void Promise.race([presence.service.engine.ping(), timeout]).then(
-        () => send(res, 200, JSON.stringify({ status: 'ready', engine: presence.service.engine.kind })),
-        () => send(res, 503, JSON.stringify({ status: 'unavailable', engine: presence.service.engine.kind })),
-      );
-      return;
-    }
-    if (path === '/metrics') {
-      void metrics.registry.metrics().then(
-        (text) => send(res, 200, text, metrics.registry.contentType),
-        () => send(res, 500, 'metrics failed', 'text/plain'),
-      );
-      return;
-    }
-    if (demoDir && serveStatic(demoDir, req, res)) return;
-    if (path === '/' && !demoDir) return send(res, 200, 'realtime-message is running. The demo is not built: run `npm run build`.', 'text/plain; charset=utf-8');
-    send(res, 404, JSON.stringify({ error: 'not found' }));
-  });
+  const app = createHttpApp({ health: presence.health, engine, metrics, demoDir });
+  const http = app.server;
+  io.attach(http);
+  new UpgradeGuard(http).claim('/socket.io/');
 
   let closing: Promise<void> | undefined;
   return {
     http,
+    app,
     io,
     presence,
     logger,
-    listen: () =>
-      new Promise((resolve, reject) => {
+    listen: async () => {
+      await app.ready();
+      return new Promise((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {
           http.off('error', reject);
           const port = (http.address() as AddressInfo).port;
-          logger.info({ port, engine: presence.service.engine.kind, authMode: config.authMode, workers: config.workers }, 'realtime-message listening');
+          logger.info({ port, engine, authMode: config.authMode, workers: config.workers }, 'realtime-message listening');
           resolve(port);
         });
-      }),
+      });
+    },
     close: () =>
       (closing ??= (async () => {
         logger.info('shutting down');
@@ -167,7 +155,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           http.close();
           await presence.dispose({ leave: true });
           await io.close();
-          if (redis) for (const c of [redis.command, redis.pub, redis.sub]) c.disconnect();
+          if (redis) for (const c of [redis.command, redis.sub]) c.disconnect();
         })();
         const timer = new Promise<void>((resolve) => setTimeout(() => {
           logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting anyway');

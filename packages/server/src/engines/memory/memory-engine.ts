@@ -1,4 +1,4 @@
-import type { ConnId, ConnectionInfo, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomSnapshot, UserId } from 'realtime-message-protocol';
+import type { ConnId, ConnectionInfo, LeaveReason, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
 import { utf8Length } from 'realtime-message-protocol';
 import {
   encodedStateBytes,
@@ -9,9 +9,10 @@ import {
   type LeaveCommand,
   type PresenceEngine,
   type ReapCommand,
+  type RoomFeedItem,
   type WriteOutcome,
-} from '../../core/engine.js';
-import { buildSnapshot } from '../snapshot.js';
+} from '../../core/presence/engine.js';
+import { buildSnapshot } from '../../core/presence/snapshot.js';
 import { MinHeap } from './min-heap.js';
 
 interface Conn {
@@ -68,8 +69,8 @@ export class MemoryEngine implements PresenceEngine {
   readonly kind = 'memory';
   private readonly rooms = new Map<RoomId, Room>();
   private readonly timers = new MinHeap<Timer>();
-  private readonly listeners = new Map<RoomId, Set<(e: PresenceEvent) => void>>();
-  private readonly outbox: Array<[RoomId, PresenceEvent]> = [];
+  private readonly listeners = new Map<RoomId, Set<(item: RoomFeedItem) => void>>();
+  private readonly outbox: Array<[RoomId, RoomFeedItem]> = [];
   private flushing = false;
 
   /** Number of rooms held (live or with epoch records). For tests and metrics. */
@@ -80,7 +81,7 @@ export class MemoryEngine implements PresenceEngine {
   // -- events -----------------------------------------------------------
 
   /** Queues an event; listeners run in a microtask, in order, never re-entrantly. */
-  private emit(roomId: RoomId, event: PresenceEvent): void {
+  private emit(roomId: RoomId, event: RoomFeedItem): void {
     this.outbox.push([roomId, event]);
     if (this.flushing) return;
     this.flushing = true;
@@ -275,19 +276,22 @@ export class MemoryEngine implements PresenceEngine {
     return leaves;
   }
 
-  async subscribe(roomId: RoomId, listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
+  /**
+   * One listener per subscribing node. Several services over one memory
+   * engine stand for several nodes over one storage (tests do this), so a
+   * room may have one listener per node; each node's Hub subscribes once.
+   */
+  async subscribe(roomId: RoomId, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>> {
     let set = this.listeners.get(roomId);
-    if (!set) {
-      set = new Set();
-      this.listeners.set(roomId, set);
-    }
+    if (!set) this.listeners.set(roomId, (set = new Set()));
     set.add(listener);
     return async () => {
-      const s = this.listeners.get(roomId);
-      if (!s) return;
-      s.delete(listener);
-      if (s.size === 0) this.listeners.delete(roomId);
+      if (set.delete(listener) && set.size === 0 && this.listeners.get(roomId) === set) this.listeners.delete(roomId);
     };
+  }
+
+  async publish(roomId: RoomId, message: RoomMessage): Promise<void> {
+    this.emit(roomId, { type: 'message', message });
   }
 
   async ping(): Promise<void> {}

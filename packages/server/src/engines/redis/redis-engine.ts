@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis';
-import type { ConnId, ConnectionInfo, PresenceEvent, PresenceState, RoomId, RoomSnapshot, UserId } from 'realtime-message-protocol';
+import type { ConnId, ConnectionInfo, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
 import type {
   DisconnectCommand,
   HeartbeatCommand,
@@ -8,18 +8,22 @@ import type {
   LeaveCommand,
   PresenceEngine,
   ReapCommand,
+  RoomFeedItem,
   WriteOutcome,
-} from '../../core/engine.js';
-import { silentLogger, type Logger } from '../../core/logger.js';
-import { buildSnapshot } from '../snapshot.js';
-import { KeySpace, type RoomKeys } from './keys.js';
+} from '../../core/presence/engine.js';
+import type { Logger } from '../../core/shared/logger.js';
+import { buildSnapshot } from '../../core/presence/snapshot.js';
+import { RedisBackend, type RedisClient } from './backend.js';
+import type { KeySpace, RoomKeys } from './keys.js';
 import * as lua from './scripts.js';
 
-export type RedisClient = Redis | Cluster;
+export type { RedisClient };
 
 export interface RedisEngineOptions {
-  /** Client for commands and scripts. Not closed by the engine. */
-  redis: RedisClient;
+  /** Client for commands and scripts. Not closed by the engine. Ignored when `backend` is given. */
+  redis?: RedisClient;
+  /** The Redis deployment shared with the node's other capabilities (its subscriber connection, key space, health). */
+  backend?: RedisBackend;
   /**
    * Client for SSUBSCRIBE (a subscribed connection cannot run commands).
    * @default a duplicate of `redis` (with sharded subscribers on a cluster), closed by the engine
@@ -115,23 +119,28 @@ export class RedisEngine implements PresenceEngine {
   private readonly sweepIntervalMs: number;
   private readonly slotsPerReap: number;
   private readonly logger: Logger;
-  private readonly ownsSubscriber: boolean;
-  private subscriber: RedisClient | undefined;
-  private readonly channels = new Map<string, Set<(e: PresenceEvent) => void>>();
+  private readonly backend: RedisBackend;
+  /** True when the engine made its backend (from `redis`) and so closes it. */
+  private readonly ownsBackend: boolean;
   private lastSweep = 0;
 
   constructor(options: RedisEngineOptions) {
-    this.redis = options.redis;
-    this.kind = options.redis.isCluster ? 'redis-cluster' : 'redis';
-    this.scripts = withScripts(options.redis);
-    this.keys = new KeySpace(options.keyPrefix ?? 'rm:');
+    if (options.backend) {
+      this.backend = options.backend;
+    } else {
+      if (!options.redis) throw new TypeError('RedisEngine needs `redis` (an ioredis Redis or Cluster) or `backend`');
+      this.backend = new RedisBackend({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger: options.logger });
+    }
+    this.ownsBackend = !options.backend;
+    this.redis = this.backend.redis;
+    this.kind = this.backend.kind;
+    this.scripts = withScripts(this.redis);
+    this.keys = this.backend.keys;
     this.keySlackMs = options.keySlackMs ?? 60_000;
     this.claimTimeoutMs = options.claimTimeoutMs ?? 30_000;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     this.slotsPerReap = options.slotsPerReap ?? 64;
-    this.logger = options.logger ?? silentLogger;
-    this.subscriber = options.subscriber;
-    this.ownsSubscriber = options.subscriber === undefined;
+    this.logger = options.logger ?? this.backend.logger;
   }
 
   private keep(ttlMs: number, lookbackMs: number): number {
@@ -313,62 +322,37 @@ export class RedisEngine implements PresenceEngine {
 
   // -- pub/sub ------------------------------------------------------------
 
-  private ensureSubscriber(): RedisClient {
-    if (!this.subscriber) {
-      this.subscriber = this.redis.isCluster
-        ? (this.redis as Cluster).duplicate(undefined, { shardedSubscribers: true })
-        : (this.redis as Redis).duplicate();
-    }
-    const sub = this.subscriber;
-    if (sub.listenerCount('smessage') === 0) {
-      sub.on('smessage', (channel: string, message: string) => {
-        const set = this.channels.get(channel);
-        if (!set) return;
-        let event: PresenceEvent;
-        try {
-          event = JSON.parse(message) as PresenceEvent;
-        } catch (err) {
-          this.logger.error({ err, channel }, 'unparseable presence event');
-          return;
-        }
-        for (const l of [...set]) l(event);
-      });
-      sub.on('error', (err: unknown) => this.logger.warn({ err }, 'redis subscriber error'));
-    }
-    return sub;
+  /** One SSUBSCRIBE per room, on the backend's shared subscriber connection; the node's Hub calls this once per room. */
+  async subscribe(roomId: RoomId, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>> {
+    const channel = this.roomKeys(roomId).channel;
+    return this.backend.subscribe(channel, (message) => {
+      let item: RoomFeedItem;
+      try {
+        item = JSON.parse(message) as RoomFeedItem;
+      } catch (err) {
+        this.logger.error({ err, channel }, 'unparseable room feed item');
+        return;
+      }
+      listener(item);
+    });
   }
 
-  async subscribe(roomId: RoomId, listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
-    const channel = this.roomKeys(roomId).channel;
-    const sub = this.ensureSubscriber();
-    let set = this.channels.get(channel);
-    if (!set) {
-      set = new Set();
-      this.channels.set(channel, set);
-      try {
-        await sub.ssubscribe(channel);
-      } catch (err) {
-        this.channels.delete(channel);
-        throw err;
-      }
-    }
-    set.add(listener);
-    return async () => {
-      const s = this.channels.get(channel);
-      if (!s || !s.delete(listener) || s.size > 0) return;
-      this.channels.delete(channel);
-      await sub.sunsubscribe(channel).catch((err: unknown) => this.logger.warn({ err, channel }, 'sunsubscribe failed'));
-    };
+  /**
+   * SPUBLISH on the room's own channel, from the command connection that also
+   * runs the room's scripts: Redis runs one connection's commands in order, so
+   * a message is ordered with the events of the same room.
+   */
+  async publish(roomId: RoomId, message: RoomMessage): Promise<void> {
+    const item: RoomFeedItem = { type: 'message', message };
+    await this.redis.spublish(this.roomKeys(roomId).channel, JSON.stringify(item));
   }
 
   async ping(): Promise<void> {
     await this.redis.ping();
   }
 
+  /** Closes the subscriber connection when the engine made its own backend; never the `redis` client it was given. */
   async close(): Promise<void> {
-    this.channels.clear();
-    const sub = this.subscriber;
-    this.subscriber = undefined;
-    if (sub && this.ownsSubscriber) sub.disconnect();
+    if (this.ownsBackend) await this.backend.close();
   }
 }

@@ -1,4 +1,16 @@
-import type { ConnId, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomSnapshot, UserId } from 'realtime-message-protocol';
+import type { ConnId, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
+
+/** A custom message of a room, carried by the engine's pub/sub beside the room's presence events. */
+export interface RoomMessageItem {
+  type: 'message';
+  message: RoomMessage;
+}
+
+/**
+ * What a room's feed carries, in one order per room: presence events (in
+ * `seq` order) and custom messages, interleaved as the engine applied them.
+ */
+export type RoomFeedItem = PresenceEvent | RoomMessageItem;
 
 /**
  * Storage and fan-out of presence. An engine applies each command atomically
@@ -26,8 +38,18 @@ export interface PresenceEngine {
    * records older than the lookback. Returns how many leaves it emitted.
    */
   reap(cmd: ReapCommand): Promise<number>;
-  /** Delivers the room's events to `listener` until the returned function is called. */
-  subscribe(roomId: RoomId, listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
+  /**
+   * Delivers the room's feed (events and messages, from every node) to
+   * `listener` until the returned function is called. The node's Hub calls
+   * this once per room, for the first local listener, so an engine keeps a
+   * plain room → listener map and no reference counts.
+   */
+  subscribe(roomId: RoomId, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>>;
+  /**
+   * Sends a custom message to every subscriber of the room on every node,
+   * through the same pub/sub as the room's events and ordered with them.
+   */
+  publish(roomId: RoomId, message: RoomMessage): Promise<void>;
   /** Resolves when the storage answers; rejects when it is unreachable. */
   ping(): Promise<void>;
   /** Releases what the engine itself opened (never a client that was handed to it). */

@@ -13,17 +13,34 @@ import {
   type PayloadSchemas,
   type PresenceEvent,
   type RoomId,
+  type RoomMessage,
   type RoomSnapshot,
   type StatePatch,
 } from 'realtime-message-protocol';
 import type { z } from 'zod';
-import { systemClock, type Clock } from './clock.js';
-import type { EncodedPatch, PresenceEngine, Timing, WriteOutcome } from './engine.js';
-import { silentLogger, type Logger } from './logger.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { Hub, type Unsubscribe } from '../shared/hub.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import type { EncodedPatch, PresenceEngine, RoomFeedItem, Timing, WriteOutcome } from './engine.js';
+
+/** The topics the presence capability registers in a node's Hub. */
+export type PresenceTopics = {
+  presence: RoomFeedItem;
+};
+
+/** The part of a node's {@link Hub} presence needs (a Hub of more kinds fits). */
+export interface PresenceHub {
+  subscribe(kind: 'presence', id: string, listener: (item: RoomFeedItem) => void): Promise<Unsubscribe>;
+}
 
 export interface PresenceOptions {
   /** Where presence lives: `new MemoryEngine()` or a Redis engine. */
   engine: PresenceEngine;
+  /**
+   * The node's Hub, shared with the other capabilities; its `presence` source
+   * must be this engine. @default a Hub of its own over `engine`
+   */
+  hub?: PresenceHub;
   /** A connection is gone once this long passed since its last heartbeat. @default 30000 */
   ttlMs?: number;
   /** Period of the reaper that emits `leave` (reason `timeout`/`disconnect`). @default 3000 */
@@ -48,7 +65,7 @@ export interface PresenceOptions {
   observeReap?: (result: { leaves: number } | { error: unknown }) => void;
 }
 
-export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'reap';
+export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'publish' | 'reap';
 
 export interface ResolvedPresenceOptions {
   ttlMs: number;
@@ -103,12 +120,6 @@ export function resolvePresenceOptions(opts: Omit<PresenceOptions, 'engine'>): R
   return resolved;
 }
 
-interface RoomSubscription {
-  listeners: Set<PresenceListener>;
-  /** Resolves to the engine's unsubscribe once the engine subscription is live. */
-  ready: Promise<() => Promise<void>>;
-}
-
 /**
  * The presence model of SPEC §2 over a {@link PresenceEngine}: validation,
  * epoch fencing, resume, disconnect grace, expiry and the reaper.
@@ -132,7 +143,10 @@ export class PresenceService {
   private readonly observe: PresenceOptions['observe'];
   private readonly observeReap: PresenceOptions['observeReap'];
   private readonly schemas: PayloadSchemas;
-  private readonly rooms = new Map<RoomId, RoomSubscription>();
+  private readonly hub: PresenceHub;
+  /** The Hub this service made for itself (disposed with it); undefined when the node's Hub was passed in. */
+  private readonly ownHub: Hub<PresenceTopics> | undefined;
+  private readonly subscriptions = new Set<Unsubscribe>();
   private reaperTimer: NodeJS.Timeout | undefined;
   private reaping: Promise<number> | undefined;
   private disposed = false;
@@ -146,6 +160,13 @@ export class PresenceService {
     this.observe = options.observe;
     this.observeReap = options.observeReap;
     this.schemas = createPayloadSchemas({ maxStateBytes: this.options.maxStateBytes });
+    if (options.hub) {
+      this.hub = options.hub;
+    } else {
+      const engine = this.engine;
+      this.ownHub = new Hub<PresenceTopics>({ presence: { subscribe: (id, deliver) => engine.subscribe(id as RoomId, deliver) } }, { logger: this.logger });
+      this.hub = this.ownHub;
+    }
   }
 
   private timing(): Timing {
@@ -306,51 +327,39 @@ export class PresenceService {
   }
 
   /**
-   * Receives every event of a room (from every node) until the returned
-   * function is called. One engine subscription is shared by all local
-   * listeners of a room. Resolves once events flow, so subscribe before
-   * joining to miss nothing after the join's snapshot.
+   * Receives every presence event of a room (from every node) until the
+   * returned function is called. One engine subscription per room per node
+   * is shared by all local listeners (the Hub). Resolves once events flow, so
+   * subscribe before joining to miss nothing after the join's snapshot.
    */
   async subscribe(roomId: string, listener: PresenceListener): Promise<() => Promise<void>> {
+    return this.subscribeFeed(roomId, (item) => {
+      if (item.type !== 'message') listener(item);
+    });
+  }
+
+  /**
+   * Receives the room's whole feed: presence events and custom messages, in
+   * the one order the engine applied them. For transports.
+   */
+  async subscribeFeed(roomId: string, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>> {
     this.checkOpen();
     const id = this.parse(RoomIdSchema, roomId);
-    let sub = this.rooms.get(id);
-    if (!sub) {
-      const listeners = new Set<PresenceListener>();
-      const ready = this.engine.subscribe(id, (event) => {
-        for (const l of listeners) {
-          try {
-            l(event);
-          } catch (err) {
-            this.logger.error({ err, roomId: id }, 'presence listener threw');
-          }
-        }
-      });
-      sub = { listeners, ready };
-      this.rooms.set(id, sub);
-      ready.catch(() => {
-        if (this.rooms.get(id) === sub) this.rooms.delete(id);
-      });
-    }
-    const current = sub;
-    current.listeners.add(listener);
-    try {
-      await this.call('subscribe', () => current.ready);
-    } catch (err) {
-      current.listeners.delete(listener);
-      throw err;
-    }
-    let done = false;
+    const off = await this.call('subscribe', () => this.hub.subscribe('presence', id, listener));
+    this.subscriptions.add(off);
     return async () => {
-      if (done) return;
-      done = true;
-      current.listeners.delete(listener);
-      if (current.listeners.size === 0 && this.rooms.get(id) === current) {
-        this.rooms.delete(id);
-        const unsubscribe = await current.ready;
-        await unsubscribe();
-      }
+      this.subscriptions.delete(off);
+      await off();
     };
+  }
+
+  /**
+   * Sends a custom message to every subscriber of the room on every node,
+   * ordered with the room's presence events. The transport validated it.
+   */
+  async publishParsed(message: RoomMessage): Promise<void> {
+    this.checkOpen();
+    await this.call('publish', () => this.engine.publish(message.roomId as RoomId, message));
   }
 
   /** Starts the periodic reaper. Safe on every node at once. Idempotent. */
@@ -416,9 +425,10 @@ export class PresenceService {
     this.disposed = true;
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
     this.reaperTimer = undefined;
-    const subs = [...this.rooms.values()];
-    this.rooms.clear();
-    await Promise.allSettled(subs.map(async (s) => (await s.ready)()));
+    const subs = [...this.subscriptions];
+    this.subscriptions.clear();
+    await Promise.allSettled(subs.map((off) => off()));
+    await this.ownHub?.dispose();
     await this.reaping?.catch(() => 0);
   }
 

@@ -15,20 +15,23 @@ export class PresenceMetrics {
   readonly fanout: Counter;
   readonly messages: Counter;
   readonly engineLatency: Histogram<'op' | 'outcome'>;
+  /** `rm_heartbeats_total{outcome="ok"}`, resolved once: the hot path must not hash labels per call. */
+  readonly heartbeatsOk: { inc(): void };
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
 
   constructor(opts: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = opts.registry ?? new Registry())];
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry });
-    this.connections = new Gauge({ name: 'rm_connections', help: 'Open Socket.IO connections on this node', registers });
-    this.joins = new Counter({ name: 'rm_joins_total', help: 'presence:join requests by outcome (new, resumed, rejoined, or an error code)', labelNames: ['outcome'], registers });
-    this.leaves = new Counter({ name: 'rm_leaves_total', help: 'Leaves caused by this node, by reason', labelNames: ['reason'], registers });
+    this.connections = new Gauge({ name: 'rm_connections', help: 'Open client connections on this node', registers });
+    this.joins = new Counter({ name: 'rm_joins_total', help: 'Successful presence:join requests by outcome (joined, resumed)', labelNames: ['outcome'], registers });
+    this.leaves = new Counter({ name: 'rm_leaves_total', help: 'Leaves caused by this node, by reason (leave, disconnect, timeout: the reason presence events carry)', labelNames: ['reason'], registers });
     this.heartbeats = new Counter({ name: 'rm_heartbeats_total', help: 'presence:heartbeat requests by outcome', labelNames: ['outcome'], registers });
     this.staleEpochs = new Counter({ name: 'rm_stale_epoch_rejections_total', help: 'Writes refused because their epoch was not current', registers });
     this.errors = new Counter({ name: 'rm_errors_total', help: 'Failure acks by client event and code', labelNames: ['event', 'code'], registers });
     this.reaperRuns = new Counter({ name: 'rm_reaper_runs_total', help: 'Reaper passes on this node', labelNames: ['outcome'], registers });
     this.reaperLeaves = new Counter({ name: 'rm_reaper_leaves_total', help: 'Leaves (timeout or end of grace) emitted by this node\u2019s reaper', registers });
-    this.eventsReceived = new Counter({ name: 'rm_presence_events_total', help: 'Presence events received by this node for rooms it serves, by type', labelNames: ['type'], registers });
-    this.fanout = new Counter({ name: 'rm_event_fanout_total', help: 'presence:event deliveries to local sockets', registers });
+    this.eventsReceived = new Counter({ name: 'rm_presence_events_total', help: 'Room feed items received by this node for rooms it serves, by type (join, update, leave, message)', labelNames: ['type'], registers });
+    this.fanout = new Counter({ name: 'rm_event_fanout_total', help: 'Room feed deliveries (presence:event and presence:message) to local connections', registers });
     this.messages = new Counter({ name: 'rm_messages_total', help: 'Custom messages relayed', registers });
     this.engineLatency = new Histogram({
       name: 'rm_engine_latency_seconds',
@@ -37,5 +40,27 @@ export class PresenceMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+    this.heartbeatsOk = this.heartbeats.labels('ok');
+  }
+
+  /** Records one engine call; labelled children are resolved once per (op, outcome). */
+  observeEngine(op: string, outcome: 'ok' | 'error', durationMs: number): void {
+    const key = `${op}:${outcome}`;
+    let child = this.latencyChildren.get(key);
+    if (!child) this.latencyChildren.set(key, (child = this.engineLatency.labels(op, outcome)));
+    child.observe(durationMs / 1000);
+  }
+
+  /** Records one reaper pass. */
+  observeReap(result: { leaves: number } | { error: unknown }): void {
+    if ('error' in result) {
+      this.reaperRuns.inc({ outcome: 'error' });
+      return;
+    }
+    this.reaperRuns.inc({ outcome: 'ok' });
+    if (result.leaves > 0) {
+      this.reaperLeaves.inc(result.leaves);
+      this.leaves.inc({ reason: 'timeout' }, result.leaves);
+    }
   }
 }

@@ -1,16 +1,10 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { PresenceError } from 'realtime-message-protocol';
+import type { Extension, VerifiedToken } from './extension.js';
 
 /** Verifies a handshake token and returns who it is for. */
 export type TokenVerifier = (token: string) => Promise<VerifiedToken>;
-
-export interface VerifiedToken {
-  userId: string;
-  /** Expiry in ms since the epoch, if the token has one. */
-  expiresAt?: number | undefined;
-  claims: JWTPayload;
-}
 
 export interface JwtAuthOptions {
   /** HS256 shared secret (at least 32 bytes). */
@@ -83,5 +77,17 @@ export function createJwtVerifier(opts: JwtAuthOptions): TokenVerifier {
                 : 'token invalid';
       throw new PresenceError('unauthorized', why);
     }
+  };
+}
+
+/**
+ * The extension that authenticates every transport's connections with a
+ * token verifier (usually {@link createJwtVerifier}).
+ * @example new Extensions([tokenAuth(createJwtVerifier({ secret }))])
+ */
+export function tokenAuth(verify: TokenVerifier): Extension {
+  return {
+    name: 'token-auth',
+    authenticate: (ctx) => verify(ctx.token as string),
   };
 }

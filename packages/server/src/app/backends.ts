@@ -1,0 +1,56 @@
+import type { PresenceEngine } from '../core/presence/engine.js';
+import type { HealthCheck } from '../core/shared/health.js';
+import type { Logger } from '../core/shared/logger.js';
+import { MemoryEngine } from '../engines/memory/memory-engine.js';
+import { RedisBackend, type RedisClient } from '../engines/redis/backend.js';
+import { RedisEngine } from '../engines/redis/redis-engine.js';
+
+/** The storage of one node, chosen once by the composition root and shared by every capability. */
+export interface Backends {
+  /** `memory`, `redis` or `redis-cluster`. */
+  readonly kind: string;
+  readonly presence: PresenceEngine;
+  /** What `/ready` checks. */
+  readonly health: readonly HealthCheck[];
+  /** Releases what was opened here (subscriber connections); never a client that was handed in. */
+  close(): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** An ioredis client or cluster; without it everything lives in this process. */
+  redis?: RedisClient | undefined;
+  /** A dedicated SSUBSCRIBE client. @default a duplicate of `redis` */
+  subscriber?: RedisClient | undefined;
+  /** @default 'rm:' */
+  keyPrefix?: string | undefined;
+  logger?: Logger | undefined;
+}
+
+/** Memory when no Redis is given, Redis (single or Cluster) otherwise. */
+export function createBackends(options: BackendOptions): Backends {
+  if (!options.redis) {
+    const presence = new MemoryEngine();
+    return {
+      kind: 'memory',
+      presence,
+      health: [{ name: 'memory', check: async () => {} }],
+      close: () => presence.close(),
+    };
+  }
+  const redis = new RedisBackend({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger: options.logger });
+  const presence = new RedisEngine({ backend: redis, logger: options.logger });
+  return {
+    kind: redis.kind,
+    presence,
+    health: [redis.health],
+    close: async () => {
+      await presence.close();
+      await redis.close();
+    },
+  };
+}
+
+/** Backends around an engine the caller made (and keeps: it is not closed here). */
+export function backendsOf(engine: PresenceEngine): Backends {
+  return { kind: engine.kind, presence: engine, health: [{ name: engine.kind, check: () => engine.ping() }], close: async () => {} };
+}

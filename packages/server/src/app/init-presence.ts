@@ -1,0 +1,187 @@
+import type { Server } from 'socket.io';
+import type { JsonValue } from 'realtime-message-protocol';
+import type { PresenceEngine, RoomFeedItem } from '../core/presence/engine.js';
+import { PresenceService, type PresenceOptions, type PresenceTopics } from '../core/presence/service.js';
+import { Hub } from '../core/shared/hub.js';
+import type { HealthCheck } from '../core/shared/health.js';
+import { silentLogger } from '../core/shared/logger.js';
+import type { RedisClient } from '../engines/redis/backend.js';
+import { Extensions, type Extension } from '../extensions/extension.js';
+import { tokenAuth, type TokenVerifier } from '../extensions/jwt.js';
+import { PresenceMetrics } from '../observability/metrics.js';
+import type { RateLimitOptions } from '../transports/shared/rate-limit.js';
+import type { AnySocket, Membership } from '../transports/socketio/session.js';
+import { attachSocketIo } from '../transports/socketio/transport.js';
+import { backendsOf, createBackends, type Backends } from './backends.js';
+
+/** A Socket.IO server of any event maps. */
+type AnyServer = Server<any, any, any, any>;
+
+export interface AuthorizeContext {
+  socket: AnySocket;
+  /** The user the socket acts as (the token's `sub` when auth is on). */
+  userId: string;
+  roomId: string;
+  action: 'join' | 'message';
+  /** The custom event name, for `message`. */
+  event?: string;
+}
+
+export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'hub'> {
+  /** The application's own Socket.IO server. */
+  io: AnySocket['server'] | AnyServer;
+  /** An ioredis client (or Cluster): presence is shared by every node on it. Not closed by dispose(). */
+  redis?: RedisClient;
+  /** A dedicated SSUBSCRIBE client for `redis`; not closed by dispose(). @default a duplicate of `redis`, closed by dispose() */
+  subscriber?: RedisClient;
+  /** An explicit engine instead of `redis`/memory. Not closed by dispose(). */
+  engine?: PresenceEngine;
+  /** Key and channel prefix in Redis. @default 'rm:' */
+  keyPrefix?: string;
+  /** Namespace to serve. @default '/' */
+  namespace?: string;
+  /** Verifies `handshake.auth.token`; when set, every connection needs a valid token and acts as its user. @default open mode */
+  verifyToken?: TokenVerifier;
+  /** In-process allow/deny for joins and custom messages. @default allow */
+  authorize?: (ctx: AuthorizeContext) => boolean | Promise<boolean>;
+  /** More extensions (hooks every transport runs), after the ones `verifyToken` and `authorize` make. @default none */
+  extensions?: readonly Extension[];
+  /** Per-connection event rate limit, or `false` to turn it off. @default 20/s, burst 40 */
+  rateLimit?: RateLimitOptions | false;
+  /** Most rooms one socket may be in. @default 64 */
+  maxRoomsPerSocket?: number;
+  /** Largest custom message `data`, UTF-8 bytes of JSON. @default 65536 */
+  maxMessageBytes?: number;
+  /** Most requests of one socket queued or running at once; more are refused with `rate_limited`. @default 64 */
+  maxPendingRequests?: number;
+  /** Metrics sink. @default a new PresenceMetrics with its own registry */
+  metrics?: PresenceMetrics;
+  /** Run the reaper on this node. @default true */
+  startReaper?: boolean;
+}
+
+export interface PresenceRuntime {
+  readonly service: PresenceService;
+  readonly metrics: PresenceMetrics;
+  /** What decides readiness: the storage behind presence. */
+  readonly health: readonly HealthCheck[];
+  /**
+   * Sends a custom event from the server application to every member socket
+   * of a room, on every node, through the engine's pub/sub (ordered with the
+   * room's presence events; no Socket.IO adapter needed). Throws at once on a
+   * bad room id, event name or payload; the returned promise settles when the
+   * engine took the message (a failure is also logged, so it may be ignored).
+   * @example runtime.broadcast('doc-1', 'doc:saved', { version: 7 })
+   */
+  broadcast(roomId: string, event: string, data: JsonValue): Promise<void>;
+  /** The socket's presence in a room (or its only room), if it joined. */
+  membership(socket: AnySocket, roomId?: string): Membership | undefined;
+  /**
+   * Stops serving presence: removes the handlers, (by default) makes every
+   * local connection leave at once with reason `disconnect` so other nodes
+   * see it immediately, stops the reaper and unsubscribes. The caller's `io`
+   * and Redis client stay usable.
+   */
+  dispose(opts?: { leave?: boolean }): Promise<void>;
+}
+
+/** The extensions the documented `verifyToken` and `authorize` options stand for. */
+export function legacyExtensions(options: Pick<InitPresenceOptions, 'verifyToken' | 'authorize' | 'extensions'>): Extensions {
+  const list: Extension[] = [];
+  if (options.verifyToken) list.push(tokenAuth(options.verifyToken));
+  const authorize = options.authorize;
+  if (authorize) {
+    list.push({
+      name: 'authorize',
+      authorize: (ctx) => {
+        // The documented callback knows joins and custom messages of Socket.IO sockets.
+        if (ctx.action !== 'join' && ctx.action !== 'message') return true;
+        return authorize({ socket: ctx.connection as AnySocket, userId: ctx.userId, roomId: ctx.target, action: ctx.action, ...(ctx.event !== undefined ? { event: ctx.event } : {}) });
+      },
+    });
+  }
+  list.push(...(options.extensions ?? []));
+  return new Extensions(list);
+}
+
+/** A node Hub whose deliveries are counted in `metrics`. */
+export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger): Hub<PresenceTopics> {
+  const counters = new Map<string, { inc(n?: number): void }>();
+  return new Hub<PresenceTopics>(
+    { presence: { subscribe: (id, deliver) => engine.subscribe(id as never, deliver) } },
+    {
+      logger,
+      onDeliver: (_kind, item) => {
+        const type = (item as RoomFeedItem).type;
+        let c = counters.get(type);
+        if (!c) counters.set(type, (c = metrics.eventsReceived.labels(type)));
+        c.inc();
+      },
+    },
+  );
+}
+
+/**
+ * Wires the presence protocol (docs/protocol.md) onto the caller's own
+ * Socket.IO server. Without `redis` it uses the in-process memory engine.
+ * Composition only: the storage comes from {@link createBackends}, the
+ * protocol from the Socket.IO transport, the hooks from the extensions.
+ *
+ * @example
+ * const io = new Server(httpServer);
+ * const presence = await initPresence({ io, redis: new Redis(process.env.REDIS_URL) });
+ * io.on('connection', (socket) => socket.on('chat:message', ...)); // your own handlers beside it
+ * // later: await presence.dispose();
+ */
+export function initPresence(options: InitPresenceOptions): PresenceRuntime {
+  if (typeof options !== 'object' || options === null || typeof (options.io as { of?: unknown } | undefined)?.of !== 'function') {
+    throw new TypeError('initPresence needs { io }: your Socket.IO Server');
+  }
+  const logger = options.logger ?? silentLogger;
+  const metrics = options.metrics ?? new PresenceMetrics();
+  const backends: Backends = options.engine ? backendsOf(options.engine) : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger });
+  const hub = presenceHub(backends.presence, metrics, logger);
+  const service = new PresenceService({
+    ...options,
+    engine: backends.presence,
+    hub,
+    logger,
+    observe: (op, ms, outcome) => {
+      metrics.observeEngine(op, outcome, ms);
+      options.observe?.(op, ms, outcome);
+    },
+    observeReap: (result) => {
+      metrics.observeReap(result);
+      options.observeReap?.(result);
+    },
+  });
+  const transport = attachSocketIo({
+    nsp: (options.io as AnyServer).of(options.namespace ?? '/'),
+    service,
+    extensions: legacyExtensions(options),
+    metrics,
+    logger,
+    clock: options.clock,
+    rateLimit: options.rateLimit,
+    maxRoomsPerSocket: options.maxRoomsPerSocket,
+    maxMessageBytes: options.maxMessageBytes,
+    maxPendingRequests: options.maxPendingRequests,
+  });
+  if (options.startReaper !== false) service.start();
+  let disposing: Promise<void> | undefined;
+  return {
+    service,
+    metrics,
+    health: backends.health,
+    broadcast: (roomId, event, data) => transport.broadcast(roomId, event, data),
+    membership: (socket, roomId) => transport.membership(socket, roomId),
+    dispose: (opts) =>
+      (disposing ??= (async () => {
+        await transport.dispose(opts);
+        await service.dispose();
+        await hub.dispose();
+        await backends.close();
+      })()),
+  };
+}
+

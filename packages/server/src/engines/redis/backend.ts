@@ -1,0 +1,94 @@
+import { Cluster, type Redis } from 'ioredis';
+import type { HealthCheck } from '../../core/shared/health.js';
+import { silentLogger, type Logger } from '../../core/shared/logger.js';
+import { KeySpace } from './keys.js';
+
+export type RedisClient = Redis | Cluster;
+
+export interface RedisBackendOptions {
+  /** Client for commands and scripts. Not closed by the backend. */
+  redis: RedisClient;
+  /**
+   * Client for SSUBSCRIBE (a subscribed connection cannot run commands).
+   * @default a duplicate of `redis` (with sharded subscribers on a cluster), made on first use and closed by the backend
+   */
+  subscriber?: RedisClient;
+  /** Prefix of every key and channel. @default 'rm:' */
+  keyPrefix?: string;
+  logger?: Logger;
+}
+
+/**
+ * One Redis deployment as the capabilities share it: the command client, one
+ * sharded-pub/sub subscriber connection, the key space and the health check.
+ * Presence uses it now; channels and user status will use the same backend,
+ * so a node holds one subscriber connection whatever it serves.
+ */
+export class RedisBackend {
+  readonly kind: 'redis' | 'redis-cluster';
+  readonly redis: RedisClient;
+  readonly keys: KeySpace;
+  readonly logger: Logger;
+  readonly health: HealthCheck;
+  private subscriber: RedisClient | undefined;
+  private readonly ownsSubscriber: boolean;
+  private readonly channels = new Map<string, (message: string) => void>();
+
+  constructor(options: RedisBackendOptions) {
+    this.redis = options.redis;
+    this.kind = options.redis.isCluster ? 'redis-cluster' : 'redis';
+    this.keys = new KeySpace(options.keyPrefix ?? 'rm:');
+    this.logger = options.logger ?? silentLogger;
+    this.subscriber = options.subscriber;
+    this.ownsSubscriber = options.subscriber === undefined;
+    const redis = this.redis;
+    this.health = { name: this.kind, check: async () => void (await redis.ping()) };
+  }
+
+  private ensureSubscriber(): RedisClient {
+    if (!this.subscriber) {
+      this.subscriber = this.redis.isCluster
+        ? (this.redis as Cluster).duplicate(undefined, { shardedSubscribers: true })
+        : (this.redis as Redis).duplicate();
+    }
+    const sub = this.subscriber;
+    if (sub.listenerCount('smessage') === 0) {
+      sub.on('smessage', (channel: string, message: string) => this.channels.get(channel)?.(message));
+      sub.on('error', (err: unknown) => this.logger.warn({ err }, 'redis subscriber error'));
+    }
+    return sub;
+  }
+
+  /**
+   * SSUBSCRIBE to one channel, with one listener. The node's Hub subscribes a
+   * topic once, so a second subscription of a channel that is still
+   * subscribed is a programming error and is refused.
+   */
+  async subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.channels.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
+    const sub = this.ensureSubscriber();
+    this.channels.set(channel, listener);
+    try {
+      await sub.ssubscribe(channel);
+    } catch (err) {
+      this.channels.delete(channel);
+      throw err;
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      if (this.channels.get(channel) !== listener) return;
+      this.channels.delete(channel);
+      await sub.sunsubscribe(channel).catch((err: unknown) => this.logger.warn({ err, channel }, 'sunsubscribe failed'));
+    };
+  }
+
+  /** Drops every subscription and closes the subscriber connection the backend made. Never closes `redis`. */
+  async close(): Promise<void> {
+    this.channels.clear();
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    if (sub && this.ownsSubscriber) sub.disconnect();
+  }
+}

@@ -1,0 +1,97 @@
+import swagger from '@fastify/swagger';
+import { fastify, type FastifyInstance } from 'fastify';
+import { checkHealth, type HealthCheck } from '../../core/shared/health.js';
+import type { PresenceMetrics } from '../../observability/metrics.js';
+import { serveStatic } from './static.js';
+
+export interface HttpAppOptions {
+  /** What `/ready` checks. */
+  health: readonly HealthCheck[];
+  /** Name of the storage shown by `/ready` (`memory`, `redis`, `redis-cluster`). */
+  engine: string;
+  metrics: PresenceMetrics;
+  /** Folder of the built demo served at `/`; undefined to serve a short text page. */
+  demoDir: string | undefined;
+  /** How long `/ready` waits for each check. @default 1000 */
+  readyTimeoutMs?: number;
+}
+
+const statusSchema = {
+  type: 'object',
+  properties: { status: { type: 'string' } },
+  required: ['status'],
+} as const;
+
+const readySchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ready', 'unavailable'] },
+    engine: { type: 'string' },
+    checks: { type: 'object', additionalProperties: { type: 'string', enum: ['ok', 'unavailable'] } },
+  },
+  required: ['status', 'engine', 'checks'],
+} as const;
+
+/**
+ * The HTTP shell: health, readiness, metrics and the demo as Fastify routes,
+ * with response schemas (they serialize the answers, and later produce the
+ * OpenAPI document of the REST APIs). Socket.IO and other WebSocket
+ * endpoints attach to `app.server` beside these routes.
+ */
+export function createHttpApp(options: HttpAppOptions): FastifyInstance {
+  const app = fastify({ logger: false, return503OnClosing: true, forceCloseConnections: false });
+  const readyTimeoutMs = options.readyTimeoutMs ?? 1_000;
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  // The OpenAPI document is generated from the route schemas; routes are
+  // declared in a plugin registered after swagger so that it sees them.
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'realtime-message', version: '0.1.0', description: 'HTTP API of the realtime-message server' },
+    },
+  });
+  void app.register(async (r) => {
+    r.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+    r.get('/health', { schema: { summary: 'The process is alive', tags: ['operations'], response: { 200: statusSchema } } }, async () => ({ status: 'ok' }));
+
+    r.get(
+      '/ready',
+      { schema: { summary: 'Every backend answers (503 while one cannot be reached)', tags: ['operations'], response: { 200: readySchema, 503: readySchema } } },
+      async (_req, reply) => {
+        const report = await checkHealth(options.health, readyTimeoutMs);
+        return reply.code(report.ok ? 200 : 503).send({ status: report.ok ? 'ready' : 'unavailable', engine: options.engine, checks: report.checks });
+      },
+    );
+
+    r.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
+      const text = await options.metrics.registry.metrics();
+      return reply.type(options.metrics.registry.contentType).send(text);
+    });
+  });
+
+  app.setNotFoundHandler({ preHandler: undefined }, async (req, reply) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return reply.code(405).send({ error: 'method not allowed' });
+    if (options.demoDir) {
+      reply.hijack();
+      if (serveStatic(options.demoDir, req.raw, reply.raw)) return;
+      reply.raw.writeHead(404, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      reply.raw.end(JSON.stringify({ error: 'not found' }));
+      return;
+    }
+    if (req.url === '/') return reply.type('text/plain; charset=utf-8').send('realtime-message is running. The demo is not built: run `npm run build`.');
+    return reply.code(404).send({ error: 'not found' });
+  });
+
+  app.setErrorHandler(async (err: { statusCode?: unknown; message?: unknown }, _req, reply) => {
+    const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+    return reply.code(status).send({ error: status >= 500 ? 'internal error' : String(err.message) });
+  });
+
+  return app;
+}

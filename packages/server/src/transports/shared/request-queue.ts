@@ -1,0 +1,46 @@
+import { PresenceError } from 'realtime-message-protocol';
+
+/**
+ * The requests of one connection, run one after another in arrival order (a
+ * join is applied before the heartbeat sent right after it), with a bound on
+ * how many may wait. A request beyond the bound is refused at once with
+ * `rate_limited`; it never waits and never runs.
+ */
+export class RequestQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+
+  constructor(
+    /** Most requests queued or running at once. */
+    readonly limit: number,
+  ) {
+    if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`limit must be an integer >= 1 (got ${String(limit)})`);
+  }
+
+  /** Requests queued or running. */
+  get pending(): number {
+    return this.waiting;
+  }
+
+  /**
+   * Runs `task` after every earlier one settled. Resolves or rejects with the
+   * task's own outcome; rejects with `rate_limited` when the queue is full.
+   */
+  push<T>(task: () => Promise<T>): Promise<T> {
+    if (this.waiting >= this.limit) {
+      return Promise.reject(new PresenceError('rate_limited', `more than ${this.limit} requests are waiting on this connection; wait for their answers`));
+    }
+    this.waiting++;
+    const run = this.tail.then(task).finally(() => {
+      this.waiting--;
+    });
+    // The chain continues whatever the task's outcome.
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves once everything queued so far has settled. */
+  drain(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
+}

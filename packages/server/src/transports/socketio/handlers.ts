@@ -1,0 +1,145 @@
+import {
+  EVENTS,
+  PresenceError,
+  parsePayload,
+  type HeartbeatAck,
+  type JoinAck,
+  type LeaveAck,
+  type MessageAck,
+  type PayloadSchemas,
+  type RoomId,
+  type RoomMessage,
+} from 'realtime-message-protocol';
+import type { z } from 'zod';
+import type { RoomFeedItem } from '../../core/presence/engine.js';
+import type { PresenceService } from '../../core/presence/service.js';
+import type { Clock } from '../../core/shared/clock.js';
+import type { Extensions } from '../../extensions/extension.js';
+import type { PresenceMetrics } from '../../observability/metrics.js';
+import type { Membership, SocketSession } from './session.js';
+
+/** What the handlers share: the services and settings of one transport. */
+export interface HandlerContext {
+  service: PresenceService;
+  extensions: Extensions;
+  metrics: PresenceMetrics;
+  schemas: PayloadSchemas;
+  clock: Clock;
+  maxRoomsPerSocket: number;
+  /** True once the transport is disposed. */
+  disposed(): boolean;
+}
+
+export type Handler = (ctx: HandlerContext, session: SocketSession, raw: unknown) => Promise<{ ok: boolean }>;
+
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const res = parsePayload(schema, input);
+  if (!res.ok) throw new PresenceError(res.error.code, res.error.message);
+  return res.value;
+}
+
+/** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
+function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
+  if (item.type === 'message') {
+    const m = item.message;
+    // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).
+    if (m.connId !== undefined && session.rooms.get(roomId)?.connId === m.connId) return;
+    session.socket.emit(EVENTS.message, m);
+  } else {
+    session.socket.emit(EVENTS.event, item);
+  }
+  ctx.metrics.fanout.inc();
+}
+
+export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
+  const p = parse(ctx.schemas.join, raw);
+  if (session.authUserId !== undefined && p.userId !== session.authUserId) {
+    throw new PresenceError('forbidden', 'userId must be the subject of your token; a client cannot act as another user');
+  }
+  const existing = session.rooms.get(p.roomId);
+  if (existing && existing.userId !== p.userId) {
+    throw new PresenceError('forbidden', `this socket is in room '${p.roomId}' as another user; leave first`);
+  }
+  if (!existing && session.rooms.size >= ctx.maxRoomsPerSocket) {
+    throw new PresenceError('forbidden', `a socket may be in at most ${ctx.maxRoomsPerSocket} rooms; leave one first`);
+  }
+  await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
+  // Follow the room's feed *before* the join, so that no event after the
+  // snapshot's seq can be missed. Events that arrive before the ack are
+  // buffered by the client (docs/protocol.md).
+  await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, (item) => deliver(ctx, session, p.roomId, item)));
+  let res;
+  try {
+    res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId });
+  } catch (err) {
+    if (!existing) await session.unfollow(p.roomId);
+    throw err;
+  }
+  if (!session.socket.connected || ctx.disposed()) {
+    // The socket went away while the join was in flight: treat it as a disconnect.
+    if (!existing) await session.unfollow(p.roomId);
+    await ctx.service.disconnectParsed({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
+    throw new PresenceError('not_joined', 'the socket disconnected during the join');
+  }
+  const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
+  session.rooms.set(p.roomId, m);
+  session.syncData();
+  ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
+  return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed }, snapshot: res.snapshot };
+};
+
+export const onHeartbeat: Handler = async (ctx, session, raw): Promise<HeartbeatAck> => {
+  const p = parse(ctx.schemas.heartbeat, raw);
+  const m = session.membership(p.roomId);
+  if (p.epoch !== undefined && p.epoch !== m.epoch) {
+    ctx.metrics.staleEpochs.inc();
+    throw new PresenceError('stale_epoch', `epoch ${p.epoch} is not current; this socket holds epoch ${m.epoch}`);
+  }
+  try {
+    const res = await ctx.service.heartbeatParsed(m, p.patchState);
+    ctx.metrics.heartbeatsOk.inc();
+    return { ok: true, epoch: res.epoch };
+  } catch (err) {
+    if (err instanceof PresenceError && (err.code === 'stale_epoch' || err.code === 'not_joined')) {
+      // Fenced by a newer incarnation, or gone: this socket no longer holds the connection.
+      if (err.code === 'stale_epoch') ctx.metrics.staleEpochs.inc();
+      session.drop(m);
+    }
+    throw err;
+  }
+};
+
+export const onLeave: Handler = async (ctx, session, raw): Promise<LeaveAck> => {
+  const p = parse(ctx.schemas.leave, raw);
+  const m = session.membership(p.roomId);
+  try {
+    await ctx.service.leaveParsed(m);
+    ctx.metrics.leaves.inc({ reason: 'leave' });
+  } catch (err) {
+    if (!(err instanceof PresenceError) || (err.code !== 'not_joined' && err.code !== 'stale_epoch')) throw err;
+    session.drop(m);
+    // Already gone is what the client wanted; a newer incarnation is not ours to end.
+    if (err.code === 'stale_epoch') throw err;
+    return { ok: true };
+  }
+  session.drop(m);
+  return { ok: true };
+};
+
+export const onMessage: Handler = async (ctx, session, raw): Promise<MessageAck> => {
+  const p = parse(ctx.schemas.message, raw);
+  const m = session.membership(p.roomId);
+  await ctx.extensions.check({ transport: 'socket.io', userId: m.userId, action: 'message', target: m.roomId, event: p.event, data: p.data, connection: session.socket });
+  const msg: RoomMessage = { roomId: m.roomId, event: p.event, data: p.data, userId: m.userId, connId: m.connId, ts: ctx.clock.now() };
+  await ctx.service.publishParsed(msg);
+  ctx.metrics.messages.inc();
+  return { ok: true };
+};
+
+/** The client → server events of the presence protocol and their handlers. */
+export const HANDLERS: ReadonlyArray<readonly [event: string, handler: Handler]> = [
+  [EVENTS.join, onJoin],
+  [EVENTS.heartbeat, onHeartbeat],
+  [EVENTS.leave, onLeave],
+  [EVENTS.message, onMessage],
+];

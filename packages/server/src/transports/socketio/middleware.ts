@@ -1,0 +1,88 @@
+import type { Namespace } from 'socket.io';
+import { EVENTS, PresenceError, type ErrorAck } from 'realtime-message-protocol';
+import type { Logger } from '../../core/shared/logger.js';
+import type { Extensions, VerifiedToken } from '../../extensions/extension.js';
+import type { PresenceMetrics } from '../../observability/metrics.js';
+import type { ResolvedRateLimit } from '../shared/rate-limit.js';
+import type { AnySocket, SocketSession } from './session.js';
+
+export function errorAck(code: PresenceError['code'], message: string): ErrorAck {
+  return { ok: false, error: { code, message } };
+}
+
+/**
+ * Namespace middleware that runs the extensions' `authenticate` and
+ * `onConnect` hooks on the handshake; a refusal is a `connect_error` with
+ * `data: { code, message }`. Returns where the verified identities are kept
+ * until the connection handler picks them up.
+ */
+export function authMiddleware(nsp: Namespace, extensions: Extensions, disposed: () => boolean): WeakMap<object, VerifiedToken> {
+  const verified = new WeakMap<object, VerifiedToken>();
+  nsp.use((socket, next) => {
+    if (disposed()) return next();
+    const auth = socket.handshake.auth as { token?: unknown } | undefined;
+    const ctx = {
+      transport: 'socket.io' as const,
+      token: typeof auth?.token === 'string' ? auth.token : undefined,
+      headers: socket.handshake.headers,
+      remoteAddress: socket.handshake.address,
+    };
+    extensions
+      .authenticate(ctx)
+      .then(async (v) => {
+        await extensions.connect({ ...ctx, userId: v?.userId });
+        if (v) verified.set(socket, v);
+        next();
+      })
+      .catch((err: unknown) => {
+        const code = err instanceof PresenceError ? err.code : 'unauthorized';
+        const message = err instanceof PresenceError ? err.message : 'token invalid';
+        const e = new Error(message) as Error & { data: { code: string; message: string } };
+        e.data = { code, message };
+        next(e);
+      });
+  });
+  return verified;
+}
+
+/** Closes the socket with a notice when its token expires. */
+export function expireAt(session: SocketSession, expiresAt: number | undefined, now: number): void {
+  if (expiresAt === undefined) return;
+  const ms = expiresAt - now;
+  if (ms >= 2 ** 31 - 1) return; // beyond setTimeout's range: the token outlives any realistic connection
+  session.expiryTimer = setTimeout(() => {
+    session.socket.emit(EVENTS.error, { code: 'unauthorized', message: 'token expired; reconnect with a fresh token' });
+    session.socket.disconnect(true);
+  }, Math.max(0, ms));
+  session.expiryTimer.unref();
+}
+
+/**
+ * Socket middleware that charges every incoming event (the application's
+ * own included) to the session's token bucket: refused events get a
+ * `rate_limited` ack; a socket that keeps flooding is disconnected.
+ */
+export function rateLimitMiddleware(
+  socket: AnySocket,
+  session: SocketSession,
+  limit: ResolvedRateLimit,
+  deps: { metrics: PresenceMetrics; logger: Logger; disposed: () => boolean },
+): void {
+  const bucket = session.bucket;
+  if (!bucket) return;
+  socket.use((packet, next) => {
+    if (deps.disposed()) return next();
+    const verdict = bucket.take(Date.now());
+    if (verdict === 'ok') return next();
+    const last = packet[packet.length - 1];
+    if (typeof last === 'function') {
+      deps.metrics.errors.inc({ event: String(packet[0]), code: 'rate_limited' });
+      (last as (r: ErrorAck) => void)(errorAck('rate_limited', `more than ${limit.eventsPerSecond} events per second; slow down`));
+    }
+    if (verdict === 'abuse') {
+      deps.logger.warn({ socketId: socket.id }, 'disconnecting a socket that keeps flooding');
+      socket.emit(EVENTS.error, { code: 'rate_limited', message: 'disconnected: sustained event flood' });
+      socket.disconnect(true);
+    }
+  });
+}

@@ -1,0 +1,182 @@
+import type { Namespace } from 'socket.io';
+import { PresenceError, createPayloadSchemas, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
+import type { PresenceService } from '../../core/presence/service.js';
+import { systemClock, type Clock } from '../../core/shared/clock.js';
+import { silentLogger, type Logger } from '../../core/shared/logger.js';
+import type { Extensions } from '../../extensions/extension.js';
+import type { PresenceMetrics } from '../../observability/metrics.js';
+import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
+import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
+import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
+import { SocketSession, type AnySocket, type Membership } from './session.js';
+
+export interface SocketIoTransportOptions {
+  /** The namespace to serve. */
+  nsp: Namespace;
+  service: PresenceService;
+  extensions: Extensions;
+  metrics: PresenceMetrics;
+  logger?: Logger;
+  clock?: Clock;
+  /** Per-connection event rate limit, or `false`. @default 20/s, burst 40 */
+  rateLimit?: RateLimitOptions | false;
+  /** Most rooms one socket may be in. @default 64 */
+  maxRoomsPerSocket?: number;
+  /** Largest custom message `data`, UTF-8 bytes of JSON. @default 65536 */
+  maxMessageBytes?: number;
+  /** Most requests of one socket queued or running at once. @default 64 */
+  maxPendingRequests?: number;
+}
+
+export interface SocketIoTransport {
+  /**
+   * Sends a custom event from the server to every member socket of a room, on
+   * every node, ordered with the room's presence events. Throws
+   * `invalid_payload` / `payload_too_large` at once; the promise settles once
+   * the engine took the message.
+   */
+  broadcast(roomId: string, event: string, data: JsonValue): Promise<void>;
+  /** The socket's presence in a room (or its only room), if it joined. */
+  membership(socket: AnySocket, roomId?: string): Membership | undefined;
+  /** Stops serving; by default every local connection leaves at once with reason `disconnect`. */
+  dispose(opts?: { leave?: boolean }): Promise<void>;
+}
+
+/**
+ * The presence protocol (docs/protocol.md) on a Socket.IO namespace: one
+ * {@link SocketSession} per connection, one handler per event, every request
+ * through the session's bounded queue and acked exactly once. The transport
+ * owns no storage: it parses, runs the extension hooks, calls the service and
+ * encodes the answer.
+ */
+export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTransport {
+  const { nsp, service, extensions, metrics } = options;
+  const logger = options.logger ?? silentLogger;
+  const rateLimit = options.rateLimit === false ? undefined : resolveRateLimit(options.rateLimit);
+  const maxPending = options.maxPendingRequests ?? 64;
+  const sessions = new Map<AnySocket, SocketSession>();
+  let disposed = false;
+  const ctx: HandlerContext = {
+    service,
+    extensions,
+    metrics,
+    schemas: createPayloadSchemas({ maxStateBytes: service.options.maxStateBytes, maxMessageBytes: options.maxMessageBytes }),
+    clock: options.clock ?? systemClock,
+    maxRoomsPerSocket: options.maxRoomsPerSocket ?? 64,
+    disposed: () => disposed,
+  };
+
+  /** Registers a handler that runs in the session's queue and always acks exactly once. */
+  function handle(session: SocketSession, event: string, fn: Handler): void {
+    const listener = (...args: unknown[]): void => {
+      const last = args[args.length - 1];
+      const ack = typeof last === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
+      void session.queue
+        .push(() => (disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0])))
+        .catch((err: unknown) => {
+          if (err instanceof PresenceError) return errorAck(err.code, err.message);
+          logger.error({ err, event, socketId: session.socket.id }, 'presence handler failed');
+          return errorAck('internal', 'the server failed to handle the request');
+        })
+        .then((res) => {
+          if (!res.ok) metrics.errors.inc({ event, code: (res as ReturnType<typeof errorAck>).error.code });
+          try {
+            ack?.(res);
+          } catch (err) {
+            logger.warn({ err, event }, 'ack callback threw');
+          }
+        });
+    };
+    session.socket.on(event, listener);
+    session.handlers.push([event, listener]);
+  }
+
+  /** A lost connection: every membership gets the disconnect grace, after the requests already queued. */
+  function onDisconnect(session: SocketSession): void {
+    metrics.connections.dec();
+    session.detach();
+    void session.queue.drain().then(async () => {
+      const rooms = [...session.rooms.values()];
+      session.rooms.clear();
+      sessions.delete(session.socket);
+      await Promise.all(
+        rooms.map(async (m) => {
+          try {
+            await service.disconnectParsed(m);
+            if (service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
+          } catch (err) {
+            // stale_epoch: resumed elsewhere; not_joined: already gone. Both are fine here.
+            if (!(err instanceof PresenceError) || err.code === 'internal') logger.warn({ err, roomId: m.roomId }, 'disconnect cleanup failed');
+          }
+        }),
+      );
+      // Feeds of joins that never completed are released too.
+      await Promise.all([...session.feeds.keys()].map((roomId) => session.unfollow(roomId)));
+    });
+  }
+
+  const verified = extensions.authenticates || extensions.hasConnectHooks ? authMiddleware(nsp, extensions, () => disposed) : undefined;
+
+  const onConnection = (socket: AnySocket): void => {
+    if (disposed) return;
+    const auth = verified?.get(socket);
+    const bucket = rateLimit ? new TokenBucket(rateLimit, Date.now()) : undefined;
+    const session = new SocketSession(socket, auth?.userId, bucket, maxPending);
+    sessions.set(socket, session);
+    metrics.connections.inc();
+    session.syncData();
+    expireAt(session, auth?.expiresAt, Date.now());
+    if (rateLimit) rateLimitMiddleware(socket, session, rateLimit, { metrics, logger, disposed: () => disposed });
+    for (const [event, fn] of HANDLERS) handle(session, event, fn);
+    const disconnect = (): void => onDisconnect(session);
+    socket.once('disconnect', disconnect);
+    session.handlers.push(['disconnect', disconnect]);
+  };
+  nsp.on('connection', onConnection);
+
+  return {
+    broadcast(roomId, event, data) {
+      // Validation errors throw at once; a storage failure rejects the promise
+      // (and is logged, so a caller that does not await it loses nothing silently).
+      const p = parse(ctx.schemas.message, { roomId, event, data });
+      const msg: RoomMessage = { roomId: p.roomId!, event: p.event, data: p.data, ts: ctx.clock.now() };
+      const sent = service.publishParsed(msg);
+      sent.catch((err: unknown) => logger.warn({ err, roomId: msg.roomId, event: msg.event }, 'broadcast failed'));
+      return sent;
+    },
+    membership(socket, roomId) {
+      const session = sessions.get(socket);
+      if (!session) return undefined;
+      try {
+        return { ...session.membership(roomId as RoomId | undefined) };
+      } catch {
+        return undefined;
+      }
+    },
+    async dispose({ leave = true } = {}) {
+      if (disposed) return;
+      disposed = true;
+      nsp.off('connection', onConnection);
+      const all = [...sessions.values()];
+      sessions.clear();
+      await Promise.all(
+        all.map(async (session) => {
+          session.detach();
+          await session.queue.drain();
+          const rooms = [...session.rooms.values()];
+          session.rooms.clear();
+          await Promise.all([...session.feeds.keys()].map((roomId) => session.unfollow(roomId)));
+          if (!leave) return;
+          await Promise.all(
+            rooms.map((m) =>
+              service.leaveParsed(m, { reason: 'disconnect' }).then(
+                () => metrics.leaves.inc({ reason: 'disconnect' }),
+                (err: unknown) => logger.warn({ err, roomId: m.roomId }, 'leave at dispose failed'),
+              ),
+            ),
+          );
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,181 @@
+import { describe, expect, it } from 'vitest';
+import { Hub, PresenceError, type TopicSource } from '../src/index.js';
+import { RequestQueue } from '../src/transports/shared/request-queue.js';
+
+/** A source that records its calls and lets the test decide when (and whether) a subscription succeeds. */
+function recordingSource() {
+  const calls: string[] = [];
+  const deliver = new Map<string, (item: string) => void>();
+  let failNext: Error | undefined;
+  let gate: Promise<void> | undefined;
+  const source: TopicSource<string> = {
+    async subscribe(id, d) {
+      calls.push(`sub:${id}`);
+      if (gate) await gate;
+      if (failNext) {
+        const err = failNext;
+        failNext = undefined;
+        throw err;
+      }
+      deliver.set(id, d);
+      return async () => {
+        calls.push(`unsub:${id}`);
+        deliver.delete(id);
+      };
+    },
+  };
+  return {
+    source,
+    calls,
+    emit: (id: string, item: string) => deliver.get(id)?.(item),
+    failNextWith: (err: Error) => (failNext = err),
+    hold: () => {
+      let release!: () => void;
+      gate = new Promise((r) => (release = r));
+      return () => {
+        gate = undefined;
+        release();
+      };
+    },
+  };
+}
+
+describe('Hub', () => {
+  it('subscribes a topic at the source for the first listener only, and unsubscribes after the last', async () => {
+    const src = recordingSource();
+    const hub = new Hub<{ room: string }>({ room: src.source });
+    const a: string[] = [];
+    const b: string[] = [];
+    const offA = await hub.subscribe('room', 'r1', (i) => a.push(i));
+    const offB = await hub.subscribe('room', 'r1', (i) => b.push(i));
+    expect(src.calls).toEqual(['sub:r1']);
+    expect(hub.listeners('room', 'r1')).toBe(2);
+    src.emit('r1', 'x');
+    expect([a, b]).toEqual([['x'], ['x']]);
+    await offA();
+    await offA(); // idempotent: must not remove b's interest
+    expect(src.calls).toEqual(['sub:r1']);
+    src.emit('r1', 'y');
+    expect([a, b]).toEqual([['x'], ['x', 'y']]);
+    await offB();
+    expect(src.calls).toEqual(['sub:r1', 'unsub:r1']);
+    expect(hub.size()).toBe(0);
+  });
+
+  it('a failed source subscription rolls back: every waiting listener gets the error, nothing stays registered, the next one retries', async () => {
+    const src = recordingSource();
+    const hub = new Hub<{ room: string }>({ room: src.source });
+    src.failNextWith(new Error('redis down'));
+    const release = src.hold();
+    const first = hub.subscribe('room', 'r1', () => {});
+    const second = hub.subscribe('room', 'r1', () => {});
+    release();
+    await expect(first).rejects.toThrow('redis down');
+    await expect(second).rejects.toThrow('redis down');
+    expect(hub.size()).toBe(0);
+    expect(src.calls).toEqual(['sub:r1']);
+    const got: string[] = [];
+    const off = await hub.subscribe('room', 'r1', (i) => got.push(i));
+    expect(src.calls).toEqual(['sub:r1', 'sub:r1']);
+    src.emit('r1', 'z');
+    expect(got).toEqual(['z']);
+    await off();
+  });
+
+  it('a new first listener waits until the previous unsubscribe finished, so the source never sees them overlap', async () => {
+    const calls: string[] = [];
+    let releaseUnsub!: () => void;
+    const source: TopicSource<string> = {
+      async subscribe(id) {
+        calls.push(`sub:${id}`);
+        return async () => {
+          calls.push(`unsub-start:${id}`);
+          await new Promise<void>((r) => (releaseUnsub = r));
+          calls.push(`unsub-done:${id}`);
+        };
+      },
+    };
+    const hub = new Hub<{ room: string }>({ room: source });
+    const off = await hub.subscribe('room', 'r1', () => {});
+    const closing = off();
+    const again = hub.subscribe('room', 'r1', () => {});
+    await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toEqual(['sub:r1', 'unsub-start:r1']);
+    releaseUnsub();
+    await closing;
+    await again;
+    expect(calls).toEqual(['sub:r1', 'unsub-start:r1', 'unsub-done:r1', 'sub:r1']);
+  });
+
+  it('a listener that throws does not stop the others; topics of different kinds are separate', async () => {
+    const rooms = recordingSource();
+    const users = recordingSource();
+    const errors: unknown[] = [];
+    const delivered: number[] = [];
+    const hub = new Hub<{ room: string; user: string }>({ room: rooms.source, user: users.source }, {
+      onListenerError: (_k, _id, err) => errors.push(err),
+      onDeliver: (_k, _item, n) => delivered.push(n),
+    });
+    const got: string[] = [];
+    await hub.subscribe('room', 'same-id', () => {
+      throw new Error('boom');
+    });
+    await hub.subscribe('room', 'same-id', (i) => got.push(i));
+    await hub.subscribe('user', 'same-id', (i) => got.push(`user:${i}`));
+    expect(rooms.calls).toEqual(['sub:same-id']);
+    expect(users.calls).toEqual(['sub:same-id']);
+    rooms.emit('same-id', 'a');
+    users.emit('same-id', 'b');
+    expect(got).toEqual(['a', 'user:b']);
+    expect(errors).toHaveLength(1);
+    expect(delivered).toEqual([2, 1]);
+    expect(hub.size('room')).toBe(1);
+    await hub.dispose();
+    expect(rooms.calls).toEqual(['sub:same-id', 'unsub:same-id']);
+    await expect(hub.subscribe('room', 'x', () => {})).rejects.toThrow('closed');
+  });
+});
+
+describe('RequestQueue', () => {
+  it('runs requests one at a time in arrival order, whatever their outcome', async () => {
+    const q = new RequestQueue(10);
+    const order: string[] = [];
+    let release!: () => void;
+    const first = q.push(async () => {
+      order.push('first:start');
+      await new Promise<void>((r) => (release = r));
+      order.push('first:end');
+      throw new Error('first failed');
+    });
+    const second = q.push(async () => {
+      order.push('second');
+      return 2;
+    });
+    expect(q.pending).toBe(2);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(order).toEqual(['first:start']);
+    release();
+    await expect(first).rejects.toThrow('first failed');
+    expect(await second).toBe(2);
+    expect(order).toEqual(['first:start', 'first:end', 'second']);
+    expect(q.pending).toBe(0);
+  });
+
+  it('refuses a request beyond the bound with rate_limited, without running it', async () => {
+    const q = new RequestQueue(2);
+    let release!: () => void;
+    const blocker = new Promise<void>((r) => (release = r));
+    let ran = 0;
+    const a = q.push(() => blocker);
+    const b = q.push(async () => void ran++);
+    const c = q.push(async () => void ran++);
+    await expect(c).rejects.toBeInstanceOf(PresenceError);
+    await expect(c).rejects.toMatchObject({ code: 'rate_limited' });
+    release();
+    await a;
+    await b;
+    await q.drain();
+    expect(ran).toBe(1);
+    expect(() => new RequestQueue(0)).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { PresenceError, type Extension } from '../src/index.js';
+import { GatedEngine } from './helpers/gated-engine.js';
+import { connect, listen, request, room, startGateway } from './helpers/gateway.js';
+import { waitFor } from './helpers/wait.js';
+
+/** Branches of the Socket.IO transport that need storage to be slow or to fail on demand. */
+describe('socket.io transport under a gated engine', () => {
+  it('the request queue is bounded: beyond 64 waiting requests a socket gets rate_limited at once, and every request is acked exactly once', async () => {
+    const engine = new GatedEngine();
+    const g = await startGateway({ engine, rateLimit: false });
+    const s = await connect(g.url);
+    expect((await request(s, 'presence:join', { roomId: room(), userId: 'ada' })).ok).toBe(true);
+    const release = engine.hold('heartbeat');
+    const acks: Array<{ ok: boolean; error?: { code: string } }> = [];
+    const sent = 80;
+    for (let i = 0; i < sent; i++) s.emit('presence:heartbeat', {}, (ack: { ok: boolean }) => acks.push(ack));
+    // The ones beyond the bound are answered without waiting for storage.
+    await waitFor(() => acks.length === sent - 64, { what: `${sent - 64} immediate refusals (have ${acks.length})` });
+    expect(acks.every((a) => a.error?.code === 'rate_limited')).toBe(true);
+    release();
+    await waitFor(() => acks.length === sent, { what: `all ${sent} acks (have ${acks.length})` });
+    // Settle: one more request after all of them; nothing is acked twice.
+    expect((await request(s, 'presence:heartbeat', {})).ok).toBe(true);
+    expect(acks.filter((a) => a.ok)).toHaveLength(64);
+    expect(acks).toHaveLength(sent);
+  });
+
+  it('the rooms-per-socket limit refuses one room more with forbidden, and leaving one makes room', async () => {
+    const g = await startGateway({ maxRoomsPerSocket: 2 });
+    const s = await connect(g.url);
+    const [r1, r2, r3] = [room(), room(), room()];
+    expect((await request(s, 'presence:join', { roomId: r1, userId: 'ada' })).ok).toBe(true);
+    expect((await request(s, 'presence:join', { roomId: r2, userId: 'ada' })).ok).toBe(true);
+    const refused = await request(s, 'presence:join', { roomId: r3, userId: 'ada' });
+    expect(refused).toEqual({ ok: false, error: { code: 'forbidden', message: expect.stringContaining('at most 2 rooms') } });
+    // Re-joining a room it is already in is not one more room.
+    expect((await request(s, 'presence:join', { roomId: r1, userId: 'ada' })).ok).toBe(true);
+    expect(await request(s, 'presence:leave', { roomId: r2 })).toEqual({ ok: true });
+    expect((await request(s, 'presence:join', { roomId: r3, userId: 'ada' })).ok).toBe(true);
+    expect(g.runtime.membership((await g.io.fetchSockets())[0] as never, r3)).toEqual(expect.objectContaining({ roomId: r3, userId: 'ada' }));
+  });
+
+  it('a socket that disconnects while its join is in flight ends that connection (leave, reason disconnect) and holds no room subscription', async () => {
+    const engine = new GatedEngine();
+    const g = await startGateway({ engine, disconnectGraceMs: 0 });
+    const r = room();
+    const watcher = await connect(g.url);
+    expect((await request(watcher, 'presence:join', { roomId: r, userId: 'watcher' })).ok).toBe(true);
+    const w = listen(watcher);
+    const leaver = await connect(g.url);
+    const release = engine.hold('join');
+    leaver.emit('presence:join', { roomId: r, userId: 'ada' });
+    await waitFor(() => engine.calls.join === 2, { what: 'the join to reach storage' });
+    leaver.disconnect();
+    await waitFor(async () => (await g.io.fetchSockets()).length === 1, { what: 'the server to see the disconnect' });
+    release();
+    const leave = await w.waitFor((e) => e.type === 'leave' && e.userId === 'ada');
+    expect(leave.reason).toBe('disconnect');
+    // Settle: one more change from the watcher; ada joined and left exactly once.
+    expect((await request(watcher, 'presence:heartbeat', { patchState: { settle: true } })).ok).toBe(true);
+    await w.waitFor((e) => e.type === 'update');
+    expect(w.events.filter((e) => e.userId === 'ada').map((e) => e.type)).toEqual(['join', 'leave']);
+    // The watcher still holds the room, so the node keeps exactly one subscription.
+    expect(engine.subscriptions.get(r)).toBe(1);
+    expect(await request(watcher, 'presence:leave', {})).toEqual({ ok: true });
+    await waitFor(() => engine.subscriptions.size === 0, { what: 'the last listener to unsubscribe the room' });
+  });
+
+  it('a failed room subscription fails only that join (internal) and a retry subscribes again', async () => {
+    const engine = new GatedEngine();
+    const g = await startGateway({ engine });
+    const r = room();
+    const s = await connect(g.url);
+    engine.failNextSubscribe(new Error('subscriber connection lost'));
+    const failed = await request(s, 'presence:join', { roomId: r, userId: 'ada' });
+    expect(failed).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
+    expect(engine.subscriptions.size).toBe(0);
+    expect((await engine.snapshot(r as never, Date.now())).connections).toEqual([]);
+    const ok = await request(s, 'presence:join', { roomId: r, userId: 'ada' });
+    expect(ok.ok).toBe(true);
+    const b = await connect(g.url);
+    const lb = listen(s);
+    expect((await request(b, 'presence:join', { roomId: r, userId: 'bob' })).ok).toBe(true);
+    await lb.waitFor((e) => e.type === 'join' && e.userId === 'bob');
+    expect(engine.subscriptions.get(r)).toBe(1);
+  });
+
+  it('sockets of one node share one engine subscription per room, released when the last member goes', async () => {
+    const engine = new GatedEngine();
+    const g = await startGateway({ engine });
+    const r = room();
+    const sockets = await Promise.all([1, 2, 3].map(() => connect(g.url)));
+    for (const [i, s] of sockets.entries()) expect((await request(s, 'presence:join', { roomId: r, userId: `u${i}` })).ok).toBe(true);
+    expect(engine.subscriptions.get(r)).toBe(1);
+    sockets[0]!.disconnect();
+    expect(await request(sockets[1]!, 'presence:leave', {})).toEqual({ ok: true });
+    expect(engine.subscriptions.get(r)).toBe(1);
+    expect(await request(sockets[2]!, 'presence:leave', {})).toEqual({ ok: true });
+    await waitFor(() => !engine.subscriptions.has(r), { what: 'room unsubscribed' });
+  });
+
+  it('extensions run on every request: an onPublish hook can refuse a message with its own code, onConnect can refuse a connection', async () => {
+    const seen: string[] = [];
+    const audit: Extension = {
+      name: 'audit',
+      onConnect: async (ctx) => {
+        if (ctx.headers['x-block'] === '1') throw new PresenceError('forbidden', 'blocked by the connect hook');
+      },
+      onSubscribe: async (ctx) => void seen.push(`subscribe:${ctx.target}`),
+      onPublish: async (ctx) => {
+        seen.push(`publish:${ctx.event}`);
+        if (ctx.event === 'chat:spam') throw new PresenceError('forbidden', 'spam is not relayed');
+      },
+    };
+    const g = await startGateway({ extensions: [audit] });
+    await expect(connect(g.url, { extraHeaders: { 'x-block': '1' } })).rejects.toThrow('blocked by the connect hook');
+    const r = room();
+    const a = await connect(g.url);
+    const b = await connect(g.url);
+    const lb = listen(b);
+    expect((await request(a, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
+    expect((await request(b, 'presence:join', { roomId: r, userId: 'bob' })).ok).toBe(true);
+    expect(await request(a, 'presence:message', { event: 'chat:spam', data: {} })).toEqual({ ok: false, error: { code: 'forbidden', message: 'spam is not relayed' } });
+    expect(await request(a, 'presence:message', { event: 'chat:message', data: { text: 'hi' } })).toEqual({ ok: true });
+    await waitFor(() => lb.messages.length === 1, { what: 'the relayed message' });
+    expect(lb.messages.map((m) => m.event)).toEqual(['chat:message']);
+    expect(seen).toEqual([`subscribe:${r}`, `subscribe:${r}`, 'publish:chat:spam', 'publish:chat:message']);
+  });
+});
