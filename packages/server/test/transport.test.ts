@@ -50,13 +50,13 @@ describe('socket.io transport under a gated engine', () => {
     const w = listen(watcher);
     const leaver = await connect(g.url);
     const release = engine.hold('join');
-    leaver.emit('presence:join', { roomId: r, userId: 'ada' });
+    leaver.emit('presence:join', { roomId: r, userId: 'ada' }, () => {});
     await waitFor(() => engine.calls.join === 2, { what: 'the join to reach storage' });
     leaver.disconnect();
     await waitFor(async () => (await g.io.fetchSockets()).length === 1, { what: 'the server to see the disconnect' });
     release();
     const leave = await w.waitFor((e) => e.type === 'leave' && e.userId === 'ada');
-    expect(leave.reason).toBe('disconnect');
+    expect(leave).toEqual(expect.objectContaining({ type: 'leave', reason: 'disconnect' }));
     // Settle: one more change from the watcher; ada joined and left exactly once.
     expect((await request(watcher, 'presence:heartbeat', { patchState: { settle: true } })).ok).toBe(true);
     await w.waitFor((e) => e.type === 'update');
