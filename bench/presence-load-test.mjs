@@ -40,8 +40,8 @@ function log(msg) {
 }
 
 /** Starts our server for an engine (memory | redis), with a private Redis when needed. */
-async function ours(engine, redis, extra = {}) {
-  return startServer('ours', engine === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `b${randomUUID().slice(0, 6)}:`, ...extra } : extra);
+async function ours(engine, redis, extra = {}, kind = 'ours') {
+  return startServer(kind, engine === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `b${randomUUID().slice(0, 6)}:`, ...extra } : extra);
 }
 
 /** Connect + join clients, run heartbeats, sample the server; returns one row of results. */
@@ -112,12 +112,14 @@ async function scenarioCompare() {
   try {
     for (const [engine, baseKind, baseName] of pairs) {
       for (const mode of ['closed', 'open']) {
-        const runs = { ours: [], base: [] };
+        // With PREVIOUS_CLI, the build of an earlier commit runs in the same rounds: a change is measured against it.
+        const contenders = process.env.PREVIOUS_CLI ? ['base', 'ours', 'previous'] : ['base', 'ours'];
+        const runs = Object.fromEntries(contenders.map((c) => [c, []]));
         for (let r = 0; r < rounds; r++) {
-          // Alternate the order every round so drift of a noisy machine hits both sides.
-          const order = r % 2 === 0 ? ['base', 'ours'] : ['ours', 'base'];
+          // Rotate the order every round so drift of a noisy machine hits every side.
+          const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
           for (const who of order) {
-            const server = who === 'ours' ? await ours(engine, redis) : await startServer(baseKind, { REDIS_URL: redis.url });
+            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url }) : await ours(engine, redis, {}, who);
             try {
               const row = await heartbeatRun(server, { clients, usersPerRoom: 2, rate: mode === 'open' ? rate : 0, durationMs, patchRatio: 0, label: `${engine} ${mode} ${who} r${r + 1}` });
               runs[who].push(row);
@@ -126,23 +128,35 @@ async function scenarioCompare() {
             }
           }
         }
-        const med = (who, f) => median(runs[who].map(f));
+        const summary = (who) => {
+          const med = (f) => median(runs[who].map(f));
+          return { acksPerSec: med((x) => x.acksPerSec), p50: med((x) => x.latency.p50), p99: med((x) => x.latency.p99), p999: med((x) => x.latency.p999), cpu: med((x) => x.server.cpuPercent), errors: runs[who].map((x) => x.errors) };
+        };
         out[`${engine}-${mode}`] = {
           engine, mode, baseline: baseName, rounds, clients, offeredRate: mode === 'open' ? rate : 'closed loop',
-          ours: { acksPerSec: med('ours', (x) => x.acksPerSec), p50: med('ours', (x) => x.latency.p50), p99: med('ours', (x) => x.latency.p99), p999: med('ours', (x) => x.latency.p999), cpu: med('ours', (x) => x.server.cpuPercent), errors: runs.ours.map((x) => x.errors) },
-          base: { acksPerSec: med('base', (x) => x.acksPerSec), p50: med('base', (x) => x.latency.p50), p99: med('base', (x) => x.latency.p99), p999: med('base', (x) => x.latency.p999), cpu: med('base', (x) => x.server.cpuPercent), errors: runs.base.map((x) => x.errors) },
+          ours: summary('ours'),
+          base: summary('base'),
+          ...(runs.previous ? { previous: summary('previous') } : {}),
           runs,
         };
         const o = out[`${engine}-${mode}`];
         o.throughputRatio = Math.round((o.ours.acksPerSec / o.base.acksPerSec) * 100) / 100;
         o.p99Ratio = Math.round((o.ours.p99 / o.base.p99) * 100) / 100;
+        if (o.previous) {
+          o.vsPrevious = { throughputRatio: Math.round((o.ours.acksPerSec / o.previous.acksPerSec) * 100) / 100, p99Ratio: Math.round((o.ours.p99 / o.previous.p99) * 100) / 100 };
+        }
       }
     }
   } finally {
     await redis.stop();
   }
   const rows = Object.values(out).map((o) => [o.engine, o.mode === 'closed' ? `closed loop, ${o.clients} clients` : `${o.offeredRate}/s open loop`, o.baseline, o.ours.acksPerSec, o.base.acksPerSec, o.throughputRatio, ms(o.ours.p50), ms(o.ours.p99), ms(o.base.p99), o.p99Ratio, ms(o.ours.p999), `${o.ours.cpu}% / ${o.base.cpu}%`]);
-  save('compare', out, [`### ours vs baselines (median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`, '', table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio', 'ours p50', 'ours p99', 'baseline p99', 'p99 ratio', 'ours p99.9', 'server CPU ours / baseline'], rows)].join('\n'));
+  const lines = [`### ours vs baselines (median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`, '', table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio', 'ours p50', 'ours p99', 'baseline p99', 'p99 ratio', 'ours p99.9', 'server CPU ours / baseline'], rows)];
+  const withPrevious = Object.values(out).filter((o) => o.previous);
+  if (withPrevious.length > 0) {
+    lines.push('', `### ours vs the previous build (${process.env.PREVIOUS_CLI})`, '', table(['engine', 'load', 'ours acks/s', 'previous acks/s', 'throughput ratio', 'ours p99', 'previous p99', 'p99 ratio'], withPrevious.map((o) => [o.engine, o.mode === 'closed' ? `closed loop, ${o.clients} clients` : `${o.offeredRate}/s open loop`, o.ours.acksPerSec, o.previous.acksPerSec, o.vsPrevious.throughputRatio, ms(o.ours.p99), ms(o.previous.p99), o.vsPrevious.p99Ratio])));
+  }
+  save('compare', out, lines.join('\n'));
 }
 
 async function scenarioCrossNode() {

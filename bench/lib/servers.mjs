@@ -20,12 +20,14 @@ export function freePort() {
 }
 
 /**
- * kind: 'ours' (the realtime-message CLI), 'bare' (baseline a), 'lua' (baseline b).
+ * kind: 'ours' (the realtime-message CLI), 'previous' (the CLI at PREVIOUS_CLI), 'bare' (baseline a), 'lua' (baseline b).
  * Resolves once the server logs that it listens.
  */
 export async function startServer(kind, env = {}) {
   const port = await freePort();
-  const script = kind === 'ours' ? CLI : BASELINE;
+  // 'previous': the CLI of an earlier build (PREVIOUS_CLI), to measure a change against the commit before it.
+  const script = kind === 'ours' ? CLI : kind === 'previous' ? process.env.PREVIOUS_CLI : BASELINE;
+  if (!script) throw new Error('PREVIOUS_CLI must point at the cli.js of the earlier build');
   const proc = spawn(process.execPath, [script], {
     env: {
       PATH: process.env.PATH,
