@@ -1,0 +1,77 @@
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Markdown files whose ```ts blocks are user-facing examples. */
+const DOCS = ['README.md', 'packages/sdk/README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+/**
+ * Names an example uses without defining them because they stand for the
+ * reader's own code (a render function, an input element). Declared, never
+ * implemented: the examples must type-check against the published API.
+ */
+const READER_CODE = `
+declare function render(members: unknown): void;
+declare function show(...args: unknown[]): void;
+declare const input: { addEventListener(type: string, listener: () => void): void };
+export {};
+`;
+
+function examples(): Array<{ file: string; index: number; code: string }> {
+  const out: Array<{ file: string; index: number; code: string }> = [];
+  for (const file of DOCS) {
+    const text = readFileSync(join(root, file), 'utf8');
+    const re = /^```ts\n([\s\S]*?)^```/gm;
+    let m: RegExpExecArray | null;
+    let index = 0;
+    while ((m = re.exec(text))) out.push({ file, index: ++index, code: m[1]! });
+  }
+  return out;
+}
+
+describe('documentation examples', () => {
+  const all = examples();
+
+  it('there are examples to check (README, SDK README)', () => {
+    expect(all.filter((e) => e.file === 'README.md').length).toBeGreaterThanOrEqual(3);
+    expect(all.some((e) => e.file === 'packages/sdk/README.md')).toBe(true);
+  });
+
+  it('every ```ts example type-checks against the built packages', () => {
+    // Inside the repository, so that the examples resolve the workspace packages as a user's project would.
+    const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
+    try {
+      const files = all.map((e, i) => {
+        const path = join(dir, `example-${i}.ts`);
+        writeFileSync(path, `${e.code}\n${READER_CODE}`);
+        return { path, example: e };
+      });
+      const program = ts.createProgram(
+        files.map((f) => f.path),
+        {
+          target: ts.ScriptTarget.ES2022,
+          module: ts.ModuleKind.NodeNext,
+          moduleResolution: ts.ModuleResolutionKind.NodeNext,
+          lib: ['lib.es2023.d.ts', 'lib.dom.d.ts'],
+          types: ['node'],
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+        },
+      );
+      const problems = ts.getPreEmitDiagnostics(program).map((d) => {
+        const f = files.find((x) => x.path === d.file?.fileName);
+        const where = f ? `${f.example.file} example ${f.example.index}` : (d.file?.fileName ?? 'global');
+        const line = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : 0;
+        return `${where}:${line}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+      });
+      expect(problems).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
