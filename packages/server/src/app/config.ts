@@ -15,6 +15,16 @@ const int = (name: string, min: number, def: number) =>
       return n;
     });
 
+/** `scheme://host[:port]` with an http(s) scheme and nothing else: what a browser sends as Origin. */
+function isOrigin(entry: string): boolean {
+  try {
+    const u = new URL(entry);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === entry;
+  } catch {
+    return false;
+  }
+}
+
 const optionalString = z
   .string()
   .optional()
@@ -43,6 +53,8 @@ const EnvSchema = z.object({
   PRESENCE_DISCONNECT_GRACE_MS: int('PRESENCE_DISCONNECT_GRACE_MS', 0, 5_000),
   PRESENCE_MAX_STATE_BYTES: int('PRESENCE_MAX_STATE_BYTES', 2, 16_384),
   MAX_MESSAGE_BYTES: int('MAX_MESSAGE_BYTES', 1_024, 65_536),
+  MAX_FRAME_BYTES: int('MAX_FRAME_BYTES', 4_096, 1_048_576),
+  MAX_CONNECTIONS_PER_ADDRESS: int('MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000),
   RATE_LIMIT_EVENTS_PER_SEC: int('RATE_LIMIT_EVENTS_PER_SEC', 1, 20),
   RATE_LIMIT_BURST: int('RATE_LIMIT_BURST', 1, 40),
   MAX_ROOMS_PER_SOCKET: int('MAX_ROOMS_PER_SOCKET', 1, 64),
@@ -51,7 +63,14 @@ const EnvSchema = z.object({
   AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'AUTH_JWKS_URL must be an http(s) URL' }),
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
-  ALLOWED_ORIGINS: optionalString.transform((v) => (v === undefined ? undefined : v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean))),
+  ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const list = v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean);
+    for (const entry of list) {
+      if (!isOrigin(entry)) ctx.addIssue({ code: 'custom', message: `ALLOWED_ORIGINS entries must be origins like https://app.example.com or http://localhost:5173 (bad entry '${entry}')` });
+    }
+    return list;
+  }),
   WORKERS: optionalString.transform((v, ctx) => {
     if (v === undefined) return 1;
     if (v === 'auto') return availableParallelism();
@@ -84,6 +103,10 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     disconnectGraceMs: e.PRESENCE_DISCONNECT_GRACE_MS,
     maxStateBytes: e.PRESENCE_MAX_STATE_BYTES,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    /** Largest Socket.IO frame; a payload above its own limit but within this gets `payload_too_large`, a larger frame closes the connection. */
+    maxFrameBytes: e.MAX_FRAME_BYTES,
+    /** Most open Socket.IO connections from one client address; 0 = no limit. */
+    maxConnectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
     rateLimit: { eventsPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC, burst: e.RATE_LIMIT_BURST },
     maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
     auth: {
@@ -128,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.disconnectGraceMs > c.ttlMs) problems.push('PRESENCE_DISCONNECT_GRACE_MS must not exceed PRESENCE_TTL_MS (a connection expires at the TTL anyway)');
   if (c.rateLimit.burst < 1) problems.push('RATE_LIMIT_BURST must be >= 1');
+  if (c.maxFrameBytes < c.maxMessageBytes + 1_024) problems.push(`MAX_FRAME_BYTES must be at least MAX_MESSAGE_BYTES + 1024 (${c.maxMessageBytes + 1_024}) so that a message at its limit fits in a frame`);
   if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return c;
 }

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Cluster, Redis } from 'ioredis';
@@ -11,6 +11,8 @@ import { PresenceMetrics } from '../observability/metrics.js';
 import { createHttpApp } from '../transports/http/app.js';
 import { defaultDemoDir } from '../transports/http/static.js';
 import { UpgradeGuard } from '../transports/http/upgrade.js';
+import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } from '../transports/socketio/engine-guard.js';
+import { LogSummary } from '../observability/log-summary.js';
 import type { Config } from './config.js';
 import { initPresence, type PresenceRuntime } from './init-presence.js';
 
@@ -81,18 +83,29 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
  */
 export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger } = {}): RealtimeServer {
   const logger = opts.logger ?? createLogger(config.logLevel);
+  const refusals = new LogSummary(logger, 'refused connections');
   const metrics = new PresenceMetrics({ defaultMetrics: true });
   const redis = config.engine === 'memory' ? undefined : redisClients(config, logger);
   const demoDir = config.demoDir === 'off' ? undefined : (config.demoDir ?? defaultDemoDir());
 
+  let perAddress: ((req: IncomingMessage) => boolean) | undefined;
   const io = new Server<ClientToServerEvents, ServerToClientEvents>({
-    maxHttpBufferSize: config.maxMessageBytes + 4_096,
+    // A payload above its own limit but within the frame cap gets a
+    // payload_too_large ack; only a larger frame closes the connection.
+    maxHttpBufferSize: config.maxFrameBytes,
     cors: { origin: config.allowedOrigins ?? true, credentials: false },
-    // Socket.IO's `cors` does not stop WebSocket upgrades; this check does.
+    // Socket.IO's `cors` does not stop WebSocket upgrades; this check does
+    // (and checkOriginOnEveryRequest covers requests of an existing session).
     allowRequest: (req, cb) => {
-      const ok = originAllowed(req.headers.origin, config.allowedOrigins);
-      if (!ok) logger.info({ origin: req.headers.origin }, 'refused a connection from a disallowed origin');
-      cb(ok ? null : 'origin not allowed', ok);
+      if (!originAllowed(req.headers.origin, config.allowedOrigins)) {
+        refusals.note('origin', { origin: req.headers.origin });
+        return cb('origin not allowed', false);
+      }
+      if (perAddress && !perAddress(req)) {
+        refusals.note('address', { address: req.socket.remoteAddress, max: config.maxConnectionsPerAddress });
+        return cb('too many connections from this address', false);
+      }
+      cb(null, true);
     },
     // Several workers share one port without sticky sessions: WebSocket only.
     transports: config.workers > 1 ? ['websocket'] : ['websocket', 'polling'],
@@ -126,6 +139,9 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   const http = app.server;
   io.attach(http);
   new UpgradeGuard(http).claim('/socket.io/');
+  oneConnectAtATime(io, () => refusals.note('connect-flood', {}));
+  if (config.allowedOrigins) checkOriginOnEveryRequest(io, (origin) => originAllowed(origin, config.allowedOrigins), (origin) => refusals.note('origin', { origin }));
+  if (config.maxConnectionsPerAddress > 0) perAddress = connectionsPerAddress(io, config.maxConnectionsPerAddress);
 
   let closing: Promise<void> | undefined;
   return {
@@ -153,6 +169,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           // Stop accepting, make every local connection leave at once (other
           // nodes see `leave` now, not after TTL), then close sockets and Redis.
           http.close();
+          refusals.stop();
           await presence.dispose({ leave: true });
           await io.close();
           if (redis) for (const c of [redis.command, redis.sub]) c.disconnect();

@@ -1,7 +1,7 @@
 import clusterKeySlot from 'cluster-key-slot';
 import type { RoomId } from 'realtime-message-protocol';
 
-export const SLOT_COUNT = 16_384;
+const SLOT_COUNT = 16_384;
 
 let slotTags: string[] | undefined;
 
@@ -11,7 +11,7 @@ let slotTags: string[] | undefined;
  * script can update the index of its own slot atomically, in a cluster too.
  * Computed once per process (about 90k CRC16s, ~15 ms).
  */
-export function slotTag(slot: number): string {
+function slotTag(slot: number): string {
   if (!slotTags) {
     const tags = new Array<string>(SLOT_COUNT);
     let found = 0;

@@ -7,6 +7,7 @@ import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
 import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
+import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
 import { SocketSession, type AnySocket, type Membership } from './session.js';
 
@@ -115,6 +116,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     });
   }
 
+  oneConnectAtATime(nsp.server, () => logger.warn({}, 'closed an Engine.IO connection that sent a second CONNECT while the first was pending'));
   const verified = extensions.authenticates || extensions.hasConnectHooks ? authMiddleware(nsp, extensions, () => disposed) : undefined;
 
   const onConnection = (socket: AnySocket): void => {

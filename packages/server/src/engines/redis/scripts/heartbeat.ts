@@ -1,0 +1,130 @@
+import type { HeartbeatCommand } from '../../../core/presence/engine.js';
+import { MalformedReplyError, keepMs, type Script, type ScriptArg } from './script.js';
+
+/**
+ * Shaped so that every member is a `WriteOutcome`: the engine hands the reply
+ * on as it is, and the common reply (`ok`) costs one object, as before.
+ */
+export type HeartbeatReply =
+  | { ok: true; epoch: number }
+  | { ok: false; code: 'stale_epoch' }
+  /** `message` is set when the connection is in disconnect grace (it must be resumed, not heartbeated). */
+  | { ok: false; code: 'not_joined'; message?: string }
+  | { ok: false; code: 'payload_too_large'; bytes: number; message: string };
+
+const TOO_LARGE = 'payload_too_large:';
+
+/**
+ * The hot path (a heartbeat every TTL/3 per connection), kept lean: it
+ * declares only the deadline zset, reads four fields, and creates no Lua
+ * closures (it composes no helpers: the rare expiry branch writes out what
+ * `end_conn` does). Other keys of the room are derived from the room prefix:
+ * they carry the same `{room:<id>}` tag, so they are in this slot. The room's
+ * entry in the reaper index is left as it is: a heartbeat only moves a
+ * deadline later, so the entry stays early (never late); when it comes due,
+ * the reaper re-scores the room and refreshes its keys' TTLs.
+ *
+ * Arguments are kept few and short (this runs tens of thousands of times a
+ * second, and command bytes cost CPU on both sides): the connection hash is
+ * the room prefix + `c:` + connId, and the room id is read back from the
+ * prefix (ids cannot contain '}', so the match is exact).
+ *
+ * KEYS: exp. ARGV: roomPrefix conn epoch now ttl lookback keep maxBytes [field json|'']...
+ * Reply: the epoch (integer), or 'stale_epoch' | 'not_joined' | 'disconnected' | 'payload_too_large:<bytes>'.
+ */
+export const heartbeat: Script<HeartbeatCommand, HeartbeatReply> = {
+  command: 'rmHeartbeat',
+  numberOfKeys: 1,
+  lua: /* lua */ `
+local exp = KEYS[1]
+local ck = ARGV[1] .. 'c:' .. ARGV[2]
+local epoch, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+local m = redis.call('HMGET', ck, '.e', '.x', '.d', '.t')
+if not m[1] then return 'not_joined' end
+if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
+if not m[2] then return 'not_joined' end
+if tonumber(m[2]) <= now then
+  -- Expired but not reaped yet: it leaves now, exactly once (the reaper then finds an epoch record).
+  local prefix, conn = ARGV[1], ARGV[2]
+  local room = string.match(prefix, '{room:(.*)}:$')
+  local lookback, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local u = redis.call('HMGET', ck, '.u', '.r')
+  redis.call('DEL', ck)
+  redis.call('HSET', ck, '.u', u[1], '.e', epoch, '.g', '1')
+  redis.call('PEXPIRE', ck, keep)
+  redis.call('ZREM', exp, conn)
+  redis.call('ZADD', prefix .. 'tomb', now + lookback, conn)
+  redis.call('PEXPIRE', prefix .. 'tomb', keep)
+  local seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('PEXPIRE', prefix .. 'seq', keep)
+  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
+    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
+    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}')
+  return 'not_joined'
+end
+if m[3] then return 'disconnected' end
+local deadline = now + tonumber(ARGV[5])
+if #ARGV > 8 then
+  local flat = redis.call('HGETALL', ck)
+  local state, count, size = {}, 0, 2
+  for i = 1, #flat, 2 do
+    if string.byte(flat[i], 1) == 61 then state[flat[i]] = flat[i + 1] end
+  end
+  for i = 9, #ARGV, 2 do
+    if ARGV[i + 1] == '' then state[ARGV[i]] = nil else state[ARGV[i]] = ARGV[i + 1] end
+  end
+  local parts = {}
+  for f, v in pairs(state) do
+    size = size + #f + #v
+    count = count + 1
+    parts[count] = string.sub(f, 2) .. ':' .. v
+  end
+  if count > 1 then size = size + count - 1 end
+  if size > tonumber(ARGV[8]) then return 'payload_too_large:' .. size end
+  for i = 9, #ARGV, 2 do
+    if ARGV[i + 1] == '' then redis.call('HDEL', ck, ARGV[i]) else redis.call('HSET', ck, ARGV[i], ARGV[i + 1]) end
+  end
+  local prefix = ARGV[1]
+  local seq = redis.call('INCR', prefix .. 'seq')
+  redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[7]))
+  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
+    cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
+    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}')
+end
+-- The hash lives keep ms (TTL + lookback + slack); refreshing it once a third
+-- of that has passed is enough, and saves a call on most heartbeats.
+local keep = tonumber(ARGV[7])
+if not m[4] or now - tonumber(m[4]) >= keep / 3 then
+  redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
+  redis.call('PEXPIRE', ck, keep)
+else
+  redis.call('HSET', ck, '.l', now, '.x', deadline)
+end
+redis.call('ZADD', exp, deadline, ARGV[2])
+return epoch
+`,
+  args(cmd, ctx) {
+    const k = ctx.keys.room(cmd.roomId);
+    const args: ScriptArg[] = [k.exp, k.prefix, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx), cmd.maxStateBytes];
+    if (cmd.patch) for (const [key, v] of cmd.patch) args.push('=' + JSON.stringify(key), v ?? '');
+    return args;
+  },
+  decode(reply, cmd) {
+    if (typeof reply === 'number') return { ok: true, epoch: reply };
+    switch (reply) {
+      case 'stale_epoch':
+        return { ok: false, code: 'stale_epoch' };
+      case 'not_joined':
+        return { ok: false, code: 'not_joined' };
+      case 'disconnected':
+        return { ok: false, code: 'not_joined', message: 'connection was disconnected; join again with its connId to resume' };
+    }
+    if (typeof reply === 'string' && reply.startsWith(TOO_LARGE)) {
+      const bytes = Number(reply.slice(TOO_LARGE.length));
+      if (Number.isSafeInteger(bytes)) {
+        return { ok: false, code: 'payload_too_large', bytes, message: `state after the patch would be ${bytes} bytes; the limit is ${cmd.maxStateBytes}` };
+      }
+    }
+    throw new MalformedReplyError('heartbeat', 'expected an epoch or an error code', reply);
+  },
+};

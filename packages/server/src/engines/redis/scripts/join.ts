@@ -1,0 +1,112 @@
+import type { ConnId, ConnectionInfo } from 'realtime-message-protocol';
+import type { JoinCommand } from '../../../core/presence/engine.js';
+import { END_CONN, PUBLISH, READ_ROWS, STATE_JSON, TOUCH_ROOM, luaScript } from './lua.js';
+import { decodeRows } from './snapshot.js';
+import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type Script, type ScriptArg } from './script.js';
+
+export type JoinMode = 'new' | 'resumed' | 'rejoined';
+
+export type JoinReply =
+  | {
+      ok: true;
+      connId: ConnId;
+      epoch: number;
+      mode: JoinMode;
+      /** The room's `seq` after this join's event: the snapshot's `seq`. */
+      seq: number;
+      /** The room's new earliest deadline when the join lowered its slot's minimum (the caller lowers the reaper hint). */
+      lowered: number | undefined;
+      connections: ConnectionInfo[];
+    }
+  | { ok: false; code: 'forbidden' };
+
+/**
+ * Resume, rejoin or fresh join, its event (`update` on resume, else `join`),
+ * and the snapshot after it, in one atomic step.
+ *
+ * KEYS: seq exp tomb slotIndex resumeConn freshConn.
+ * ARGV: room user resumeId|'' freshId now ttl lookback keep channel connPrefix hasState(0|1) [field json]...
+ * Reply: {'forbidden'} or {'ok', connId, epoch, mode, seq, lowered|'', rows}.
+ */
+export const join: Script<JoinCommand, JoinReply> = {
+  command: 'rmJoin',
+  numberOfKeys: 6,
+  lua: luaScript([STATE_JSON, PUBLISH, END_CONN, TOUCH_ROOM, READ_ROWS], /* lua */ `
+local room, user, resume_id, fresh_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local channel, prefix, has_state = ARGV[9], ARGV[10], ARGV[11] == '1'
+local ck, conn, epoch, mode = KEYS[6], fresh_id, 1, 'new'
+if resume_id ~= '' then
+  local m = redis.call('HMGET', KEYS[5], '.u', '.e', '.g', '.x', '.r')
+  if m[1] then
+    if m[1] ~= user then return {'forbidden'} end
+    ck, conn = KEYS[5], resume_id
+    epoch = tonumber(m[2]) + 1
+    if m[3] then
+      mode = 'rejoined'
+    elseif tonumber(m[4]) > now then
+      mode = 'resumed'
+    else
+      -- Expired but not reaped yet: the old incarnation leaves first, exactly once.
+      end_conn(ck, conn, user, epoch - 1, m[5] or 'timeout', room, channel, now, lookback, keep)
+      mode = 'rejoined'
+    end
+  end
+end
+local deadline = now + ttl
+if mode == 'resumed' then
+  if has_state then
+    local flat = redis.call('HGETALL', ck)
+    for i = 1, #flat, 2 do
+      if string.byte(flat[i], 1) == 61 then redis.call('HDEL', ck, flat[i]) end
+    end
+    if #ARGV > 11 then redis.call('HSET', ck, unpack(ARGV, 12)) end
+  end
+  redis.call('HSET', ck, '.e', epoch, '.l', now, '.x', deadline, '.r', 'timeout')
+  redis.call('HDEL', ck, '.d')
+else
+  redis.call('DEL', ck)
+  redis.call('ZREM', KEYS[3], conn)
+  redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout')
+  if #ARGV > 11 then redis.call('HSET', ck, unpack(ARGV, 12)) end
+end
+redis.call('HSET', ck, '.t', now)
+redis.call('PEXPIRE', ck, keep)
+redis.call('ZADD', KEYS[2], deadline, conn)
+local seq = redis.call('INCR', KEYS[1])
+local kind = 'join'
+if mode == 'resumed' then kind = 'update' end
+publish(channel, kind, room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
+local lowered = touch_room(room, keep)
+return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
+`),
+  args(cmd, ctx) {
+    const k = ctx.keys.room(cmd.roomId);
+    const args: ScriptArg[] = [
+      k.seq, k.exp, k.tomb, k.slotIndex,
+      k.connPrefix + (cmd.resumeConnId ?? cmd.freshConnId),
+      k.connPrefix + cmd.freshConnId,
+      cmd.roomId, cmd.userId, cmd.resumeConnId ?? '', cmd.freshConnId,
+      cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx),
+      k.channel, k.connPrefix, cmd.state === undefined ? '0' : '1',
+    ];
+    if (cmd.state) for (const [key, v] of Object.entries(cmd.state)) args.push('=' + JSON.stringify(key), JSON.stringify(v));
+    return args;
+  },
+  decode(reply) {
+    const r = replyArray('join', reply);
+    if (r[0] === 'forbidden' && r.length === 1) return { ok: false, code: 'forbidden' };
+    if (r[0] !== 'ok') throw new MalformedReplyError('join', "the status is neither 'ok' nor 'forbidden'", reply);
+    const mode = r[3];
+    if (mode !== 'new' && mode !== 'resumed' && mode !== 'rejoined') throw new MalformedReplyError('join', 'unknown mode', reply);
+    return {
+      ok: true,
+      connId: replyString('join', r[1], 'connId') as ConnId,
+      epoch: replyInt('join', r[2], 'epoch'),
+      mode,
+      seq: replyInt('join', r[4], 'seq'),
+      lowered: replyOptionalNumber('join', r[5], 'lowered'),
+      connections: decodeRows('join', r[6]),
+    };
+  },
+};

@@ -1,0 +1,128 @@
+/**
+ * Lua helpers shared by the room scripts, as fragments that a script composes
+ * with {@link luaScript}. A script includes only the helpers it calls (each
+ * `local function` costs a closure on every call of the script), each once,
+ * after the helpers it depends on.
+ *
+ * Connection hash fields: `.u` user, `.e` epoch, `.j` joinedAt, `.l` lastSeen,
+ * `.x` deadline, `.r` reason used when the deadline passes, `.d` disconnectedAt,
+ * `.t` when the hash's TTL was last refreshed, `.g` gone (epoch record only).
+ * State fields are `=` + the key as JSON text, with the value as JSON text:
+ * Lua never decodes state, so values round-trip byte for byte and the size
+ * check matches JSON.stringify exactly.
+ *
+ * Room scripts declare the room keys as KEYS[1] seq, KEYS[2] exp, KEYS[3]
+ * tomb, KEYS[4] slot index (all in one hash slot). Connection hashes other
+ * than a script's target are derived from the room's prefix inside the
+ * script: they carry the same `{room:<id>}` tag, so they are in the same slot
+ * on a cluster too.
+ */
+
+export interface LuaFragment {
+  readonly body: string;
+  readonly uses: readonly LuaFragment[];
+}
+
+function fragment(uses: readonly LuaFragment[], body: string): LuaFragment {
+  return { uses, body: body.trim() };
+}
+
+/** The helpers `main` uses (and theirs), each once and in dependency order, then `main`. */
+export function luaScript(uses: readonly LuaFragment[], main: string): string {
+  const seen = new Set<LuaFragment>();
+  const parts: string[] = [];
+  const add = (f: LuaFragment): void => {
+    if (seen.has(f)) return;
+    seen.add(f);
+    for (const dep of f.uses) add(dep);
+    parts.push(f.body);
+  };
+  for (const f of uses) add(f);
+  parts.push(main.trim());
+  return `${parts.join('\n\n')}\n`;
+}
+
+/** An integer as decimal text (Lua's `tostring` would give `1.7e+12`). */
+export const NUM = fragment([], /* lua */ `
+local function num(x) return string.format('%.0f', x) end
+`);
+
+/** Builds and SPUBLISHes one presence event; `tail` is the event's last fields as JSON text, with a leading comma. */
+export const PUBLISH = fragment([NUM], /* lua */ `
+local function publish(channel, kind, room, user, conn, ts, epoch, seq, tail)
+  redis.call('SPUBLISH', channel, '{"type":"' .. kind .. '","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(user) ..
+    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. num(ts) .. ',"epoch":' .. num(epoch) .. ',"seq":' .. num(seq) .. tail .. '}')
+end
+`);
+
+/** The state fields of a flat HGETALL reply as a JSON object text. */
+export const STATE_JSON = fragment([], /* lua */ `
+local function state_json(flat)
+  local parts = {}
+  for i = 1, #flat, 2 do
+    local f = flat[i]
+    if string.byte(f, 1) == 61 then parts[#parts + 1] = string.sub(f, 2) .. ':' .. flat[i + 1] end
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+`);
+
+/**
+ * Ends a connection: its hash becomes an epoch record (user, epoch, gone) kept
+ * `keep` ms, it moves from exp to tomb (forgotten after the lookback), and its
+ * leave event is published.
+ */
+export const END_CONN = fragment([PUBLISH], /* lua */ `
+local function end_conn(ck, conn, user, epoch, reason, room, channel, now, lookback, keep)
+  redis.call('DEL', ck)
+  redis.call('HSET', ck, '.u', user, '.e', epoch, '.g', '1')
+  redis.call('PEXPIRE', ck, keep)
+  redis.call('ZREM', KEYS[2], conn)
+  redis.call('ZADD', KEYS[3], now + lookback, conn)
+  local seq = redis.call('INCR', KEYS[1])
+  publish(channel, 'leave', room, user, conn, now, epoch, seq, ',"reason":"' .. reason .. '"')
+end
+`);
+
+/**
+ * Refreshes the room keys' TTLs and this room's entry in its slot's reaper
+ * index (score: the room's earliest deadline over exp and tomb), or deletes
+ * the room keys when both are empty. Returns the new earliest deadline as
+ * text when it lowered the slot's minimum (the caller then lowers the global
+ * hint), else false.
+ */
+export const TOUCH_ROOM = fragment([NUM], /* lua */ `
+local function touch_room(room, keep)
+  local e = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local t = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  local earliest = false
+  if e[2] then earliest = tonumber(e[2]) end
+  if t[2] and (not earliest or tonumber(t[2]) < earliest) then earliest = tonumber(t[2]) end
+  local before = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if earliest then
+    redis.call('ZADD', KEYS[4], earliest, room)
+    redis.call('PEXPIRE', KEYS[4], keep)
+    redis.call('PEXPIRE', KEYS[1], keep)
+    redis.call('PEXPIRE', KEYS[2], keep)
+    redis.call('PEXPIRE', KEYS[3], keep)
+  else
+    redis.call('ZREM', KEYS[4], room)
+    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  end
+  if earliest and (not before[2] or earliest < tonumber(before[2])) then return num(earliest) end
+  return false
+end
+`);
+
+/** Live connections (deadline after `now`) as a flat list: connId, HGETALL of its hash, ... */
+export const READ_ROWS = fragment([NUM], /* lua */ `
+local function read_rows(prefix, now)
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. num(now), '+inf')
+  local rows = {}
+  for i = 1, #ids do
+    rows[#rows + 1] = ids[i]
+    rows[#rows + 1] = redis.call('HGETALL', prefix .. ids[i])
+  end
+  return rows
+end
+`);

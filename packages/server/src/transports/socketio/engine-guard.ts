@@ -1,0 +1,101 @@
+import type { IncomingMessage } from 'node:http';
+import type { Server } from 'socket.io';
+
+/** Engine.IO's server and connection, as far as the guards use them (public events only). */
+interface EngineConnection {
+  readonly request: IncomingMessage;
+  on(event: 'packet' | 'packetCreate', listener: (packet: { type: string; data?: unknown }) => void): unknown;
+  once(event: 'close', listener: () => void): unknown;
+  close(): unknown;
+}
+interface EngineServer {
+  on(event: 'connection', listener: (conn: EngineConnection) => void): unknown;
+  use(fn: (req: IncomingMessage, res: unknown, next: (err?: unknown) => void) => void): unknown;
+}
+
+/** The Socket.IO namespace a CONNECT (`0`) or CONNECT_ERROR (`4`) packet is about: `0/admin,{...}` → `/admin`, `0{...}` → `/`. */
+function namespaceOf(data: string): string {
+  if (data.charCodeAt(1) !== 47 /* / */) return '/';
+  const comma = data.indexOf(',', 1);
+  return comma === -1 ? data.slice(1) : data.slice(1, comma);
+}
+
+const guarded = new WeakSet<object>();
+
+/**
+ * At most one CONNECT in flight per namespace per Engine.IO connection.
+ *
+ * Socket.IO refuses a second CONNECT of a namespace that is already
+ * connected, but not while the first one is still in its middleware: one
+ * long-polling POST of `40␞40␞…` would create one server socket per packet
+ * (23,000 for a 69 KB body). Engine.IO emits `packet` for each incoming
+ * packet before Socket.IO decodes it, so a second CONNECT of a namespace
+ * whose CONNECT is still pending closes the connection, synchronously, and
+ * Engine.IO drops the rest of the payload. The pending mark clears when the
+ * server answers (CONNECT ack `0…` or CONNECT_ERROR `4…`), so a client may
+ * retry after a refusal on the same connection.
+ */
+export function oneConnectAtATime(io: Server, onRefused: () => void = () => {}): void {
+  const engine = io.engine as unknown as EngineServer | undefined;
+  // Not attached to an HTTP server yet (no engine), or guarded already.
+  if (!engine || guarded.has(engine)) return;
+  guarded.add(engine);
+  engine.on('connection', (conn) => {
+    const pending = new Set<string>();
+    conn.on('packet', (packet) => {
+      if (packet.type !== 'message' || typeof packet.data !== 'string' || packet.data.charCodeAt(0) !== 48 /* 0: CONNECT */) return;
+      const nsp = namespaceOf(packet.data);
+      if (pending.has(nsp)) {
+        onRefused();
+        conn.close();
+        return;
+      }
+      pending.add(nsp);
+    });
+    conn.on('packetCreate', (packet) => {
+      if (packet.type !== 'message' || typeof packet.data !== 'string') return;
+      const c = packet.data.charCodeAt(0);
+      if (c === 48 /* CONNECT ack */ || c === 52 /* CONNECT_ERROR */) pending.delete(namespaceOf(packet.data));
+    });
+  });
+}
+
+/** The address a request came from, as the server sees it. */
+export type AddressOf = (req: IncomingMessage) => string | undefined;
+
+export const socketAddress: AddressOf = (req) => req.socket.remoteAddress;
+
+/**
+ * Counts open Engine.IO connections per client address and refuses a
+ * handshake beyond `max`. Returns the check for Socket.IO's `allowRequest`
+ * (it runs on handshakes only); the count drops when a connection closes.
+ */
+export function connectionsPerAddress(io: Server, max: number, addressOf: AddressOf = socketAddress): (req: IncomingMessage) => boolean {
+  const open = new Map<string, number>();
+  const engine = io.engine as unknown as EngineServer;
+  engine.on('connection', (conn) => {
+    const address = addressOf(conn.request) ?? 'unknown';
+    open.set(address, (open.get(address) ?? 0) + 1);
+    conn.once('close', () => {
+      const n = (open.get(address) ?? 1) - 1;
+      if (n <= 0) open.delete(address);
+      else open.set(address, n);
+    });
+  });
+  return (req) => (open.get(addressOf(req) ?? 'unknown') ?? 0) < max;
+}
+
+/**
+ * Checks the Origin of every Engine.IO request (polling GETs and POSTs and
+ * WebSocket upgrades on an existing session included), not only the
+ * handshake that `allowRequest` sees. A refused request gets 400.
+ */
+export function checkOriginOnEveryRequest(io: Server, allowed: (origin: string | undefined) => boolean, onRefused: (origin: string | undefined) => void = () => {}): void {
+  const engine = io.engine as unknown as EngineServer;
+  engine.use((req, _res, next) => {
+    const origin = req.headers.origin;
+    if (allowed(origin)) return next();
+    onRefused(origin);
+    next(new Error('origin not allowed'));
+  });
+}
