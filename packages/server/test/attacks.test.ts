@@ -1,7 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError, createRealtimeServer, loadConfig } from '../src/index.js';
-import { connect, request, room } from './helpers/gateway.js';
-import { waitFor } from './helpers/wait.js';
+import { connect, request, room, waitFor } from 'realtime-message-testing';
 
 async function start(env: Record<string, string> = {}) {
   const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off', ...env }));
@@ -102,5 +101,45 @@ describe('configuration of lists and URLs', () => {
 
   it('MAX_FRAME_BYTES must leave room for a message at its limit', () => {
     expect(() => loadConfig({ MAX_FRAME_BYTES: '8192', MAX_MESSAGE_BYTES: '65536' })).toThrow('MAX_FRAME_BYTES must be at least');
+  });
+});
+
+describe('a socket that stops reading', () => {
+  it('is disconnected once more than MAX_OUTBOUND_BYTES wait for it; the others keep getting messages and server memory stays bounded', async () => {
+    const { WebSocket } = await import('ws');
+    const { server, url } = await start({ MAX_OUTBOUND_BYTES: '262144', RATE_LIMIT_EVENTS_PER_SEC: '10000', RATE_LIMIT_BURST: '10000', PRESENCE_DISCONNECT_GRACE_MS: '0' });
+    const r = room();
+    // A raw Engine.IO/Socket.IO client, so that the test can stop reading its TCP socket.
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`);
+    onTestFinished(() => ws.terminate());
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(String(d)));
+    await waitFor(() => frames.some((f) => f.startsWith('0{')), { what: 'engine.io open' });
+    ws.send('40');
+    await waitFor(() => frames.some((f) => f.startsWith('40{')), { what: 'socket.io connect' });
+    ws.send(`420${JSON.stringify(['presence:join', { roomId: r, userId: 'slow' }])}`);
+    await waitFor(() => frames.some((f) => f.startsWith('430')), { what: 'join ack' });
+    (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    const sender = await connect(url);
+    const reader = await connect(url);
+    expect((await request(sender, 'presence:join', { roomId: r, userId: 'sender' })).ok).toBe(true);
+    expect((await request(reader, 'presence:join', { roomId: r, userId: 'reader' })).ok).toBe(true);
+    let got = 0;
+    reader.on('presence:message', () => got++);
+    const leftSlow = new Promise<void>((resolve) => reader.on('presence:event', (e) => e.type === 'leave' && e.userId === 'slow' && resolve()));
+    const data = { blob: 'x'.repeat(60_000) };
+    const before = process.memoryUsage().rss;
+    let sent = 0;
+    while (sent < 400 && server.io.of('/').sockets.size === 3) {
+      expect((await request(sender, 'presence:message', { event: 'chat:big', data })).ok).toBe(true);
+      sent++;
+    }
+    await leftSlow;
+    expect(server.io.of('/').sockets.size).toBe(2);
+    // 400 × 60 KB = 24 MB would have queued for the slow socket; it was cut off well before.
+    expect(sent).toBeLessThan(400);
+    await waitFor(() => got === sent, { what: `the reader to get every message (${got}/${sent})` });
+    expect(process.memoryUsage().rss - before).toBeLessThan(100 * 1024 * 1024);
   });
 });

@@ -54,6 +54,8 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   maxMessageBytes?: number;
   /** Most requests of one socket queued or running at once; more are refused with `rate_limited`. @default 64 */
   maxPendingRequests?: number;
+  /** Bytes waiting to be sent to one socket beyond which it is disconnected (a client that stopped reading). @default 1048576 */
+  maxOutboundBytes?: number;
   /** Metrics sink. @default a new PresenceMetrics with its own registry */
   metrics?: PresenceMetrics;
   /** Run the reaper on this node. @default true */
@@ -166,6 +168,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     maxRoomsPerSocket: options.maxRoomsPerSocket,
     maxMessageBytes: options.maxMessageBytes,
     maxPendingRequests: options.maxPendingRequests,
+    maxOutboundBytes: options.maxOutboundBytes,
   });
   if (options.startReaper !== false) service.start();
   let disposing: Promise<void> | undefined;

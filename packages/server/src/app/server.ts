@@ -129,6 +129,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     maxMessageBytes: config.maxMessageBytes,
     rateLimit: config.rateLimit,
     maxRoomsPerSocket: config.maxRoomsPerSocket,
+    maxOutboundBytes: config.maxOutboundBytes,
     verifyToken: config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined,
     logger,
     metrics,

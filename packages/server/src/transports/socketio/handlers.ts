@@ -26,6 +26,10 @@ export interface HandlerContext {
   schemas: PayloadSchemas;
   clock: Clock;
   maxRoomsPerSocket: number;
+  /** Bytes waiting to be sent to one socket beyond which it is disconnected (a slow consumer). */
+  maxOutboundBytes: number;
+  /** Called once when a slow consumer is disconnected. */
+  onSlowConsumer: (session: SocketSession, bytes: number) => void;
   /** True once the transport is disposed. */
   disposed(): boolean;
 }
@@ -38,8 +42,38 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<
   return res.value;
 }
 
+/** What Engine.IO exposes of a connection's outgoing side. */
+interface OutgoingSide {
+  writeBuffer?: ReadonlyArray<{ data?: unknown }>;
+  request?: { socket?: { writableLength?: number } };
+}
+
+/**
+ * Bytes waiting to be sent to a socket: Engine.IO's write buffer (packets
+ * held while the transport is not writable) plus what Node holds for the TCP
+ * socket. Cheap when the socket keeps up: the buffer is only summed once it
+ * holds a few packets.
+ */
+export function outboundBytes(session: SocketSession): number {
+  const conn = session.socket.conn as unknown as OutgoingSide;
+  let bytes = conn.request?.socket?.writableLength ?? 0;
+  const wb = conn.writeBuffer;
+  if (wb && wb.length >= 8) {
+    for (const p of wb) bytes += typeof p.data === 'string' ? p.data.length : p.data instanceof Uint8Array ? p.data.byteLength : 0;
+  }
+  return bytes;
+}
+
 /** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
+  if (!session.socket.connected) return;
+  const backlog = outboundBytes(session);
+  if (backlog > ctx.maxOutboundBytes) {
+    // A socket that does not read would hold every item sent to it: past the
+    // cap it is disconnected instead (its members leave after the grace).
+    ctx.onSlowConsumer(session, backlog);
+    return;
+  }
   if (item.type === 'message') {
     const m = item.message;
     // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).

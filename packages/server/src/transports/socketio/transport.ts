@@ -1,5 +1,5 @@
 import type { Namespace } from 'socket.io';
-import { PresenceError, createPayloadSchemas, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
+import { EVENTS, PresenceError, createPayloadSchemas, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
 import type { PresenceService } from '../../core/presence/service.js';
 import { systemClock, type Clock } from '../../core/shared/clock.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
@@ -27,6 +27,8 @@ export interface SocketIoTransportOptions {
   maxMessageBytes?: number;
   /** Most requests of one socket queued or running at once. @default 64 */
   maxPendingRequests?: number;
+  /** Bytes waiting to be sent to one socket beyond which it is disconnected as a slow consumer. @default 1048576 */
+  maxOutboundBytes?: number;
 }
 
 export interface SocketIoTransport {
@@ -64,6 +66,14 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     schemas: createPayloadSchemas({ maxStateBytes: service.options.maxStateBytes, maxMessageBytes: options.maxMessageBytes }),
     clock: options.clock ?? systemClock,
     maxRoomsPerSocket: options.maxRoomsPerSocket ?? 64,
+    maxOutboundBytes: options.maxOutboundBytes ?? 1_048_576,
+    onSlowConsumer: (session, bytes) => {
+      if (!session.socket.connected) return;
+      logger.warn({ socketId: session.socket.id, bytes }, 'disconnecting a socket that does not read (outbound buffer above the cap)');
+      metrics.errors.inc({ event: 'outbound', code: 'rate_limited' });
+      session.socket.emit(EVENTS.error, { code: 'rate_limited', message: `disconnected: more than ${ctx.maxOutboundBytes} bytes were waiting to be sent; the connection reads too slowly` });
+      session.socket.disconnect(true);
+    },
     disposed: () => disposed,
   };
 
