@@ -57,6 +57,9 @@ export interface RoomEvents {
 
 const RESERVED = new Set<string>(['join', 'update', 'leave', 'sync', 'state', 'error']);
 
+/** Heartbeat period when neither the option nor the server's TTL says otherwise. */
+const DEFAULT_HEARTBEAT_MS = 10_000;
+
 /** A failed heartbeat is tried again after at most this long (sooner with a short heartbeat interval). */
 const RETRY_MS = 1_000;
 
@@ -91,7 +94,8 @@ export class PresenceRoom {
   readonly epoch: number = 0;
   private list: MemberList = emptyMemberList;
   private readonly own: PresenceState;
-  private readonly heartbeatMs: number;
+  /** Heartbeat period: the option, or a third of the server's TTL (at most 10 s) once the join ack told it. */
+  private heartbeatMs: number;
   private readonly patchDelayMs: number;
   private joining: Promise<RoomSnapshot> | undefined;
   private pending: StatePatch | undefined;
@@ -109,7 +113,7 @@ export class PresenceRoom {
     private readonly options: RoomOptions,
   ) {
     this.own = { ...(options.state ?? {}) };
-    this.heartbeatMs = options.heartbeatIntervalMs ?? 10_000;
+    this.heartbeatMs = options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
     this.patchDelayMs = options.patchDelayMs ?? 50;
     this.link = {
       event: (e) => this.apply({ type: 'event', event: e }),
@@ -221,6 +225,10 @@ export class PresenceRoom {
       if (this.state === 'left') throw new RealtimeError('closed', 'the room left while joining');
       this.w.connId = ack.self.connId;
       this.w.epoch = ack.self.epoch;
+      if (this.options.heartbeatIntervalMs === undefined && typeof ack.self.ttlMs === 'number' && ack.self.ttlMs > 0) {
+        // Well inside the server's TTL whatever it is configured to (docs/protocol.md: every TTL/3).
+        this.heartbeatMs = Math.max(50, Math.min(DEFAULT_HEARTBEAT_MS, Math.floor(ack.self.ttlMs / 3)));
+      }
       const effects = this.reduce({ type: 'snapshot', snapshot: ack.snapshot, self: ack.self.connId });
       this.setState('joined', 'join');
       this.run(effects);

@@ -9,6 +9,8 @@ export interface JoinOk {
     epoch: number;
     /** true when an existing live connection was resumed (no leave/join was seen by others). */
     resumed: boolean;
+    /** The server's presence TTL: a connection without a heartbeat for this long is gone. Heartbeat every TTL/3. */
+    ttlMs?: number;
   };
   snapshot: RoomSnapshot;
 }

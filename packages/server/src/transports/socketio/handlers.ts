@@ -119,7 +119,7 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   session.rooms.set(p.roomId, m);
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
-  return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed }, snapshot: res.snapshot };
+  return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs }, snapshot: res.snapshot };
 };
 
 export const onHeartbeat: Handler = async (ctx, session, raw): Promise<HeartbeatAck> => {
