@@ -75,3 +75,39 @@ describe('documentation examples', () => {
     }
   });
 });
+
+describe('the README client example runs', () => {
+  it('prints who is here, then joins, updates and leaves of others', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createRealtimeServer, loadConfig } = await import('../src/index.js');
+    const { connect, request } = await import('realtime-message-testing');
+    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
+    const port = await server.listen();
+    const url = `http://127.0.0.1:${port}`;
+    const block = examples().find((e) => e.file === 'README.md' && e.code.includes("from 'realtime-message-sdk'"));
+    expect(block, 'the README has an SDK example').toBeDefined();
+    const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
+    const file = join(dir, 'client.mjs');
+    writeFileSync(file, block!.code.replace('http://localhost:3000', url));
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += String(d)));
+    child.stderr.on('data', (d: Buffer) => (out += String(d)));
+    try {
+      const { waitFor } = await import('realtime-message-testing');
+      await waitFor(() => out.includes('here now: ada'), { timeoutMs: 10_000, what: `the example to join (output: ${out})` });
+      const bob = await connect(url);
+      expect((await request(bob, 'presence:join', { roomId: 'doc-1', userId: 'bob' })).ok).toBe(true);
+      await waitFor(() => out.includes('joined: bob'), { what: `joined: bob (output: ${out})` });
+      expect((await request(bob, 'presence:heartbeat', { patchState: { typing: true } })).ok).toBe(true);
+      await waitFor(() => out.includes('updated: bob {"typing":true}'), { what: `updated: bob (output: ${out})` });
+      expect(await request(bob, 'presence:leave', {})).toEqual({ ok: true });
+      await waitFor(() => out.includes('left: bob leave'), { what: `left: bob (output: ${out})` });
+      bob.disconnect();
+    } finally {
+      child.kill('SIGKILL');
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
