@@ -1,9 +1,26 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
+const src = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
+
 export default defineConfig({
+  resolve: {
+    // Tests run the workspace packages from their sources: one copy of each
+    // module whether a test imports '../src/index.js' or 'realtime-message'
+    // (so classes and registries are shared), and coverage maps to src/.
+    // Built output is still exercised where it matters: the CLI runs from
+    // dist in child processes, the SDK bundle and the demo in Chromium.
+    alias: [
+      { find: /^realtime-message$/, replacement: src('packages/server/src/index.ts') },
+      { find: /^realtime-message\/(memory|redis)$/, replacement: src('packages/server/src/engines/$1/index.ts') },
+      { find: /^realtime-message-protocol$/, replacement: src('packages/protocol/src/index.ts') },
+      { find: /^realtime-message-protocol\/core$/, replacement: src('packages/protocol/src/core.ts') },
+      { find: /^realtime-message-testing$/, replacement: src('packages/testing/src/index.ts') },
+    ],
+  },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts'],
-    globalSetup: ['packages/server/test/helpers/global-setup.ts'],
+    globalSetup: ['packages/testing/src/global-setup.ts'],
     testTimeout: 20_000,
     hookTimeout: 60_000,
     pool: 'forks',

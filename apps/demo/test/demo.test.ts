@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { createRealtimeServer, loadConfig } from 'realtime-message';
-import { browserSkipReason, launchChromium } from '../../../packages/sdk/test/browser.js';
+import { describe, expect, it } from 'vitest';
+import { browserSkipReason, launchChromium, startServer } from 'realtime-message-testing';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const out = fileURLToPath(new URL('../../../test-output/', import.meta.url));
@@ -14,12 +13,8 @@ if (browserSkipReason) console.warn(`skipping the demo browser test: ${browserSk
 
 describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium', () => {
   it('two members see each other, state and chat flow, and a closed tab leaves within grace + TTL', { timeout: 60_000 }, async () => {
-    const server = createRealtimeServer(
-      loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: dist, PRESENCE_TTL_MS: String(TTL), PRESENCE_DISCONNECT_GRACE_MS: String(GRACE), PRESENCE_REAPER_INTERVAL_MS: String(REAPER) }),
-    );
-    const port = await server.listen();
-    onTestFinished(() => server.close());
-    const url = `http://127.0.0.1:${port}/`;
+    const server = await startServer({ DEMO_DIR: dist, PRESENCE_TTL_MS: String(TTL), PRESENCE_DISCONNECT_GRACE_MS: String(GRACE), PRESENCE_REAPER_INTERVAL_MS: String(REAPER) });
+    const url = `${server.url}/`;
     const browser = await launchChromium();
     const errors: string[] = [];
 
@@ -81,12 +76,10 @@ describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium
   });
 
   it('the simulated member button adds a second member in the same page', { timeout: 30_000 }, async () => {
-    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: dist }));
-    const port = await server.listen();
-    onTestFinished(() => server.close());
+    const server = await startServer({ DEMO_DIR: dist });
     const browser = await launchChromium();
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${port}/?user=solo&room=sim-room`);
+    await page.goto(`${server.url}/?user=solo&room=sim-room`);
     await page.getByRole('button', { name: 'Join' }).click();
     await page.getByRole('button', { name: 'Add a simulated member' }).click();
     await page.locator('li[data-user="guest-1"]').waitFor();

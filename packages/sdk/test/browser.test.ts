@@ -3,8 +3,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { browserSkipReason, launchChromium } from './browser.js';
-import { client, room, startServer } from './server.js';
+import { browserSkipReason, launchChromium, room } from 'realtime-message-testing';
+import { client, startServer } from './server.js';
 
 const bundle = fileURLToPath(new URL('../dist/browser/realtime-message-sdk.js', import.meta.url));
 

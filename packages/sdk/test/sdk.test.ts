@@ -1,17 +1,23 @@
 import { SignJWT } from 'jose';
 import { describe, expect, inject, it } from 'vitest';
 import { createJwtVerifier } from 'realtime-message';
-import { RealtimeError, backoffDelay, type ConnectionState, type PresenceEvent, type Timers } from '../src/index.js';
-import { client, room, startServer } from './server.js';
+import { room, waitFor } from 'realtime-message-testing';
+import { RealtimeError, backoffDelay, type ConnectionState, type PresenceEvent, type PresenceRoom, type Timers } from '../src/index.js';
+import { client, startServer } from './server.js';
 
-async function until<T>(check: () => T | undefined | false | null, what = 'condition', timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+/** Waits for a truthy value with a deadline. */
+const until = <T>(check: () => T, what = 'condition', timeoutMs = 5_000) => waitFor(check, { what, timeoutMs });
+
+/**
+ * Settle marker: one more member joins `roomId` and this waits until `room`
+ * lists it. A room applies events in seq order, so every earlier event has
+ * been applied by then: "no leave", "no duplicate" are asserted after this.
+ */
+async function settle(url: string, room: PresenceRoom): Promise<string> {
+  const userId = `marker-${Date.now()}`;
+  await client(url).joinRoom(room.roomId, { userId });
+  await until(() => room.members().some((m) => m.userId === userId), 'the settle marker');
+  return userId;
 }
 
 const names = (c: { members(): Array<{ userId: string }> }) => c.members().map((m) => m.userId);
@@ -63,8 +69,9 @@ describe.each([
     await until(() => a.members().find((m) => m.userId === 'bob')?.connections.some((c) => c.state.typing === true), 'bob typing');
     await b2.leave();
     await until(() => a.members().find((m) => m.userId === 'bob')?.connections.length === 1, 'one bob connection');
-    expect(seen).toEqual(['join:bob', 'join:bob', 'update:bob', 'leave:bob:leave']);
     expect(a.seq).toBe(5);
+    const marker = await settle(s.url, a);
+    expect(seen).toEqual(['join:bob', 'join:bob', 'update:bob', 'leave:bob:leave', `join:${marker}`]);
   });
 
   it('join rejects with a RealtimeError carrying the server code', async () => {
@@ -81,15 +88,15 @@ describe.each([
     const c = client(s.url);
     const ch = await c.joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 40 });
     const t0 = Date.now();
-    await until(() => (s.heartbeats.get(r) ?? 0) >= 5, '5 heartbeats');
+    await until(() => s.engine.heartbeatsOf(r).length >= 5, '5 heartbeats');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(4 * 40);
-    expect(new Set(s.epochs.get(r))).toEqual(new Set([1]));
+    expect(new Set(s.engine.heartbeatsOf(r).map((h) => h.epoch))).toEqual(new Set([1]));
     // The transport drops; the channel resumes (epoch 2) and its heartbeats carry the new epoch.
     c.socket.io.engine.close();
     await until(() => ch.epoch === 2 && ch.state === 'joined', 'epoch 2 after resume');
-    const seen = s.epochs.get(r)!.length;
-    await until(() => s.epochs.get(r)!.length >= seen + 2, 'heartbeats after resume');
-    expect(new Set(s.epochs.get(r)!.slice(seen))).toEqual(new Set([2]));
+    const seen = s.engine.heartbeatsOf(r).length;
+    await until(() => s.engine.heartbeatsOf(r).length >= seen + 2, 'heartbeats after resume');
+    expect(new Set(s.engine.heartbeatsOf(r).slice(seen).map((h) => h.epoch))).toEqual(new Set([2]));
   });
 
   it('updateState coalesces a burst into few heartbeats, within the rate limit, and the final state wins', async () => {
@@ -97,9 +104,9 @@ describe.each([
     const r = room();
     const a = await client(s.url).joinRoom(r, { userId: 'ada', heartbeatIntervalMs: 60_000 });
     const b = await client(s.url).joinRoom(r, { userId: 'bob', heartbeatIntervalMs: 60_000 });
-    const before = s.heartbeats.get(r) ?? 0;
+    const before = s.engine.heartbeatsOf(r).length;
     await Promise.all(Array.from({ length: 100 }, (_, i) => a.updateState({ n: i, [`k${i % 3}`]: i })));
-    expect((s.heartbeats.get(r) ?? 0) - before).toBeLessThanOrEqual(3);
+    expect(s.engine.heartbeatsOf(r).length - before).toBeLessThanOrEqual(3);
     expect(a.ownState).toEqual({ n: 99, k0: 99, k1: 97, k2: 98 });
     await until(() => b.members().find((m) => m.userId === 'ada')?.connections[0]?.state.n === 99, 'final state at bob');
     expect(b.members().find((m) => m.userId === 'ada')!.connections[0]!.state).toEqual({ n: 99, k0: 99, k1: 97, k2: 98 });
@@ -126,8 +133,9 @@ describe.each([
     expect(states).toEqual(['reconnecting:disconnect', 'connected:reconnect']);
     expect(roomStates).toEqual(['rejoining:disconnect', 'joined:join']);
     await until(() => events.length === 1, 'one update');
-    expect(events.map((e) => e.type)).toEqual(['update']);
     expect(names(b)).toEqual(['ada', 'bob']);
+    const marker = await settle(s.url, b);
+    expect(events.map((e) => `${e.type}:${e.userId}`)).toEqual(['update:ada', `join:${marker}`]);
   });
 
   it('after the connection expired it joins fresh; members are right again', async () => {
@@ -192,6 +200,8 @@ describe.each([
     await a.emit('chat:message', { text: 'hi' });
     await a.emit('chat:message', { text: 'no ack' }, { ack: false });
     await until(() => got.length === 2, 'messages');
+    // Messages are ordered with the room's events: after the marker, no duplicate can still come.
+    await settle(s.url, b);
     expect(got).toEqual([[{ text: 'hi' }, 'ada'], [{ text: 'no ack' }, 'ada']]);
     off();
     await expect(a.emit('join', 1)).rejects.toMatchObject({ code: 'invalid_payload' });
@@ -257,13 +267,13 @@ describe('SDK with injected timers (deterministic time)', () => {
     expect(timers.requested.at(-1)).toBe(10_000);
     timers.advance(9_999);
     await new Promise((res) => setTimeout(res, 50));
-    expect(s.heartbeats.get(r) ?? 0).toBe(0);
+    expect(s.engine.heartbeatsOf(r)).toHaveLength(0);
     for (let i = 1; i <= 3; i++) {
       timers.advance(10_000);
-      await until(() => (s.heartbeats.get(r) ?? 0) === i, `heartbeat ${i}`);
+      await until(() => s.engine.heartbeatsOf(r).length === i, `heartbeat ${i}`);
       await until(() => timers.pending === 1, 'next heartbeat scheduled');
     }
-    expect(s.epochs.get(r)).toEqual([1, 1, 1]);
+    expect(s.engine.heartbeatsOf(r).map((h) => h.epoch)).toEqual([1, 1, 1]);
     expect(ch.state).toBe('joined');
   });
 

@@ -1,13 +1,8 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError, createRealtimeServer, loadConfig } from '../src/index.js';
-import { connect, request, room, waitFor } from 'realtime-message-testing';
+import { ConfigError, loadConfig } from '../src/index.js';
+import { connect, request, room, startServer, waitFor } from 'realtime-message-testing';
 
-async function start(env: Record<string, string> = {}) {
-  const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off', ...env }));
-  const port = await server.listen();
-  onTestFinished(() => server.close());
-  return { server, url: `http://127.0.0.1:${port}` };
-}
+const start = (env: Record<string, string> = {}) => startServer({ DEMO_DIR: 'off', ...env });
 
 /** An Engine.IO long-polling handshake; resolves with the session id. */
 async function pollingHandshake(url: string, headers: Record<string, string> = {}): Promise<{ status: number; sid?: string }> {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createJwtVerifier } from '../src/index.js';
-import { connect, request, room, startGateway } from './helpers/gateway.js';
+import { connect, request, room, startGateway } from 'realtime-message-testing';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long';
 const key = new TextEncoder().encode(SECRET);

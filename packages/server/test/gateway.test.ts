@@ -1,6 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
-import { connect, listen, request, room, startGateway, type Client } from './helpers/gateway.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { connect, listen, request, room, settle, startGateway, waitFor, type Client } from 'realtime-message-testing';
 
 type EngineCase = [name: string, redisUrl: () => string | undefined];
 const engines: EngineCase[] = [
@@ -24,7 +23,7 @@ describe.each(engines)('socket.io protocol (%s engine)', (_name, redisUrl) => {
     const a = await joined(g.url, r, 'ada', { mic: true });
     expect(a.ack).toEqual({
       ok: true,
-      self: { connId: expect.any(String), epoch: 1, resumed: false },
+      self: { connId: expect.any(String), epoch: 1, resumed: false, ttlMs: 30_000 },
       snapshot: { roomId: r, seq: 1, members: [{ userId: 'ada', connIds: [a.connId] }], connections: [expect.objectContaining({ userId: 'ada', state: { mic: true }, epoch: 1 })] },
     });
     const la = listen(a.socket);
@@ -112,24 +111,26 @@ describe.each(engines)('socket.io protocol (%s engine)', (_name, redisUrl) => {
   });
 
   it('resume inside the grace window: same connId, others see no leave/join; the old socket is fenced', async () => {
-    const g = await gateway({ disconnectGraceMs: 2_000 });
+    const g = await gateway({ disconnectGraceMs: 1_000, reaperIntervalMs: 25 });
     const r = room();
     const a = await joined(g.url, r, 'ada', { mic: true });
     const b = await joined(g.url, r, 'bob');
     const lb = listen(b.socket);
+    const t0 = Date.now();
     a.socket.disconnect();
-    await sleep(100);
+    await waitFor(async () => (await g.io.fetchSockets()).length === 1, { what: 'the server to see the disconnect' });
     const a2 = await connect(g.url);
     const again = await request(a2, 'presence:join', { roomId: r, userId: 'ada', connId: a.connId });
-    expect(again.self).toEqual({ connId: a.connId, epoch: 2, resumed: true });
+    expect(again.self).toEqual({ connId: a.connId, epoch: 2, resumed: true, ttlMs: expect.any(Number) });
     // A third socket takes the connection over while a2 is still connected: a2 is fenced.
     const a3 = await connect(g.url);
     expect((await request(a3, 'presence:join', { roomId: r, userId: 'ada', connId: a.connId })).self.epoch).toBe(3);
     expect(await request(a2, 'presence:heartbeat')).toEqual({ ok: false, error: { code: 'stale_epoch', message: expect.any(String) } });
     expect((await request(a2, 'presence:heartbeat')).error.code).toBe('not_joined'); // dropped after the fence
-    await request(b.socket, 'presence:heartbeat', { patchState: { marker: 1 } });
-    await lb.waitFor((e) => e.userId === 'bob' && e.type === 'update');
-    expect(lb.events.filter((e) => e.userId === 'ada').map((e) => e.type)).toEqual(['update', 'update']);
+    // Past the grace window too: still no leave (the resumed connection lives on).
+    await waitFor(async () => (await request(a3, 'presence:heartbeat')).ok && Date.now() - t0 > 1_200, { what: 'the grace window to pass', intervalMs: 100 });
+    const [events] = await settle(g.url, r, lb);
+    expect(events!.filter((e) => e.userId === 'ada').map((e) => e.type)).toEqual(['update', 'update']);
   });
 
   it('without a resume, the grace ends in one leave with reason disconnect', async () => {
@@ -143,6 +144,10 @@ describe.each(engines)('socket.io protocol (%s engine)', (_name, redisUrl) => {
     const leave = await lb.waitFor((e) => e.type === 'leave');
     expect(leave).toEqual(expect.objectContaining({ connId: a.connId, reason: 'disconnect' }));
     expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    // Several reaper passes later: still that one leave.
+    await waitFor(async () => Date.now() - t0 > 300, { what: 'a few reaper passes' });
+    const [events] = await settle(g.url, r, lb);
+    expect(events!.filter((e) => e.type === 'leave')).toEqual([leave]);
   });
 
   it('a silent connection expires: members get leave (timeout) within TTL + reaper interval', async () => {
@@ -160,6 +165,8 @@ describe.each(engines)('socket.io protocol (%s engine)', (_name, redisUrl) => {
       expect(leave).toEqual(expect.objectContaining({ connId: a.connId, reason: 'timeout' }));
       expect(elapsed).toBeGreaterThanOrEqual(350);
       expect(elapsed).toBeLessThan(400 + 50 + 400); // TTL + interval, plus scheduling slack on a busy 2-core machine
+      const [events] = await settle(g.url, r, lb);
+      expect(events!.filter((e) => e.type === 'leave')).toEqual([leave]);
     } finally {
       clearInterval(beat);
     }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { connect, listen, request, room, startGateway } from './helpers/gateway.js';
-import { waitFor } from './helpers/wait.js';
+import { connect, listen, request, room, startGateway, testEngine, waitFor } from 'realtime-message-testing';
 
 // Values that are not valid ids: wrong types, limits, braces, every C0 control character, C1, DEL, lone surrogates.
 const badIds: unknown[] = [
@@ -118,17 +117,13 @@ describe('hostile input', () => {
   });
 
   it('a handler failure inside the engine becomes internal, never a crash', async () => {
-    const g = await startGateway({ rateLimit: false });
+    const engine = testEngine();
+    const g = await startGateway({ engine, rateLimit: false });
     const s = await connect(g.url);
     const r = room();
     await request(s, 'presence:join', { roomId: r, userId: 'ada' });
-    const engine = g.runtime.service.engine;
-    const original = engine.heartbeat.bind(engine);
-    engine.heartbeat = async () => {
-      throw new Error('boom');
-    };
+    engine.failNext('heartbeat', new Error('boom'));
     expect(await request(s, 'presence:heartbeat')).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
-    engine.heartbeat = original;
     expect(await request(s, 'presence:heartbeat')).toEqual({ ok: true, epoch: 1 });
     await waitFor(() => s.connected);
   });

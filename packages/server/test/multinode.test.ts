@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { describe, expect, inject, it, vi } from 'vitest';
 
 vi.setConfig({ testTimeout: 45_000 });
 import type { PresenceEvent } from 'realtime-message-protocol';
-import { connect, listen, request, room, type Client } from './helpers/gateway.js';
-import { NodeProcess } from './helpers/node-process.js';
-import { RedisServer } from './helpers/redis-server.js';
-import { waitFor } from './helpers/wait.js';
+import { NodeProcess, connect, listen, request, room, settle, startRedis, waitFor, type Client } from 'realtime-message-testing';
 
 /** Events after the snapshot must be contiguous: exactly once, in seq order. */
 function expectContiguous(events: PresenceEvent[], fromSeq: number, toSeq: number): void {
@@ -37,10 +34,11 @@ describe.each([
     await Promise.all(clients.map((c, i) => request(c, 'presence:heartbeat', { patchState: { n: i } })));
     await request(clients[2]!, 'presence:leave');
     const last = 3 + 3 + 1;
-    await Promise.all(logs.slice(0, 2).map((l) => l.waitFor((e) => e.seq === last, 'last event')));
-    expectContiguous(logs[0]!.events, acks[0].snapshot.seq, last);
-    expectContiguous(logs[1]!.events, acks[1].snapshot.seq, last);
-    expect(logs[0]!.events.filter((e) => e.seq > 1)).toEqual(logs[1]!.events.filter((e) => e.seq > 1));
+    // Settle through the third node: once its marker arrived, every earlier event of the room has.
+    const [e0, e1] = await settle(nodes[2]!.url, r, logs[0]!, logs[1]!);
+    expectContiguous(e0!, acks[0].snapshot.seq, last);
+    expectContiguous(e1!, acks[1].snapshot.seq, last);
+    expect(e0!.filter((e) => e.seq > 1)).toEqual(e1!.filter((e) => e.seq > 1));
     // custom event from node 1 to the member on node 0
     expect(await request(clients[1]!, 'presence:message', { event: 'chat:message', data: { text: 'hello' } })).toEqual({ ok: true });
     await waitFor(() => logs[0]!.messages.length === 1, { what: 'cross-node message' });
@@ -65,7 +63,9 @@ describe.each([
       expect(leave).toEqual(expect.objectContaining({ reason: 'timeout', userId: 'victim' }));
       expect(after).toBeGreaterThanOrEqual(1_400);
       expect(after).toBeLessThan(1_500 + 200 + 1_000); // TTL + interval, plus slack for a loaded 2-core machine
-      expect(lw.events.filter((e) => e.type === 'leave')).toHaveLength(1);
+      // Reapers of the surviving node keep running: still exactly one leave after a settle marker.
+      const [events] = await settle(a.url, r, lw);
+      expect(events!.filter((e) => e.type === 'leave')).toEqual([leave]);
     } finally {
       stop();
     }
@@ -85,17 +85,14 @@ describe.each([
     const leave = await lw.waitFor((e) => e.type === 'leave', 'leave after SIGTERM');
     expect(leave).toEqual(expect.objectContaining({ userId: 'leaving', reason: 'disconnect' }));
     expect(Date.now() - t0).toBeLessThan(5_000);
+    const [events] = await settle(a.url, r, lw);
+    expect(events!.filter((e) => e.type === 'leave')).toEqual([leave]);
   });
 });
 
 describe('Redis restart under a running node', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await RedisServer.start();
-  });
-  afterAll(() => redis.stop());
-
   it('no crash; /ready goes 503 then 200; a live client is told to rejoin, never a false ok; presence works again', async () => {
+    const redis = await startRedis();
     const node = await NodeProcess.start(base({ REDIS_URL: redis.url }));
     expect((await node.get('/ready')).status).toBe(200);
     const s = await connect(node.url);

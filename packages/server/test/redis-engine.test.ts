@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { ManualClock, PresenceError, PresenceService, RedisEngine, type PresenceEvent } from '../src/index.js';
-import { connect, keysUnder, redisFixture, type RedisTarget } from './helpers/redis-fixture.js';
-import { RedisServer } from './helpers/redis-server.js';
-import { waitFor } from './helpers/wait.js';
+import { keysUnder, redisClient, redisFixture, startRedis, waitFor, type RedisTarget } from 'realtime-message-testing';
 
 const TTL = 1_000;
 
@@ -22,7 +20,6 @@ const targets: Array<[string, () => RedisTarget]> = [
 describe.each(targets)('redis engine specifics: %s', (_name, target) => {
   async function setup() {
     const fx = await redisFixture(target());
-    onTestFinished(() => fx.cleanup());
     const clock = new ManualClock(Date.now());
     return { fx, clock, svc: service(fx.engine as RedisEngine, clock) };
   }
@@ -67,7 +64,6 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
 
   it('the sweep re-indexes a slot whose hint update was lost (a node died between script and hint)', async () => {
     const fx = await redisFixture(target());
-    onTestFinished(() => fx.cleanup());
     const clock = new ManualClock(Date.now());
     const engine = new RedisEngine({ redis: fx.clients[0]!, keyPrefix: fx.prefix, sweepIntervalMs: 5_000 });
     const svc = service(engine, clock);
@@ -88,7 +84,6 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
 describe('redis cluster layout', () => {
   it('rooms spread over all masters and each room stays in one slot', async () => {
     const fx = await redisFixture({ clusterNodes: inject('clusterNodes') });
-    onTestFinished(() => fx.cleanup());
     const svc = service(fx.engine as RedisEngine, new ManualClock());
     for (let i = 0; i < 30; i++) await svc.join({ roomId: `spread-${i}`, userId: 'ada' });
     const nodes = (fx.clients[0] as import('ioredis').Cluster).nodes('master');
@@ -105,14 +100,9 @@ describe('redis cluster layout', () => {
 });
 
 describe('redis restart mid-test', () => {
-  let server: RedisServer;
-  beforeAll(async () => {
-    server = await RedisServer.start();
-  });
-  afterAll(() => server.stop());
-
   // Reconnect and re-subscribe take longer when the whole suite loads both cores: deadlines, not sleeps.
   it('never acks a write falsely, does not crash, and works again after Redis comes back empty', { timeout: 60_000 }, async () => {
+    const server = await startRedis();
     const clock = new ManualClock(Date.now());
     const a = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
     const b = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 }).on('error', () => {});
@@ -171,8 +161,8 @@ describe('redis restart mid-test', () => {
 
 describe('engine selection', () => {
   it('reports its kind', async () => {
-    const single = connect({ url: inject('redisUrl') });
-    const cluster = connect({ clusterNodes: inject('clusterNodes') });
+    const single = redisClient({ url: inject('redisUrl') });
+    const cluster = redisClient({ clusterNodes: inject('clusterNodes') });
     onTestFinished(() => {
       single.disconnect();
       cluster.disconnect();

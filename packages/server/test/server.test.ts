@@ -2,10 +2,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { ConfigError, createRealtimeServer, loadConfig } from '../src/index.js';
-import { connect, request, room } from './helpers/gateway.js';
-import { NodeProcess } from './helpers/node-process.js';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/index.js';
+import { NodeProcess, connect, request, room, startServer } from 'realtime-message-testing';
 
 describe('configuration', () => {
   it('has the SPEC defaults', () => {
@@ -40,12 +39,7 @@ describe('configuration', () => {
 });
 
 describe('standalone server (in process)', () => {
-  async function start(env: Record<string, string> = {}) {
-    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env }));
-    const port = await server.listen();
-    onTestFinished(() => server.close());
-    return { server, url: `http://127.0.0.1:${port}` };
-  }
+  const start = startServer;
 
   it('serves /health, /ready and /metrics', async () => {
     const { url } = await start();
@@ -117,10 +111,7 @@ describe('standalone server (in process)', () => {
 
 describe('reaper metrics', () => {
   it('count reaper passes and the leaves they emitted', async () => {
-    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off', PRESENCE_TTL_MS: '200', PRESENCE_DISCONNECT_GRACE_MS: '0', PRESENCE_REAPER_INTERVAL_MS: '20' }));
-    const port = await server.listen();
-    onTestFinished(() => server.close());
-    const url = `http://127.0.0.1:${port}`;
+    const { url } = await startServer({ DEMO_DIR: 'off', PRESENCE_TTL_MS: '200', PRESENCE_DISCONNECT_GRACE_MS: '0', PRESENCE_REAPER_INTERVAL_MS: '20' });
     const s = await connect(url);
     await request(s, 'presence:join', { roomId: room(), userId: 'ada' }); // never heartbeats: expires
     const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { PresenceError, type Extension } from '../src/index.js';
-import { GatedEngine } from './helpers/gated-engine.js';
-import { connect, listen, request, room, startGateway } from './helpers/gateway.js';
-import { waitFor } from './helpers/wait.js';
+import { connect, listen, request, room, startGateway, testEngine, waitFor } from 'realtime-message-testing';
 
 /** Branches of the Socket.IO transport that need storage to be slow or to fail on demand. */
 describe('socket.io transport under a gated engine', () => {
   it('the request queue is bounded: beyond 64 waiting requests a socket gets rate_limited at once, and every request is acked exactly once', async () => {
-    const engine = new GatedEngine();
+    const engine = testEngine();
     const g = await startGateway({ engine, rateLimit: false });
     const s = await connect(g.url);
     expect((await request(s, 'presence:join', { roomId: room(), userId: 'ada' })).ok).toBe(true);
@@ -42,7 +40,7 @@ describe('socket.io transport under a gated engine', () => {
   });
 
   it('a socket that disconnects while its join is in flight ends that connection (leave, reason disconnect) and holds no room subscription', async () => {
-    const engine = new GatedEngine();
+    const engine = testEngine();
     const g = await startGateway({ engine, disconnectGraceMs: 0 });
     const r = room();
     const watcher = await connect(g.url);
@@ -68,11 +66,11 @@ describe('socket.io transport under a gated engine', () => {
   });
 
   it('a failed room subscription fails only that join (internal) and a retry subscribes again', async () => {
-    const engine = new GatedEngine();
+    const engine = testEngine();
     const g = await startGateway({ engine });
     const r = room();
     const s = await connect(g.url);
-    engine.failNextSubscribe(new Error('subscriber connection lost'));
+    engine.failNext('subscribe', new Error('subscriber connection lost'));
     const failed = await request(s, 'presence:join', { roomId: r, userId: 'ada' });
     expect(failed).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
     expect(engine.subscriptions.size).toBe(0);
@@ -87,7 +85,7 @@ describe('socket.io transport under a gated engine', () => {
   });
 
   it('sockets of one node share one engine subscription per room, released when the last member goes', async () => {
-    const engine = new GatedEngine();
+    const engine = testEngine();
     const g = await startGateway({ engine });
     const r = room();
     const sockets = await Promise.all([1, 2, 3].map(() => connect(g.url)));
