@@ -64,6 +64,8 @@ const EnvSchema = z.object({
   AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'AUTH_JWKS_URL must be an http(s) URL' }),
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
+  AUTH_JWT_REQUIRE_EXP: optionalString.refine((v) => v === undefined || v === 'true' || v === 'false', { message: "AUTH_JWT_REQUIRE_EXP must be 'true' or 'false'" }),
+  AUTH_JWT_MAX_LIFETIME_S: int('AUTH_JWT_MAX_LIFETIME_S', 0, 0),
   ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const list = v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean);
@@ -118,6 +120,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
       jwksUrl: e.AUTH_JWKS_URL,
       issuer: e.AUTH_JWT_ISSUER,
       audience: e.AUTH_JWT_AUDIENCE,
+      requireExp: e.AUTH_JWT_REQUIRE_EXP === 'true',
+      maxLifetimeSec: e.AUTH_JWT_MAX_LIFETIME_S > 0 ? e.AUTH_JWT_MAX_LIFETIME_S : undefined,
     },
     authMode: (e.AUTH_JWT_SECRET || e.AUTH_JWT_PUBLIC_KEY || e.AUTH_JWKS_URL ? 'jwt' : 'open') as 'jwt' | 'open',
     allowedOrigins: e.ALLOWED_ORIGINS,

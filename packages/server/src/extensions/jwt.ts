@@ -17,8 +17,12 @@ export interface JwtAuthOptions {
   issuer?: string | undefined;
   /** Required `aud`, when set. */
   audience?: string | undefined;
-  /** Allowed clock skew in seconds. @default 5 */
+  /** Allowed clock skew in seconds (for `exp`, `nbf` and an `iat` in the future). @default 5 */
   clockToleranceSec?: number;
+  /** Refuse tokens without `exp`. @default false */
+  requireExp?: boolean | undefined;
+  /** Refuse tokens that live longer than this many seconds (`exp` − `iat`, or `exp` − now without `iat`). @default no cap */
+  maxLifetimeSec?: number | undefined;
 }
 
 function algorithmFor(key: KeyObject): string {
@@ -54,14 +58,21 @@ export function createJwtVerifier(opts: JwtAuthOptions): TokenVerifier {
       throw new PresenceError('unauthorized', 'a token is required in the handshake auth.token');
     }
     try {
+      const tolerance = opts.clockToleranceSec ?? 5;
       const { payload } = await jwtVerify(token, key as Uint8Array, {
         algorithms,
         issuer: opts.issuer,
         audience: opts.audience,
-        clockTolerance: opts.clockToleranceSec ?? 5,
-        requiredClaims: ['sub'],
+        clockTolerance: tolerance,
+        requiredClaims: opts.requireExp || opts.maxLifetimeSec !== undefined ? ['sub', 'exp'] : ['sub'],
       });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new PresenceError('unauthorized', 'token has no subject');
+      const now = Math.floor(Date.now() / 1000);
+      // jose checks `iat` only together with a maximum token age: a token "issued" in the future is refused here.
+      if (payload.iat !== undefined && payload.iat > now + tolerance) throw new PresenceError('unauthorized', 'token issued in the future (iat)');
+      if (opts.maxLifetimeSec !== undefined && payload.exp !== undefined && payload.exp - (payload.iat ?? now) > opts.maxLifetimeSec) {
+        throw new PresenceError('unauthorized', `token lives longer than the allowed ${opts.maxLifetimeSec} s`);
+      }
       return { userId: payload.sub, expiresAt: payload.exp ? payload.exp * 1000 : undefined, claims: payload };
     } catch (err) {
       if (err instanceof PresenceError) throw err;
@@ -72,6 +83,8 @@ export function createJwtVerifier(opts: JwtAuthOptions): TokenVerifier {
             ? 'token algorithm not allowed'
             : err instanceof joseErrors.JWSSignatureVerificationFailed
               ? 'token signature invalid'
+              : err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'exp'
+                ? 'token has no expiry (exp is required)'
               : err instanceof joseErrors.JWTClaimValidationFailed
                 ? `token claim invalid (${err.claim})`
                 : 'token invalid';

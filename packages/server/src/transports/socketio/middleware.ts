@@ -45,16 +45,25 @@ export function authMiddleware(nsp: Namespace, extensions: Extensions, disposed:
   return verified;
 }
 
-/** Closes the socket with a notice when its token expires. */
-export function expireAt(session: SocketSession, expiresAt: number | undefined, now: number): void {
+/** setTimeout's longest delay (about 24.8 days); a later expiry re-arms the timer in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Closes the socket with a notice when its token expires, however far away that is. */
+export function expireAt(session: SocketSession, expiresAt: number | undefined, now: () => number = Date.now): void {
   if (expiresAt === undefined) return;
-  const ms = expiresAt - now;
-  if (ms >= 2 ** 31 - 1) return; // beyond setTimeout's range: the token outlives any realistic connection
-  session.expiryTimer = setTimeout(() => {
-    session.socket.emit(EVENTS.error, { code: 'unauthorized', message: 'token expired; reconnect with a fresh token' });
-    session.socket.disconnect(true);
-  }, Math.max(0, ms));
-  session.expiryTimer.unref();
+  const arm = (): void => {
+    const ms = expiresAt - now();
+    session.expiryTimer = setTimeout(
+      () => {
+        if (expiresAt - now() > 0) return arm();
+        session.socket.emit(EVENTS.error, { code: 'unauthorized', message: 'token expired; reconnect with a fresh token' });
+        session.socket.disconnect(true);
+      },
+      Math.min(MAX_TIMER_MS, Math.max(0, ms)),
+    );
+    session.expiryTimer.unref();
+  };
+  arm();
 }
 
 /**

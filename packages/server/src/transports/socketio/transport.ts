@@ -137,7 +137,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     sessions.set(socket, session);
     metrics.connections.inc();
     session.syncData();
-    expireAt(session, auth?.expiresAt, Date.now());
+    expireAt(session, auth?.expiresAt);
     if (rateLimit) rateLimitMiddleware(socket, session, rateLimit, { metrics, logger, disposed: () => disposed });
     for (const [event, fn] of HANDLERS) handle(session, event, fn);
     const disconnect = (): void => onDisconnect(session);
