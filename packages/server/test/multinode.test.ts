@@ -102,12 +102,12 @@ describe('Redis restart under a running node', () => {
     await waitFor(async () => (await node.get('/ready')).status === 503, { timeoutMs: 8_000, what: '/ready 503' });
     expect((await node.get('/health')).status).toBe(200);
     const during = await request(s, 'presence:heartbeat');
-    expect(during).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
+    expect(during).toEqual({ ok: false, error: { code: 'unavailable', message: expect.any(String) } });
     await redis.launch();
     await waitFor(async () => (await node.get('/ready')).status === 200, { timeoutMs: 10_000, what: '/ready 200' });
     const after = await waitFor(async () => {
       const a = await request(s, 'presence:heartbeat');
-      return a.error?.code === 'internal' ? undefined : a;
+      return a.error?.code === 'unavailable' ? undefined : a;
     }, { timeoutMs: 10_000, what: 'heartbeat after restart' });
     expect(after).toEqual({ ok: false, error: { code: 'not_joined', message: expect.any(String) } });
     const rejoin = await request(s, 'presence:join', { roomId: r, userId: 'ada' });

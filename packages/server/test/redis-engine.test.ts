@@ -129,7 +129,7 @@ describe('redis restart mid-test', () => {
       (e: unknown) => e,
     );
     expect(during).toBeInstanceOf(PresenceError);
-    expect((during as PresenceError).code).toBe('internal');
+    expect((during as PresenceError).code).toBe('unavailable');
     await expect(engineA.ping()).rejects.toThrow();
 
     await server.launch();

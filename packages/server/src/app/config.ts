@@ -46,6 +46,7 @@ const EnvSchema = z.object({
     });
     return nodes;
   }),
+  REDIS_FAIL_FAST_MS: int('REDIS_FAIL_FAST_MS', 0, 0),
   REDIS_KEY_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.:-]{1,64}$/.test(v), { message: "REDIS_KEY_PREFIX must be 1-64 characters of letters, digits and '_ . : -'" }),
   PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 1, 30_000),
   PRESENCE_REAPER_INTERVAL_MS: int('PRESENCE_REAPER_INTERVAL_MS', 1, 3_000),
@@ -99,6 +100,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     redisUrl: e.REDIS_URL,
     redisClusterNodes: e.REDIS_CLUSTER_NODES,
     redisKeyPrefix: e.REDIS_KEY_PREFIX ?? 'rm:',
+    /** When > 0, the server exits at start unless Redis answers within this many ms; 0 = wait for it (/ready 503 meanwhile). */
+    redisFailFastMs: e.REDIS_FAIL_FAST_MS,
     engine: (e.REDIS_CLUSTER_NODES ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory') as 'memory' | 'redis' | 'redis-cluster',
     ttlMs,
     reaperIntervalMs: e.PRESENCE_REAPER_INTERVAL_MS,

@@ -13,6 +13,7 @@ import { defaultDemoDir } from '../transports/http/static.js';
 import { UpgradeGuard } from '../transports/http/upgrade.js';
 import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } from '../transports/socketio/engine-guard.js';
 import { LogSummary } from '../observability/log-summary.js';
+import { checkHealth } from '../core/shared/health.js';
 import type { Config } from './config.js';
 import { initPresence, type PresenceRuntime } from './init-presence.js';
 
@@ -46,6 +47,17 @@ function originAllowed(origin: string | undefined, allowed: string[] | undefined
   return allowed.includes(origin.replace(/\/$/, ''));
 }
 
+/** The URL without its password, for logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparseable URL)';
+  }
+}
+
 function redisClients(config: Config, logger: PinoLogger): { command: RedisClient; sub: RedisClient } {
   // Bounded waits: commands fail after one retry while Redis is unreachable
   // (clients are then told `internal`), and reconnects back off to 2 s.
@@ -61,15 +73,12 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
   const sub: RedisClient = config.redisClusterNodes
     ? new Cluster(config.redisClusterNodes, { redisOptions: { ...common, commandTimeout: undefined }, shardedSubscribers: true })
     : new Redis(config.redisUrl!, { ...common, commandTimeout: undefined });
+  // One line when Redis cannot be reached, naming what was tried; then at
+  // most one summary line per 5 s with how many more errors there were.
+  const target = config.redisClusterNodes ? `REDIS_CLUSTER_NODES=${config.redisClusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}` : `REDIS_URL=${redactUrl(config.redisUrl!)}`;
+  const summary = new LogSummary(logger, `redis unreachable (${target}); retrying every 2 s at most`);
   for (const [name, c] of [['command', command], ['sub', sub]] as const) {
-    let last = 0;
-    c.on('error', (err: Error) => {
-      // One line per client per 5 s at most: a down Redis must not flood the log.
-      if (Date.now() - last > 5_000) {
-        last = Date.now();
-        logger.warn({ client: name, err: err.message }, 'redis connection error');
-      }
-    });
+    c.on('error', (err: Error) => summary.note(name, { client: name, err: err.message }));
   }
   return { command, sub };
 }
@@ -153,6 +162,16 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger,
     listen: async () => {
       await app.ready();
+      if (config.redisFailFastMs > 0 && redis) {
+        // Operators who prefer an exit (and a restart by their supervisor) to waiting for Redis.
+        const report = await checkHealth(presence.health, config.redisFailFastMs);
+        if (!report.ok) {
+          refusals.stop();
+          await presence.dispose({ leave: false });
+          for (const c of [redis.command, redis.sub]) c.disconnect();
+          throw new Error(`Redis could not be reached within REDIS_FAIL_FAST_MS=${config.redisFailFastMs} (${config.redisClusterNodes ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL'})`);
+        }
+      }
       return new Promise((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {

@@ -52,6 +52,12 @@ export interface PresenceEngine {
   publish(roomId: RoomId, message: RoomMessage): Promise<void>;
   /** Resolves when the storage answers; rejects when it is unreachable. */
   ping(): Promise<void>;
+  /**
+   * True when `err` (thrown by one of the calls above) means the storage
+   * cannot be reached (connection refused or lost, timeout, cluster down), as
+   * opposed to a bug: clients then get `unavailable` and retry. @default never
+   */
+  isUnavailable?(err: unknown): boolean;
   /** Releases what the engine itself opened (never a client that was handed to it). */
   close(): Promise<void>;
 }

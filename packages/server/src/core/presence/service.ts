@@ -188,6 +188,10 @@ export class PresenceService {
     } catch (err) {
       this.observe?.(op, performance.now() - started, 'error');
       if (err instanceof PresenceError) throw err;
+      if (this.engine.isUnavailable?.(err)) {
+        // An outage is logged by the backend's connection (once, then summarised), not once per request.
+        throw new PresenceError('unavailable', `presence storage (${this.engine.kind}) cannot be reached during ${op}; retry with backoff`, { cause: err });
+      }
       this.logger.error({ err, op, engine: this.engine.kind }, 'presence engine call failed');
       throw new PresenceError('internal', `presence storage failed during ${op}; retry with backoff`, { cause: err });
     }

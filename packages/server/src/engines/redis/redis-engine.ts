@@ -236,6 +236,10 @@ export class RedisEngine implements PresenceEngine {
     await this.redis.spublish(this.keys.room(roomId).channel, JSON.stringify(item));
   }
 
+  isUnavailable(err: unknown): boolean {
+    return isConnectionError(err);
+  }
+
   async ping(): Promise<void> {
     await this.redis.ping();
   }
@@ -244,4 +248,16 @@ export class RedisEngine implements PresenceEngine {
   async close(): Promise<void> {
     if (this.ownsBackend) await this.backend.close();
   }
+}
+
+/**
+ * Errors of ioredis that mean Redis cannot be reached right now: retries
+ * exhausted while disconnected, a closed or unwritable connection, a refused
+ * or reset socket, a command timeout, a cluster without a quorum or a
+ * loading replica. Anything else (a script error, a wrong type) is a bug.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command timed out|CLUSTERDOWN|TRYAGAIN|LOADING|Failed to refresh slots cache|None of startup nodes is available/.test(err.message);
 }
