@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { PresenceError, type Extension } from '../src/index.js';
 import { connect, listen, request, room, startGateway, testEngine, waitFor } from 'realtime-message-testing';
 
@@ -124,5 +124,38 @@ describe('socket.io transport under a gated engine', () => {
     await waitFor(() => lb.messages.length === 1, { what: 'the relayed message' });
     expect(lb.messages.map((m) => m.event)).toEqual(['chat:message']);
     expect(seen).toEqual([`subscribe:${r}`, `subscribe:${r}`, 'publish:chat:spam', 'publish:chat:message']);
+  });
+  it('a join that storage refuses leaves no room subscription behind; the retry joins', async () => {
+    const engine = testEngine();
+    const g = await startGateway({ engine });
+    const r = room();
+    const s = await connect(g.url);
+    engine.failNext('join', new Error('storage unreachable'));
+    expect(await request(s, 'presence:join', { roomId: r, userId: 'ada' })).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
+    await waitFor(() => engine.subscriptions.size === 0, { what: 'the room subscription to be released' });
+    expect(g.runtime.membership((await g.io.fetchSockets())[0] as never, r)).toBeUndefined();
+    expect((await request(s, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
+    expect(engine.subscriptions.get(r)).toBe(1);
+  });
+
+  it('leave: after the connection expired it is ok (already gone); after another socket took it over it is stale_epoch and the new owner stays', async () => {
+    const g = await startGateway({ ttlMs: 1_000, reaperIntervalMs: 20, disconnectGraceMs: 0 });
+    const r = room();
+    const leaves: string[] = [];
+    const off = await g.runtime.service.subscribe(r, (e) => void (e.type === 'leave' && leaves.push(`${e.userId}:${e.reason}`)));
+    onTestFinished(off);
+    const expired = await connect(g.url);
+    expect((await request(expired, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
+    await waitFor(() => leaves.includes('ada:timeout'), { what: 'the timeout leave' });
+    expect(await request(expired, 'presence:leave', {})).toEqual({ ok: true });
+    expect((await request(expired, 'presence:leave', {})).error.code).toBe('not_joined');
+
+    const old = await connect(g.url);
+    const first = await request(old, 'presence:join', { roomId: r, userId: 'bob' });
+    const owner = await connect(g.url);
+    expect((await request(owner, 'presence:join', { roomId: r, userId: 'bob', connId: first.self.connId })).self.epoch).toBe(2);
+    expect((await request(old, 'presence:leave', {})).error.code).toBe('stale_epoch');
+    expect(await request(owner, 'presence:heartbeat', {})).toEqual({ ok: true, epoch: 2 });
+    expect((await g.runtime.service.snapshot(r)).connections).toEqual([expect.objectContaining({ connId: first.self.connId, epoch: 2 })]);
   });
 });
