@@ -1,4 +1,4 @@
-import type { RoomId, RoomMessage } from 'realtime-message-protocol';
+import type { PresenceEvent, RoomId, RoomMessage } from 'realtime-message-protocol';
 import {
   MemoryEngine,
   type DisconnectCommand,
@@ -109,6 +109,12 @@ export class TestEngine implements PresenceEngine {
       else this.subscriptions.set(roomId, n);
       await off();
     };
+  }
+  subscribeAll(listener: (event: PresenceEvent) => void) {
+    return this.inner.subscribeAll(listener);
+  }
+  isUnavailable(err: unknown): boolean {
+    return this.inner.isUnavailable?.(err) ?? false;
   }
   ping() {
     return this.inner.ping();

@@ -1,7 +1,7 @@
 import type { Server } from 'socket.io';
 import type { JsonValue } from 'realtime-message-protocol';
 import type { PresenceEngine, RoomFeedItem } from '../core/presence/engine.js';
-import { PresenceService, type PresenceOptions, type PresenceTopics } from '../core/presence/service.js';
+import { PresenceService, presenceSources, type PresenceOptions, type PresenceTopics } from '../core/presence/service.js';
 import { Hub } from '../core/shared/hub.js';
 import type { HealthCheck } from '../core/shared/health.js';
 import { silentLogger } from '../core/shared/logger.js';
@@ -110,11 +110,12 @@ export function legacyExtensions(options: Pick<InitPresenceOptions, 'verifyToken
 export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger): Hub<PresenceTopics> {
   const counters = new Map<string, { inc(n?: number): void }>();
   return new Hub<PresenceTopics>(
-    { presence: { subscribe: (id, deliver) => engine.subscribe(id as never, deliver) } },
+    presenceSources(engine),
     {
       logger,
       onDeliver: (_kind, item) => {
         const type = (item as RoomFeedItem).type;
+        if (_kind !== 'presence') return;
         let c = counters.get(type);
         if (!c) counters.set(type, (c = metrics.eventsReceived.labels(type)));
         c.inc();

@@ -46,6 +46,12 @@ export interface PresenceEngine {
    */
   subscribe(roomId: RoomId, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>>;
   /**
+   * Delivers every presence event of every room, from every node, to
+   * `listener` (in `seq` order per room) until the returned function is
+   * called. The node's Hub calls this once.
+   */
+  subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
+  /**
    * Sends a custom message to every subscriber of the room on every node,
    * through the same pub/sub as the room's events and ordered with them.
    */

@@ -26,11 +26,22 @@ import type { EncodedPatch, PresenceEngine, RoomFeedItem, Timing, WriteOutcome }
 /** The topics the presence capability registers in a node's Hub. */
 export type PresenceTopics = {
   presence: RoomFeedItem;
+  /** Every presence event of every room (one topic, id `*`). */
+  'presence-all': PresenceEvent;
 };
 
 /** The part of a node's {@link Hub} presence needs (a Hub of more kinds fits). */
 export interface PresenceHub {
   subscribe(kind: 'presence', id: string, listener: (item: RoomFeedItem) => void): Promise<Unsubscribe>;
+  subscribe(kind: 'presence-all', id: string, listener: (event: PresenceEvent) => void): Promise<Unsubscribe>;
+}
+
+/** The Hub sources of the presence topics over one engine. */
+export function presenceSources(engine: PresenceEngine) {
+  return {
+    presence: { subscribe: (id: string, deliver: (item: RoomFeedItem) => void) => engine.subscribe(id as RoomId, deliver) },
+    'presence-all': { subscribe: (_id: string, deliver: (event: PresenceEvent) => void) => engine.subscribeAll(deliver) },
+  };
 }
 
 export interface PresenceOptions {
@@ -164,7 +175,7 @@ export class PresenceService {
       this.hub = options.hub;
     } else {
       const engine = this.engine;
-      this.ownHub = new Hub<PresenceTopics>({ presence: { subscribe: (id, deliver) => engine.subscribe(id as RoomId, deliver) } }, { logger: this.logger });
+      this.ownHub = new Hub<PresenceTopics>(presenceSources(engine), { logger: this.logger });
       this.hub = this.ownHub;
     }
   }
@@ -332,14 +343,33 @@ export class PresenceService {
 
   /**
    * Receives every presence event of a room (from every node) until the
-   * returned function is called. One engine subscription per room per node
+   * returned function is called; with only a listener, every event of every
+   * room (in `seq` order per room). One engine subscription per room per node
    * is shared by all local listeners (the Hub). Resolves once events flow, so
    * subscribe before joining to miss nothing after the join's snapshot.
    */
-  async subscribe(roomId: string, listener: PresenceListener): Promise<() => Promise<void>> {
-    return this.subscribeFeed(roomId, (item) => {
+  async subscribe(listener: PresenceListener): Promise<() => Promise<void>>;
+  async subscribe(roomId: string, listener: PresenceListener): Promise<() => Promise<void>>;
+  async subscribe(roomOrListener: string | PresenceListener, maybeListener?: PresenceListener): Promise<() => Promise<void>> {
+    if (typeof roomOrListener === 'function') {
+      // Every event of every room on every node (the original design's form).
+      this.checkOpen();
+      const off = await this.call('subscribe', () => this.hub.subscribe('presence-all', '*', roomOrListener));
+      return this.track(off);
+    }
+    if (typeof maybeListener !== 'function') throw new TypeError('subscribe(roomId, listener) needs a listener function');
+    const listener = maybeListener;
+    return this.subscribeFeed(roomOrListener, (item) => {
       if (item.type !== 'message') listener(item);
     });
+  }
+
+  private track(off: Unsubscribe): () => Promise<void> {
+    this.subscriptions.add(off);
+    return async () => {
+      this.subscriptions.delete(off);
+      await off();
+    };
   }
 
   /**
@@ -350,11 +380,7 @@ export class PresenceService {
     this.checkOpen();
     const id = this.parse(RoomIdSchema, roomId);
     const off = await this.call('subscribe', () => this.hub.subscribe('presence', id, listener));
-    this.subscriptions.add(off);
-    return async () => {
-      this.subscriptions.delete(off);
-      await off();
-    };
+    return this.track(off);
   }
 
   /**

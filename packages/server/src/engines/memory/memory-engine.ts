@@ -1,4 +1,4 @@
-import type { ConnId, ConnectionInfo, LeaveReason, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
+import type { ConnId, ConnectionInfo, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
 import { utf8Length } from 'realtime-message-protocol';
 import {
   encodedStateBytes,
@@ -71,6 +71,8 @@ export class MemoryEngine implements PresenceEngine {
   private readonly timers = new MinHeap<Timer>();
   private readonly listeners = new Map<RoomId, Set<(item: RoomFeedItem) => void>>();
   private readonly outbox: Array<[RoomId, RoomFeedItem]> = [];
+  /** Listeners of every room's presence events (one per subscribing node). */
+  private readonly allListeners = new Set<(event: PresenceEvent) => void>();
   private flushing = false;
 
   /** Number of rooms held (live or with epoch records). For tests and metrics. */
@@ -91,6 +93,7 @@ export class MemoryEngine implements PresenceEngine {
         const [room, ev] = this.outbox[i]!;
         const set = this.listeners.get(room);
         if (set) for (const l of [...set]) l(ev);
+        if (ev.type !== 'message') for (const l of [...this.allListeners]) l(ev);
       }
       this.outbox.length = 0;
       this.flushing = false;
@@ -290,6 +293,11 @@ export class MemoryEngine implements PresenceEngine {
     };
   }
 
+  async subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
+    this.allListeners.add(listener);
+    return async () => void this.allListeners.delete(listener);
+  }
+
   async publish(roomId: RoomId, message: RoomMessage): Promise<void> {
     this.emit(roomId, { type: 'message', message });
   }
@@ -298,5 +306,6 @@ export class MemoryEngine implements PresenceEngine {
 
   async close(): Promise<void> {
     this.listeners.clear();
+    this.allListeners.clear();
   }
 }

@@ -33,6 +33,8 @@ export class RedisBackend {
   private subscriber: RedisClient | undefined;
   private readonly ownsSubscriber: boolean;
   private readonly channels = new Map<string, (message: string) => void>();
+  /** Classic (not sharded) channels: the global presence feed. */
+  private readonly globalChannels = new Map<string, (message: string) => void>();
 
   constructor(options: RedisBackendOptions) {
     this.redis = options.redis;
@@ -54,6 +56,7 @@ export class RedisBackend {
     const sub = this.subscriber;
     if (sub.listenerCount('smessage') === 0) {
       sub.on('smessage', (channel: string, message: string) => this.channels.get(channel)?.(message));
+      sub.on('message', (channel: string, message: string) => this.globalChannels.get(channel)?.(message));
       sub.on('error', (err: unknown) => this.logger.warn({ err }, 'redis subscriber error'));
     }
     return sub;
@@ -84,9 +87,34 @@ export class RedisBackend {
     };
   }
 
+  /**
+   * SUBSCRIBE (classic pub/sub, every node of a cluster) to one channel, with
+   * one listener; for feeds that span every room, such as all presence events.
+   */
+  async subscribeGlobal(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.globalChannels.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
+    const sub = this.ensureSubscriber();
+    this.globalChannels.set(channel, listener);
+    try {
+      await sub.subscribe(channel);
+    } catch (err) {
+      this.globalChannels.delete(channel);
+      throw err;
+    }
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      if (this.globalChannels.get(channel) !== listener) return;
+      this.globalChannels.delete(channel);
+      await sub.unsubscribe(channel).catch((err: unknown) => this.logger.warn({ err, channel }, 'unsubscribe failed'));
+    };
+  }
+
   /** Drops every subscription and closes the subscriber connection the backend made. Never closes `redis`. */
   async close(): Promise<void> {
     this.channels.clear();
+    this.globalChannels.clear();
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (sub && this.ownsSubscriber) sub.disconnect();

@@ -95,6 +95,11 @@ export class KeySpace {
     return `${this.prefix}reap:{*`;
   }
 
+  /** The classic pub/sub channel that carries every presence event of every room (the scripts derive it from the room prefix). */
+  get allEvents(): string {
+    return `${this.prefix}events`;
+  }
+
   /** Slots that have something to reap, scored by their earliest deadline (or a claim marker). */
   get hint(): string {
     return `${this.prefix}reaphint`;

@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis';
-import type { RoomId, RoomMessage, RoomSnapshot } from 'realtime-message-protocol';
+import type { PresenceEvent, RoomId, RoomMessage, RoomSnapshot } from 'realtime-message-protocol';
 import type {
   DisconnectCommand,
   HeartbeatCommand,
@@ -234,6 +234,21 @@ export class RedisEngine implements PresenceEngine {
   async publish(roomId: RoomId, message: RoomMessage): Promise<void> {
     const item: RoomFeedItem = { type: 'message', message };
     await this.redis.spublish(this.keys.room(roomId).channel, JSON.stringify(item));
+  }
+
+  /** Every presence event of every room, from every node (the scripts also PUBLISH each event on `<prefix>events`). */
+  async subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
+    const channel = this.keys.allEvents;
+    return this.backend.subscribeGlobal(channel, (message) => {
+      let event: PresenceEvent;
+      try {
+        event = JSON.parse(message) as PresenceEvent;
+      } catch (err) {
+        this.logger.error({ err, channel }, 'unparseable presence event');
+        return;
+      }
+      listener(event);
+    });
   }
 
   isUnavailable(err: unknown): boolean {

@@ -57,9 +57,11 @@ if tonumber(m[2]) <= now then
   redis.call('PEXPIRE', prefix .. 'tomb', keep)
   local seq = redis.call('INCR', prefix .. 'seq')
   redis.call('PEXPIRE', prefix .. 'seq', keep)
-  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
+  local ev = '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
     ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
-    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}')
+    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}'
+  redis.call('SPUBLISH', prefix .. 'ev', ev)
+  redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
   return 'not_joined'
 end
 if m[3] then return 'disconnected' end
@@ -87,9 +89,11 @@ if #ARGV > 8 then
   local prefix = ARGV[1]
   local seq = redis.call('INCR', prefix .. 'seq')
   redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[7]))
-  redis.call('SPUBLISH', prefix .. 'ev', '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
+  local ev = '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
     cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
-    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}')
+    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}'
+  redis.call('SPUBLISH', prefix .. 'ev', ev)
+  redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
 end
 -- The hash lives keep ms (TTL + lookback + slack); refreshing it once a third
 -- of that has passed is enough, and saves a call on most heartbeats.

@@ -47,10 +47,24 @@ export const NUM = fragment([], /* lua */ `
 local function num(x) return string.format('%.0f', x) end
 `);
 
-/** Builds and SPUBLISHes one presence event; `tail` is the event's last fields as JSON text, with a leading comma. */
-export const PUBLISH = fragment([NUM], /* lua */ `
+/**
+ * Publishes one presence event text: SPUBLISH on the room's channel (the
+ * room's subscribers on every node), and PUBLISH on the deployment's global
+ * channel `<prefix>events` (subscribers of every room's events,
+ * `PresenceService.subscribe(listener)`). The global channel's name is the
+ * room channel's key prefix + `events`; key prefixes cannot contain `{`.
+ */
+export const EMIT = fragment([], /* lua */ `
+local function emit(channel, event)
+  redis.call('SPUBLISH', channel, event)
+  redis.call('PUBLISH', string.match(channel, '^(.-){room:') .. 'events', event)
+end
+`);
+
+/** Builds and publishes one presence event; `tail` is the event's last fields as JSON text, with a leading comma. */
+export const PUBLISH = fragment([NUM, EMIT], /* lua */ `
 local function publish(channel, kind, room, user, conn, ts, epoch, seq, tail)
-  redis.call('SPUBLISH', channel, '{"type":"' .. kind .. '","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(user) ..
+  emit(channel, '{"type":"' .. kind .. '","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(user) ..
     ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. num(ts) .. ',"epoch":' .. num(epoch) .. ',"seq":' .. num(seq) .. tail .. '}')
 end
 `);
