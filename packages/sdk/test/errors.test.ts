@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createJwtVerifier } from 'realtime-message';
 import { connect, request, room, waitFor } from 'realtime-message-testing';
 import { RealtimeError, type RoomState } from '../src/index.js';
 import { client, startServer } from './server.js';
@@ -95,5 +96,22 @@ describe('SDK room lifecycle', () => {
     expect(a.state).toBe<RoomState>('idle');
     await a.join();
     expect(states).toEqual(['joining:join', 'idle:error', 'joining:join', 'joined:join']);
+  });
+});
+
+describe('SDK credentials', () => {
+  it('a token provider that throws is reported as unauthorized with its message, and the connection is refused', async () => {
+    const s = await startServer({ verifyToken: createJwtVerifier({ secret: 'sdk-errors-secret-of-at-least-32-bytes' }) });
+    const errors: Array<[string, string]> = [];
+    const c = client(s.url, {
+      token: async () => {
+        throw new Error('no session cookie');
+      },
+      reconnect: { maxAttempts: 1, minDelayMs: 10, maxDelayMs: 10 },
+    });
+    c.on('error', (e) => errors.push([e.code, e.message]));
+    expect(await codeOf(c.connect())).toBe('disconnected');
+    expect(errors).toContainEqual(['unauthorized', 'token provider failed: no session cookie']);
+    expect(errors.map(([code]) => code)).not.toContain('internal');
   });
 });
