@@ -35,3 +35,28 @@ describe('Redis down at start', () => {
     expect(node.logs.join('\n')).toContain('Redis could not be reached within REDIS_FAIL_FAST_MS=500 (REDIS_URL)');
   });
 });
+
+describe('log amplification', () => {
+  it('a shutdown with Redis down logs the failed leaves once, not once per room; a flood of CONNECTs logs once', async () => {
+    const { startRedis } = await import('realtime-message-testing');
+    const redis = await startRedis();
+    const node = await NodeProcess.start({ REDIS_URL: redis.url, DEMO_DIR: 'off', SHUTDOWN_TIMEOUT_MS: '5000' });
+    const sockets = await Promise.all(Array.from({ length: 30 }, () => connect(node.url)));
+    for (const s of sockets) expect((await request(s, 'presence:join', { roomId: room(), userId: 'ada' })).ok).toBe(true);
+    // Ten flood POSTs: each closes its connection at the second CONNECT.
+    for (let i = 0; i < 10; i++) {
+      const hs = await fetch(`${node.url}/socket.io/?EIO=4&transport=polling`).then((r) => r.text());
+      const sid = /"sid":"([^"]+)"/.exec(hs)![1];
+      await fetch(`${node.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: Array.from({ length: 200 }, () => '40').join('\x1e') }).then((r) => r.text());
+    }
+    await redis.kill();
+    await waitFor(async () => (await node.get('/ready')).status === 503, { timeoutMs: 8_000, what: '/ready 503' });
+    await node.kill('SIGTERM');
+    const count = (fragment: string) => node.logs.filter((l) => l.includes(fragment)).length;
+    expect(count('leave at dispose failed')).toBeLessThanOrEqual(2); // the first, then at most one summary line
+    expect(count('sunsubscribe failed')).toBeLessThanOrEqual(2);
+    // 30 rooms, an outage, a shutdown and ten floods: a handful of lines, not one per room or packet.
+    expect(node.logs.filter((l) => l.includes('"level":40') || l.includes('"level":50')).length).toBeLessThan(15);
+    expect(count('connect-flood')).toBe(1);
+  });
+});

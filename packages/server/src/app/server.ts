@@ -12,7 +12,7 @@ import { createHttpApp } from '../transports/http/app.js';
 import { defaultDemoDir } from '../transports/http/static.js';
 import { UpgradeGuard } from '../transports/http/upgrade.js';
 import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } from '../transports/socketio/engine-guard.js';
-import { LogSummary } from '../observability/log-summary.js';
+import { LogSummary } from '../core/shared/log-summary.js';
 import { checkHealth } from '../core/shared/health.js';
 import type { Config } from './config.js';
 import { initPresence, type PresenceRuntime } from './init-presence.js';

@@ -1,5 +1,6 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { HealthCheck } from '../../core/shared/health.js';
+import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
 import { KeySpace } from './keys.js';
 
@@ -33,6 +34,8 @@ export class RedisBackend {
   private subscriber: RedisClient | undefined;
   private readonly ownsSubscriber: boolean;
   private readonly channels = new Map<string, (message: string) => void>();
+  /** A Redis outage makes the subscriber report an error per reconnect attempt (and per channel left): log the first, then summaries. */
+  private readonly subscriberErrors: LogSummary;
   /** Classic (not sharded) channels: the global presence feed. */
   private readonly globalChannels = new Map<string, (message: string) => void>();
 
@@ -41,6 +44,7 @@ export class RedisBackend {
     this.kind = options.redis.isCluster ? 'redis-cluster' : 'redis';
     this.keys = new KeySpace(options.keyPrefix ?? 'rm:');
     this.logger = options.logger ?? silentLogger;
+    this.subscriberErrors = new LogSummary(this.logger, 'redis subscriber error');
     this.subscriber = options.subscriber;
     this.ownsSubscriber = options.subscriber === undefined;
     const redis = this.redis;
@@ -57,7 +61,7 @@ export class RedisBackend {
     if (sub.listenerCount('smessage') === 0) {
       sub.on('smessage', (channel: string, message: string) => this.channels.get(channel)?.(message));
       sub.on('message', (channel: string, message: string) => this.globalChannels.get(channel)?.(message));
-      sub.on('error', (err: unknown) => this.logger.warn({ err }, 'redis subscriber error'));
+      sub.on('error', (err: unknown) => this.subscriberErrors.note('subscriber', { err: err instanceof Error ? err.message : String(err) }));
     }
     return sub;
   }
@@ -83,7 +87,7 @@ export class RedisBackend {
       done = true;
       if (this.channels.get(channel) !== listener) return;
       this.channels.delete(channel);
-      await sub.sunsubscribe(channel).catch((err: unknown) => this.logger.warn({ err, channel }, 'sunsubscribe failed'));
+      await sub.sunsubscribe(channel).catch((err: unknown) => this.subscriberErrors.note('sunsubscribe failed', { err: err instanceof Error ? err.message : String(err), channel }));
     };
   }
 
@@ -107,7 +111,7 @@ export class RedisBackend {
       done = true;
       if (this.globalChannels.get(channel) !== listener) return;
       this.globalChannels.delete(channel);
-      await sub.unsubscribe(channel).catch((err: unknown) => this.logger.warn({ err, channel }, 'unsubscribe failed'));
+      await sub.unsubscribe(channel).catch((err: unknown) => this.subscriberErrors.note('unsubscribe failed', { err: err instanceof Error ? err.message : String(err), channel }));
     };
   }
 
@@ -115,6 +119,7 @@ export class RedisBackend {
   async close(): Promise<void> {
     this.channels.clear();
     this.globalChannels.clear();
+    this.subscriberErrors.stop();
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (sub && this.ownsSubscriber) sub.disconnect();

@@ -2,6 +2,7 @@ import type { Namespace } from 'socket.io';
 import { EVENTS, PresenceError, createPayloadSchemas, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
 import type { PresenceService } from '../../core/presence/service.js';
 import { systemClock, type Clock } from '../../core/shared/clock.js';
+import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
@@ -58,6 +59,8 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const rateLimit = options.rateLimit === false ? undefined : resolveRateLimit(options.rateLimit);
   const maxPending = options.maxPendingRequests ?? 64;
   const sessions = new Map<AnySocket, SocketSession>();
+  // Failures that come in bursts (an outage, a flood) are logged once per kind, then summarised.
+  const problems = new LogSummary(logger, 'socket.io transport');
   let disposed = false;
   const ctx: HandlerContext = {
     service,
@@ -69,7 +72,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     maxOutboundBytes: options.maxOutboundBytes ?? 1_048_576,
     onSlowConsumer: (session, bytes) => {
       if (!session.socket.connected) return;
-      logger.warn({ socketId: session.socket.id, bytes }, 'disconnecting a socket that does not read (outbound buffer above the cap)');
+      problems.note('slow consumer disconnected', { socketId: session.socket.id, bytes });
       metrics.errors.inc({ event: 'outbound', code: 'rate_limited' });
       session.socket.emit(EVENTS.error, { code: 'rate_limited', message: `disconnected: more than ${ctx.maxOutboundBytes} bytes were waiting to be sent; the connection reads too slowly` });
       session.socket.disconnect(true);
@@ -86,7 +89,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
         .push(() => (disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0])))
         .catch((err: unknown) => {
           if (err instanceof PresenceError) return errorAck(err.code, err.message);
-          logger.error({ err, event, socketId: session.socket.id }, 'presence handler failed');
+          problems.note('handler failed', { err, event, socketId: session.socket.id });
           return errorAck('internal', 'the server failed to handle the request');
         })
         .then((res) => {
@@ -117,7 +120,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
             if (service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
           } catch (err) {
             // stale_epoch: resumed elsewhere; not_joined: already gone. Both are fine here.
-            if (!(err instanceof PresenceError) || err.code === 'internal') logger.warn({ err, roomId: m.roomId }, 'disconnect cleanup failed');
+            if (!(err instanceof PresenceError) || err.code === 'internal' || err.code === 'unavailable') problems.note('disconnect cleanup failed', { err, roomId: m.roomId });
           }
         }),
       );
@@ -126,7 +129,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     });
   }
 
-  oneConnectAtATime(nsp.server, () => logger.warn({}, 'closed an Engine.IO connection that sent a second CONNECT while the first was pending'));
+  oneConnectAtATime(nsp.server, () => problems.note('second CONNECT while one was pending: connection closed', {}));
   const verified = extensions.authenticates || extensions.hasConnectHooks ? authMiddleware(nsp, extensions, () => disposed) : undefined;
 
   const onConnection = (socket: AnySocket): void => {
@@ -153,7 +156,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       const p = parse(ctx.schemas.message, { roomId, event, data });
       const msg: RoomMessage = { roomId: p.roomId!, event: p.event, data: p.data, ts: ctx.clock.now() };
       const sent = service.publishParsed(msg);
-      sent.catch((err: unknown) => logger.warn({ err, roomId: msg.roomId, event: msg.event }, 'broadcast failed'));
+      sent.catch((err: unknown) => problems.note('broadcast failed', { err, roomId: msg.roomId, event: msg.event }));
       return sent;
     },
     membership(socket, roomId) {
@@ -183,12 +186,13 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
             rooms.map((m) =>
               service.leaveParsed(m, { reason: 'disconnect' }).then(
                 () => metrics.leaves.inc({ reason: 'disconnect' }),
-                (err: unknown) => logger.warn({ err, roomId: m.roomId }, 'leave at dispose failed'),
+                (err: unknown) => problems.note('leave at dispose failed', { err, roomId: m.roomId }),
               ),
             ),
           );
         }),
       );
+      problems.stop();
     },
   };
 }

@@ -1,4 +1,4 @@
-import type { Logger } from '../core/shared/logger.js';
+import type { Logger } from './logger.js';
 
 /**
  * Logs the first occurrence of each kind of repeated event, then at most one
