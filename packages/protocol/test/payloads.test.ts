@@ -67,3 +67,21 @@ describe('heartbeat and leave payloads', () => {
     expect(parsePayload(schemas.heartbeat, { patchState: { a: null } })).toEqual({ ok: true, value: { patchState: { a: null } } });
   });
 });
+
+describe('what the docs promise (docs/protocol.md limits)', () => {
+  it('ids are counted in UTF-16 code units: 64 emoji (128 units) pass, 65 (130 units) do not', async () => {
+    const { RoomIdSchema } = await import('../src/index.js');
+    expect(RoomIdSchema.safeParse('😀'.repeat(64)).success).toBe(true);
+    expect(RoomIdSchema.safeParse('😀'.repeat(65)).success).toBe(false);
+  });
+
+  it('presence:message data is optional and delivered as null; prototype keys and depth > 16 are refused as documented', async () => {
+    const { createPayloadSchemas, parsePayload } = await import('../src/index.js');
+    const s = createPayloadSchemas();
+    expect(parsePayload(s.message, { event: 'chat:ping' })).toEqual({ ok: true, value: { event: 'chat:ping', data: null } });
+    expect(parsePayload(s.message, { event: 'chat:x', data: JSON.parse('{"__proto__":1}') }).ok).toBe(false);
+    let deep: unknown = 1;
+    for (let i = 0; i < 17; i++) deep = [deep];
+    expect(parsePayload(s.message, { event: 'chat:x', data: deep }).ok).toBe(false);
+  });
+});

@@ -17,17 +17,18 @@ export interface PayloadLimits {
 /** A custom message's `data`: any JSON value (absent means null), within `maxBytes`. */
 export function messageDataSchema(maxBytes: number = Infinity) {
   return z.unknown().transform((value, ctx): JsonValue => {
+    if (value === undefined) return null;
     const problem = jsonProblem(value, 'data', 1);
     if (problem) {
       ctx.addIssue({ code: 'custom', message: problem });
       return z.NEVER;
     }
-    const bytes = value === undefined ? 4 : utf8Length(JSON.stringify(value));
+    const bytes = utf8Length(JSON.stringify(value));
     if (bytes > maxBytes) {
       ctx.addIssue({ code: 'custom', message: `data is ${bytes} bytes of JSON; the limit is ${maxBytes}`, params: { tooLarge: true } });
       return z.NEVER;
     }
-    return (value ?? null) as JsonValue;
+    return value as JsonValue;
   });
 }
 
@@ -65,8 +66,9 @@ export function createPayloadSchemas(limits: PayloadLimits = { maxStateBytes: LI
   const message = plainObject().pipe(z.object({
     roomId: RoomIdSchema.optional(),
     event: EventNameSchema,
-    data: messageDataSchema(limits.maxMessageBytes ?? LIMITS.defaultMaxMessageBytes),
-  }));
+    // Optional, as MessageRequest says: an absent `data` is delivered as null.
+    data: messageDataSchema(limits.maxMessageBytes ?? LIMITS.defaultMaxMessageBytes).optional(),
+  })).transform((m) => ({ ...m, data: m.data ?? null }));
   return { state, patch, join, heartbeat, leave, message };
 }
 

@@ -6,7 +6,8 @@ function idSchema<B extends string>(what: string) {
   return z
     .string({ error: `${what} must be a string` })
     .min(1, { error: `${what} must not be empty` })
-    .max(LIMITS.maxIdLength, { error: `${what} must be at most ${LIMITS.maxIdLength} characters` })
+    // Counted in UTF-16 code units (String#length), as documented: zod's max() counts code points.
+    .refine((s) => s.length <= LIMITS.maxIdLength, { error: `${what} must be at most ${LIMITS.maxIdLength} UTF-16 code units` })
     .refine((s) => !FORBIDDEN_ID_CHARS.test(s), {
       error: `${what} must not contain control characters or '{' '}'`,
     })
