@@ -71,47 +71,42 @@ export class RedisBackend {
    * topic once, so a second subscription of a channel that is still
    * subscribed is a programming error and is refused.
    */
-  async subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
-    if (this.channels.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
-    const sub = this.ensureSubscriber();
-    this.channels.set(channel, listener);
-    try {
-      await sub.ssubscribe(channel);
-    } catch (err) {
-      this.channels.delete(channel);
-      throw err;
-    }
-    let done = false;
-    return async () => {
-      if (done) return;
-      done = true;
-      if (this.channels.get(channel) !== listener) return;
-      this.channels.delete(channel);
-      await sub.sunsubscribe(channel).catch((err: unknown) => this.subscriberErrors.note('sunsubscribe failed', { err: err instanceof Error ? err.message : String(err), channel }));
-    };
+  subscribe(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    return this.listen(this.channels, channel, listener, 'sharded');
   }
 
   /**
    * SUBSCRIBE (classic pub/sub, every node of a cluster) to one channel, with
    * one listener; for feeds that span every room, such as all presence events.
    */
-  async subscribeGlobal(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
-    if (this.globalChannels.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
+  subscribeGlobal(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
+    return this.listen(this.globalChannels, channel, listener, 'classic');
+  }
+
+  private async listen(
+    map: Map<string, (message: string) => void>,
+    channel: string,
+    listener: (message: string) => void,
+    mode: 'sharded' | 'classic',
+  ): Promise<() => Promise<void>> {
+    if (map.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
     const sub = this.ensureSubscriber();
-    this.globalChannels.set(channel, listener);
+    map.set(channel, listener);
     try {
-      await sub.subscribe(channel);
+      await (mode === 'sharded' ? sub.ssubscribe(channel) : sub.subscribe(channel));
     } catch (err) {
-      this.globalChannels.delete(channel);
+      map.delete(channel);
       throw err;
     }
     let done = false;
     return async () => {
       if (done) return;
       done = true;
-      if (this.globalChannels.get(channel) !== listener) return;
-      this.globalChannels.delete(channel);
-      await sub.unsubscribe(channel).catch((err: unknown) => this.subscriberErrors.note('unsubscribe failed', { err: err instanceof Error ? err.message : String(err), channel }));
+      if (map.get(channel) !== listener) return;
+      map.delete(channel);
+      await (mode === 'sharded' ? sub.sunsubscribe(channel) : sub.unsubscribe(channel)).catch((err: unknown) =>
+        this.subscriberErrors.note(`${mode === 'sharded' ? 'sunsubscribe' : 'unsubscribe'} failed`, { err: err instanceof Error ? err.message : String(err), channel }),
+      );
     };
   }
 
