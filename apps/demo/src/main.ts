@@ -44,14 +44,34 @@ function showError(msg: string): void {
   $('error').textContent = msg;
 }
 
-function setJoined(joined: boolean): void {
-  $<HTMLButtonElement>('join').disabled = joined;
-  $<HTMLButtonElement>('leave').disabled = !joined;
+/**
+ * What the controls allow: the form while no client exists; Leave (also to
+ * cancel a connection attempt) while one does; everything that acts in the
+ * room (state, patch, chat, simulated members) only while the room is joined.
+ */
+function renderControls(): void {
+  const busy = client !== undefined;
+  const joined = room?.state === 'joined';
+  $<HTMLButtonElement>('join').disabled = busy;
+  $<HTMLButtonElement>('leave').disabled = !busy;
+  for (const id of ['server-url', 'token', 'room', 'user']) $<HTMLInputElement>(id).disabled = busy;
   $<HTMLFieldSetElement>('toggles').disabled = !joined;
   $<HTMLButtonElement>('apply').disabled = !joined;
   $<HTMLInputElement>('chat-text').disabled = !joined;
   $<HTMLButtonElement>('send').disabled = !joined;
-  for (const id of ['server-url', 'token', 'room', 'user']) $<HTMLInputElement>(id).disabled = joined;
+  $<HTMLButtonElement>('add-sim').disabled = !joined;
+}
+
+/** A connection error in words that say what to do. */
+function connectionAdvice(url: string, code: string, message: string): string {
+  switch (code) {
+    case 'unauthorized':
+      return `the server at ${url} refused the connection (${message}): check the Token field (a JWT this server accepts), then press Join again.`;
+    case 'forbidden':
+      return `the server at ${url} refused the connection (${message}): is this page's origin in the server's ALLOWED_ORIGINS?`;
+    default:
+      return `cannot reach ${url} (${message}): is the server running? Check the URL, then press Join again.`;
+  }
 }
 
 function renderFacts(): void {
@@ -93,13 +113,27 @@ function renderMembers(members: Member[]): void {
   }
 }
 
-function log(e: PresenceEvent): void {
-  const row = el('tr', { class: `ev ev-${e.type}` });
-  const detail = e.type === 'leave' ? `reason: ${e.reason}` : JSON.stringify(e.state);
-  for (const cell of [new Date(e.ts).toLocaleTimeString(), String(e.seq), e.type, e.userId, e.connId.slice(0, 8), String(e.epoch), detail]) row.append(el('td', {}, cell));
+interface LogRow {
+  ts: number;
+  seq: number;
+  type: string;
+  user: string;
+  connId: string;
+  epoch: string;
+  detail: string;
+}
+
+function logRow(r: LogRow): void {
+  const row = el('tr', { class: `ev ev-${r.type}` });
+  for (const cell of [new Date(r.ts).toLocaleTimeString(), String(r.seq), r.type, r.user, r.connId.slice(0, 8), r.epoch, r.detail]) row.append(el('td', {}, cell));
   const body = $('log');
   body.prepend(row);
   while (body.children.length > 200) body.lastElementChild!.remove();
+}
+
+function log(e: PresenceEvent): void {
+  const detail = e.type === 'leave' ? `reason: ${e.reason}` : JSON.stringify(e.state);
+  logRow({ ts: e.ts, seq: e.seq, type: e.type, user: e.userId, connId: e.connId, epoch: String(e.epoch), detail });
 }
 
 function addChat(user: string, text: string, mine = false): void {
@@ -117,13 +151,40 @@ async function join(): Promise<void> {
   const token = $<HTMLInputElement>('token').value.trim();
   const roomId = $<HTMLInputElement>('room').value.trim();
   const userId = $<HTMLInputElement>('user').value.trim();
-  client = new RealtimeClient({ url, ...(token ? { token } : {}) });
-  client.on('state', ({ newState, reason }) => {
+  const c = new RealtimeClient({ url, ...(token ? { token } : {}) });
+  client = c;
+  let connectedOnce = false;
+  let connectionError = false;
+  c.on('state', ({ newState, reason }) => {
+    if (client !== c) return;
     setBadge('conn-state', newState, reason);
+    if (newState === 'connected') {
+      connectedOnce = true;
+      // The connection is back: a "lost the connection" message no longer applies.
+      if (connectionError) showError('');
+      connectionError = false;
+    }
+    if (newState === 'reconnecting' && reason === 'disconnect') {
+      connectionError = true;
+      showError(`lost the connection to ${url}; reconnecting… (is the server still running?)`);
+    }
     if (room) renderMembers(room.members());
+    renderControls();
   });
-  client.on('error', (err) => showError(`${err.code}: ${err.message}`));
-  room = client.createPresenceRoom(roomId, {
+  c.on('error', (err) => {
+    if (client !== c) return;
+    if (connectedOnce) {
+      // Reconnecting after a loss: the SDK keeps trying and the rooms resume.
+      connectionError = true;
+      showError(err.code === 'disconnected' || err.code === 'timeout' ? `lost the connection to ${url}; reconnecting… (is the server still running?)` : `${err.code}: ${err.message}`);
+      return;
+    }
+    // The first connection failed: stop trying, say what to check, and give the form back.
+    connectionError = true;
+    showError(connectionAdvice(url, err.code, err.message));
+    void stop();
+  });
+  room = c.createPresenceRoom(roomId, {
     userId,
     state: { typing: false, mic: $<HTMLInputElement>('t-mic').checked, away: false },
   });
@@ -132,37 +193,51 @@ async function join(): Promise<void> {
     renderMembers(ch.members());
     renderFacts();
   };
-  ch.on('state', ({ newState, reason }) => {
+  ch.on('state', ({ newState, oldState, reason }) => {
     setBadge('room-state', newState, reason);
+    if (newState === 'joined' && ch.connId) {
+      // The own join: the snapshot already reflects it, so no event of it is applied; log it here.
+      logRow({ ts: Date.now(), seq: ch.seq, type: oldState === 'rejoining' ? 'rejoin' : 'join', user: `${userId} (you)`, connId: ch.connId, epoch: String(ch.epoch), detail: JSON.stringify(ch.ownState) });
+    }
+    refresh();
+    renderControls();
+  });
+  ch.on('sync', (members) => {
+    const names = members.map((m) => m.userId).join(', ');
+    logRow({ ts: Date.now(), seq: ch.seq, type: 'snapshot', user: '–', connId: '', epoch: '', detail: `${members.length} member${members.length === 1 ? '' : 's'}: ${names}` });
     refresh();
   });
-  ch.on('sync', refresh);
   ch.on('join', (e) => (log(e), refresh()));
   ch.on('update', (e) => (log(e), refresh()));
   ch.on('leave', (e) => (log(e), refresh()));
   ch.on('error', (err) => showError(`${err.code}: ${err.message}`));
   ch.on('chat:message', (data, meta) => addChat(meta.userId ?? 'server', typeof data === 'object' && data && 'text' in data ? String((data as { text: unknown }).text) : JSON.stringify(data)));
-  setJoined(true);
+  renderControls();
   try {
-    await client.connect();
+    await c.connect();
     await ch.join();
     refresh();
   } catch (err) {
+    if (client !== c) return; // stopped meanwhile (Leave, or a connection error that says more)
     showError(err instanceof Error ? err.message : String(err));
-    await client.shutdown();
-    client = room = undefined;
-    setJoined(false);
+    await stop('idle');
   }
 }
 
-async function leave(): Promise<void> {
-  await client?.shutdown();
+/** Shuts the client down and gives the form back. */
+async function stop(roomState: 'idle' | 'left' = 'idle'): Promise<void> {
+  const c = client;
   client = room = undefined;
-  setJoined(false);
+  renderControls();
+  await c?.shutdown();
   setBadge('conn-state', 'disconnected');
-  setBadge('room-state', 'left');
+  setBadge('room-state', roomState);
   renderMembers([]);
   renderFacts();
+}
+
+async function leave(): Promise<void> {
+  await stop('left');
 }
 
 $('join-form').addEventListener('submit', (e) => {
@@ -236,3 +311,4 @@ $('add-sim').addEventListener('click', () => {
 });
 
 renderFacts();
+renderControls();

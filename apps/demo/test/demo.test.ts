@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { browserSkipReason, launchChromium, startServer } from 'realtime-message-testing';
+import { browserSkipReason, freePort, launchChromium, startServer } from 'realtime-message-testing';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const out = fileURLToPath(new URL('../../../test-output/', import.meta.url));
@@ -88,5 +88,59 @@ describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium
     await page.getByRole('group', { name: 'simulated member guest-1' }).getByRole('button', { name: 'leave' }).click();
     await page.locator('li[data-user="guest-1"]').waitFor({ state: 'detached' });
     expect(await page.locator('#member-count').textContent()).toBe('1');
+  });
+  it('a server that does not answer: the error stays with what to check, room controls stay disabled; a good URL then shows the own join and the snapshot and enables them', { timeout: 30_000 }, async () => {
+    const server = await startServer({ DEMO_DIR: dist });
+    const dead = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const browser = await launchChromium();
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${server.url}/?user=ada&room=err-room&server=${encodeURIComponent(dead)}`);
+
+    const roomControls = ['#t-typing', '#t-mic', '#t-away', '#patch-form button', '#chat-text', '#send', '#add-sim'];
+    // :disabled also covers the toggles, which a disabled fieldset disables.
+    const disabled = () => page.evaluate((sels) => sels.map((s) => document.querySelector(s)?.matches(':disabled') ?? null), roomControls);
+    // Before any join, nothing that needs a room can be used.
+    expect(await disabled()).toEqual(roomControls.map(() => true));
+    expect(await page.locator('#leave').isDisabled()).toBe(true);
+
+    await page.getByRole('button', { name: 'Join' }).click();
+    const alert = page.getByRole('alert');
+    await expect.poll(() => alert.textContent()).toContain(`cannot reach ${dead}`);
+    expect(await alert.textContent()).toContain('is the server running? Check the URL');
+    expect(await disabled()).toEqual(roomControls.map(() => true));
+    // The form is back so the URL can be fixed; the client stopped trying.
+    await expect.poll(() => page.locator('#join').isEnabled()).toBe(true);
+    expect(await page.locator('#server-url').isEditable()).toBe(true);
+    expect(await page.locator('#conn-state').textContent()).toBe('disconnected');
+    // The message stays.
+    await page.waitForTimeout(1_500);
+    expect(await alert.textContent()).toContain(`cannot reach ${dead}`);
+    expect(await page.locator('#log tr').count()).toBe(0);
+
+    await page.locator('#server-url').fill(server.url);
+    await page.getByRole('button', { name: 'Join' }).click();
+    await page.locator('li[data-user="ada"]').waitFor();
+    expect(await alert.textContent()).toBe('');
+    const rows = page.locator('#log tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    // Newest first: the snapshot, then the own join, both at seq 1.
+    const cells = async (i: number) => (await rows.nth(i).locator('td').allTextContents()).slice(1);
+    const [snapshot, own] = [await cells(0), await cells(1)];
+    expect(snapshot.slice(0, 3)).toEqual(['1', 'snapshot', '–']);
+    expect(snapshot[5]).toBe('1 member: ada');
+    expect(own.slice(0, 3)).toEqual(['1', 'join', 'ada (you)']);
+    expect(own[3]).toBe((await page.locator('#conn-id').textContent())!.slice(0, 8));
+    expect(own[4]).toBe('1');
+    expect(JSON.parse(own[5]!)).toEqual({ typing: false, mic: true, away: false });
+    await expect.poll(disabled).toEqual(roomControls.map(() => false));
+    expect(await page.locator('#leave').isEnabled()).toBe(true);
+    expect(await page.locator('#join').isDisabled()).toBe(true);
+
+    // Leaving disables them again.
+    await page.getByRole('button', { name: 'Leave' }).click();
+    await expect.poll(disabled).toEqual(roomControls.map(() => true));
+    expect(errors).toEqual([]);
   });
 });
