@@ -25,5 +25,26 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: 'forks',
     reporters: ['default'],
+    coverage: {
+      enabled: true,
+      provider: 'v8',
+      include: ['packages/*/src/**/*.ts'],
+      exclude: [
+        '**/*.d.ts',
+        '**/dist/**',
+        // The test helpers themselves are not product code.
+        'packages/testing/**',
+        // The process entry runs only as a child process (NodeProcess): its
+        // behaviour (exit 2 on bad config, SIGTERM, workers, a dead primary)
+        // is tested in server, multinode and npm-start tests, which in-process
+        // V8 coverage cannot see.
+        'packages/server/src/app/cli.ts',
+      ],
+      reporter: ['text-summary', 'json-summary'],
+      reportsDirectory: 'coverage',
+      // Printed on every run, also when a test fails.
+      reportOnFailure: true,
+      thresholds: { lines: 90, branches: 85 },
+    },
   },
 });
