@@ -30,7 +30,9 @@ describe.each(targets)('the original library form on %s: new PresenceService(red
     const keyPrefix = `lib:${randomUUID().slice(0, 8)}:`;
     const watcher = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix });
     const node = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix, startReaper: false });
-    onTestFinished(() => Promise.all([watcher.stop(), node.stop()]));
+    onTestFinished(async () => {
+      await Promise.all([watcher.stop(), node.stop()]);
+    });
     expect(watcher.options).toEqual(expect.objectContaining({ ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000 }));
     const seen: PresenceEvent[] = [];
     await watcher.subscribe((e) => seen.push(e));
