@@ -2,8 +2,8 @@ export * from 'realtime-message-protocol';
 // The presence core (no socket.io, no ioredis).
 export { resolvePresenceOptions, presenceSources } from './core/presence/service.js';
 export { PresenceService, type RedisPresenceOptions } from './app/presence-service.js';
-export type { PresenceOptions, ResolvedPresenceOptions, JoinResult, WriteTarget, PresenceListener, EngineOp, PresenceHub, PresenceTopics } from './core/presence/service.js';
-export type { PresenceEngine, RoomFeedItem, RoomMessageItem, JoinCommand, JoinOutcome, HeartbeatCommand, LeaveCommand, DisconnectCommand, WriteOutcome, ReapCommand, EncodedPatch, Timing } from './core/presence/engine.js';
+export type { PresenceOptions, ResolvedPresenceOptions, ReapPassResult, JoinResult, WriteTarget, PresenceListener, EngineOp, PresenceHub, PresenceTopics } from './core/presence/service.js';
+export type { PresenceEngine, RoomFeedItem, RoomMessageItem, JoinCommand, JoinOutcome, HeartbeatCommand, LeaveCommand, DisconnectCommand, WriteOutcome, ReapCommand, ReapResult, EncodedPatch, Timing } from './core/presence/engine.js';
 export { Hub, type TopicSource, type Unsubscribe, type HubOptions } from './core/shared/hub.js';
 export { checkHealth, type HealthCheck, type HealthReport } from './core/shared/health.js';
 export { systemClock, ManualClock, type Clock } from './core/shared/clock.js';

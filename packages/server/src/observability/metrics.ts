@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ReapPassResult } from '../core/presence/service.js';
 
 /** The Prometheus metrics of one presence runtime, in their own registry. */
 export class PresenceMetrics {
@@ -11,6 +12,11 @@ export class PresenceMetrics {
   readonly errors: Counter<'event' | 'code'>;
   readonly reaperRuns: Counter<'outcome'>;
   readonly reaperLeaves: Counter;
+  readonly reaperPassDuration: Histogram;
+  readonly reaperRoomsVisited: Counter;
+  readonly reaperSlotsVisited: Counter;
+  readonly reaperBacklog: Gauge;
+  readonly reaperLag: Gauge;
   readonly eventsReceived: Counter<'type'>;
   readonly fanout: Counter;
   readonly messages: Counter;
@@ -30,6 +36,16 @@ export class PresenceMetrics {
     this.errors = new Counter({ name: 'rm_errors_total', help: 'Failure acks by client event and code', labelNames: ['event', 'code'], registers });
     this.reaperRuns = new Counter({ name: 'rm_reaper_runs_total', help: 'Reaper passes on this node', labelNames: ['outcome'], registers });
     this.reaperLeaves = new Counter({ name: 'rm_reaper_leaves_total', help: 'Leaves (timeout or end of grace) emitted by this node\u2019s reaper', registers });
+    this.reaperPassDuration = new Histogram({
+      name: 'rm_reaper_pass_duration_seconds',
+      help: 'Wall time of one reaper pass on this node (a pass is bounded by one reaper interval)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.reaperRoomsVisited = new Counter({ name: 'rm_reaper_rooms_visited_total', help: 'Rooms the reaper of this node looked at (expired, forgotten or only re-scored)', registers });
+    this.reaperSlotsVisited = new Counter({ name: 'rm_reaper_slots_visited_total', help: 'Reaper index slots this node claimed and reaped (Redis engine)', registers });
+    this.reaperBacklog = new Gauge({ name: 'rm_reaper_backlog', help: 'Due reaper work left after the last pass (Redis: due slots; memory: due entries); stays 0 while the reaper keeps up', registers });
+    this.reaperLag = new Gauge({ name: 'rm_reaper_lag_seconds', help: 'How late the oldest due deadline was when the last pass ended; leaves arrive this much later than TTL + interval', registers });
     this.eventsReceived = new Counter({ name: 'rm_presence_events_total', help: 'Room feed items received by this node for rooms it serves, by type (join, update, leave, message)', labelNames: ['type'], registers });
     this.fanout = new Counter({ name: 'rm_event_fanout_total', help: 'Room feed deliveries (presence:event and presence:message) to local connections', registers });
     this.messages = new Counter({ name: 'rm_messages_total', help: 'Custom messages relayed', registers });
@@ -52,12 +68,17 @@ export class PresenceMetrics {
   }
 
   /** Records one reaper pass. */
-  observeReap(result: { leaves: number } | { error: unknown }): void {
+  observeReap(result: ReapPassResult | { error: unknown }): void {
     if ('error' in result) {
       this.reaperRuns.inc({ outcome: 'error' });
       return;
     }
     this.reaperRuns.inc({ outcome: 'ok' });
+    this.reaperPassDuration.observe(result.durationMs / 1000);
+    if (result.visitedRooms > 0) this.reaperRoomsVisited.inc(result.visitedRooms);
+    if (result.visitedSlots > 0) this.reaperSlotsVisited.inc(result.visitedSlots);
+    this.reaperBacklog.set(result.backlog);
+    this.reaperLag.set(result.lagMs / 1000);
     if (result.leaves > 0) {
       this.reaperLeaves.inc(result.leaves);
       this.leaves.inc({ reason: 'timeout' }, result.leaves);

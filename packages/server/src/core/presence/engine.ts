@@ -35,9 +35,11 @@ export interface PresenceEngine {
   /**
    * Expires connections whose deadline passed (one `leave` each, exactly once
    * even when reapers of many nodes run at the same time) and forgets epoch
-   * records older than the lookback. Returns how many leaves it emitted.
+   * records older than the lookback. Does the work that is due now, up to
+   * `limit` leaves and `budgetMs` of time, and says what it did and what is
+   * left (`more`, `backlog`, `lagMs`) for the reaper loop and its metrics.
    */
-  reap(cmd: ReapCommand): Promise<number>;
+  reap(cmd: ReapCommand): Promise<ReapResult>;
   /**
    * Delivers the room's feed (events and messages, from every node) to
    * `listener` until the returned function is called. The node's Hub calls
@@ -130,8 +132,32 @@ export interface ReapCommand {
   now: number;
   ttlMs: number;
   lookbackMs: number;
+  /**
+   * The reaper's period. An engine that claims work (Redis) lets a claim of a
+   * reaper that died expire after a small multiple of it, so a crash delays
+   * leaves by seconds, not by a fixed 30 s.
+   */
+  intervalMs: number;
   /** Most connections to expire in one call; the rest wait for the next. */
   limit: number;
+  /** Start no new work after this long (ms); what is left is reported as `more`. */
+  budgetMs: number;
+}
+
+/** What one reap call did, and what it left due. Feeds the reaper loop and its metrics. */
+export interface ReapResult {
+  /** Leave events emitted. */
+  leaves: number;
+  /** Rooms looked at (expired, forgotten or only re-scored). */
+  visitedRooms: number;
+  /** Index partitions visited (Redis: cluster slots claimed); 0 for engines without partitions. */
+  visitedSlots: number;
+  /** True when due work is left because a limit (`limit`, `budgetMs`) was reached: call again now. */
+  more: boolean;
+  /** Due work left after the call (Redis: due slots in the hint; memory: due heap entries). */
+  backlog: number;
+  /** How far behind the reaper is: `now` minus the earliest deadline still due, or 0. */
+  lagMs: number;
 }
 
 /** Size in UTF-8 bytes of `{"k":v,...}` built from encoded entries, the same as JSON.stringify gives. */

@@ -21,7 +21,7 @@ import type { z } from 'zod';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Hub, type Unsubscribe } from '../shared/hub.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { EncodedPatch, PresenceEngine, RoomFeedItem, Timing, WriteOutcome } from './engine.js';
+import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, Timing, WriteOutcome } from './engine.js';
 
 /** The topics the presence capability registers in a node's Hub. */
 export type PresenceTopics = {
@@ -62,7 +62,7 @@ export interface PresenceOptions {
   disconnectGraceMs?: number;
   /** Largest serialized state of one connection in UTF-8 bytes. @default 16384 */
   maxStateBytes?: number;
-  /** Most connections one reaper pass expires before yielding. @default 1000 */
+  /** Most leaves one engine reap call emits; a pass makes calls until nothing is due or one interval has passed. @default 1000 */
   reaperBatchSize?: number;
   /** Source of time. @default the system clock */
   clock?: Clock;
@@ -72,8 +72,24 @@ export interface PresenceOptions {
   logger?: Logger;
   /** Called after every engine call with its duration; for metrics. */
   observe?: (op: EngineOp, durationMs: number, outcome: 'ok' | 'error') => void;
-  /** Called after every reaper pass with the number of leaves it emitted, or its error; for metrics. */
-  observeReap?: (result: { leaves: number } | { error: unknown }) => void;
+  /** Called after every reaper pass with what it did (leaves, rooms and slots visited, backlog, lag, duration), or its error; for metrics. */
+  observeReap?: (result: ReapPassResult | { error: unknown }) => void;
+}
+
+/** What one reaper pass did and left; see {@link ReapResult} for the fields an engine reports. */
+export interface ReapPassResult {
+  /** Leave events the pass emitted. */
+  leaves: number;
+  /** Rooms the pass looked at (expired, forgotten or only re-scored). */
+  visitedRooms: number;
+  /** Index partitions visited (Redis: cluster slots); 0 for the memory engine. */
+  visitedSlots: number;
+  /** Due work left when the pass ended: 0 when the reaper keeps up. */
+  backlog: number;
+  /** How late the oldest due deadline left is (ms); 0 when the reaper keeps up. */
+  lagMs: number;
+  /** Wall time of the pass (ms). */
+  durationMs: number;
 }
 
 export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'publish' | 'reap';
@@ -160,6 +176,8 @@ export class PresenceService {
   private readonly subscriptions = new Set<Unsubscribe>();
   private reaperTimer: NodeJS.Timeout | undefined;
   private reaping: Promise<number> | undefined;
+  /** True when the last pass stopped at its budget with due work left: the next pass starts at once. */
+  private reaperBehind = false;
   private disposed = false;
 
   constructor(options: PresenceOptions) {
@@ -392,7 +410,11 @@ export class PresenceService {
     await this.call('publish', () => this.engine.publish(message.roomId as RoomId, message));
   }
 
-  /** Starts the periodic reaper. Safe on every node at once. Idempotent. */
+  /**
+   * Starts the periodic reaper. Safe on every node at once. Idempotent. A
+   * pass that ends with due work left (it hit its time budget) is followed
+   * by the next one at once instead of after an interval.
+   */
   start(): void {
     this.checkOpen();
     if (this.reaperTimer) return;
@@ -401,7 +423,7 @@ export class PresenceService {
         .catch((err: unknown) => this.logger.warn({ err }, 'reaper pass failed; retrying next interval'))
         .finally(() => {
           if (this.reaperTimer) {
-            this.reaperTimer = setTimeout(tick, this.options.reaperIntervalMs);
+            this.reaperTimer = setTimeout(tick, this.reaperBehind ? 0 : this.options.reaperIntervalMs);
             this.reaperTimer.unref();
           }
         });
@@ -411,34 +433,48 @@ export class PresenceService {
   }
 
   /**
-   * Runs one reaper pass now: expires due connections in batches until none
-   * is due. Concurrent calls share one pass. Returns the number of leaves emitted.
+   * Runs one reaper pass now: everything that is due, in engine calls of at
+   * most `reaperBatchSize` leaves each, for at most one reaper interval of
+   * time (each call re-reads the clock, so work that comes due during a long
+   * pass is included). Concurrent calls share one pass. Returns the number of
+   * leaves emitted.
    */
   reapNow(): Promise<number> {
     if (this.disposed) return Promise.resolve(0);
     if (this.reaping) return this.reaping;
+    const started = performance.now();
+    const pass: ReapPassResult = { leaves: 0, visitedRooms: 0, visitedSlots: 0, backlog: 0, lagMs: 0, durationMs: 0 };
+    const o = this.options;
+    // At least 250 ms, so that a tiny interval (tests) still makes progress per pass.
+    const budgetMs = Math.max(o.reaperIntervalMs, 250);
     const run = async (): Promise<number> => {
-      let total = 0;
-      // Bounded: at most 100 batches per pass, so one pass cannot run forever under churn.
+      let r: ReapResult | undefined;
+      // Bounded: at most 100 calls and one budget per pass, so one pass cannot run forever under churn.
       for (let i = 0; i < 100 && !this.disposed; i++) {
-        const n = await this.call('reap', () => this.engine.reap({
-          now: this.clock.now(),
-          ttlMs: this.options.ttlMs,
-          lookbackMs: this.options.reaperLookbackMs,
-          limit: this.options.reaperBatchSize,
-        }));
-        total += n;
-        if (n < this.options.reaperBatchSize) break;
+        const left = budgetMs - (performance.now() - started);
+        if (i > 0 && left <= 0) break;
+        r = await this.call('reap', () =>
+          this.engine.reap({ now: this.clock.now(), ttlMs: o.ttlMs, lookbackMs: o.reaperLookbackMs, intervalMs: o.reaperIntervalMs, limit: o.reaperBatchSize, budgetMs: Math.max(left, 1) }),
+        );
+        pass.leaves += r.leaves;
+        pass.visitedRooms += r.visitedRooms;
+        pass.visitedSlots += r.visitedSlots;
+        if (!r.more) break;
       }
-      return total;
+      pass.backlog = r?.backlog ?? 0;
+      pass.lagMs = r?.lagMs ?? 0;
+      this.reaperBehind = r?.more === true;
+      return pass.leaves;
     };
     this.reaping = run()
       .then(
         (leaves) => {
-          this.observeReap?.({ leaves });
+          pass.durationMs = performance.now() - started;
+          this.observeReap?.(pass);
           return leaves;
         },
         (error: unknown) => {
+          this.reaperBehind = false;
           this.observeReap?.({ error });
           throw error;
         },

@@ -9,6 +9,7 @@ import {
   type LeaveCommand,
   type PresenceEngine,
   type ReapCommand,
+  type ReapResult,
   type RoomFeedItem,
   type WriteOutcome,
 } from '../../core/presence/engine.js';
@@ -258,10 +259,12 @@ export class MemoryEngine implements PresenceEngine {
     return this.snapshotOf(roomId, this.rooms.get(roomId), now);
   }
 
-  async reap(cmd: ReapCommand): Promise<number> {
+  async reap(cmd: ReapCommand): Promise<ReapResult> {
     let leaves = 0;
+    let visited = 0;
     for (let t = this.timers.peek(); t && t.at <= cmd.now && leaves < cmd.limit; t = this.timers.peek()) {
       this.timers.pop();
+      visited++;
       const r = this.rooms.get(t.room);
       const c = r?.conns.get(t.connId);
       if (!r || !c || c.armedAt !== t.at) continue; // superseded entry
@@ -276,7 +279,17 @@ export class MemoryEngine implements PresenceEngine {
         if (r.conns.size === 0) this.rooms.delete(t.room);
       }
     }
-    return leaves;
+    const next = this.timers.peek();
+    const due = next !== undefined && next.at <= cmd.now;
+    return {
+      leaves,
+      visitedRooms: visited,
+      visitedSlots: 0,
+      more: due,
+      // Superseded entries count too: an upper bound, capped so a metric read stays cheap.
+      backlog: due ? this.timers.countUpTo(cmd.now, 100_000) : 0,
+      lagMs: due ? cmd.now - next.at : 0,
+    };
   }
 
   /**

@@ -41,4 +41,22 @@ export class MinHeap<T extends { at: number }> {
     a[i] = last;
     return top;
   }
+
+  /**
+   * How many entries have `at <= bound`, counting at most `cap`. O(result):
+   * a subtree whose root is later than `bound` is skipped whole.
+   */
+  countUpTo(bound: number, cap: number): number {
+    const a = this.items;
+    let n = 0;
+    const stack = a.length > 0 ? [0] : [];
+    while (stack.length > 0 && n < cap) {
+      const i = stack.pop()!;
+      if (a[i]!.at > bound) continue;
+      n++;
+      if (2 * i + 1 < a.length) stack.push(2 * i + 1);
+      if (2 * i + 2 < a.length) stack.push(2 * i + 2);
+    }
+    return n;
+  }
 }

@@ -8,6 +8,7 @@ import type {
   LeaveCommand,
   PresenceEngine,
   ReapCommand,
+  ReapResult,
   RoomFeedItem,
   WriteOutcome,
 } from '../../core/presence/engine.js';
@@ -33,18 +34,32 @@ export interface RedisEngineOptions {
   keyPrefix?: string;
   /** Extra life of keys beyond TTL + lookback, covering reaper delay. @default 60000 */
   keySlackMs?: number;
-  /** A reaper claim older than this is taken over by another reaper. @default 30000 */
+  /**
+   * A reaper claim older than this is taken over by another reaper (the one
+   * that claimed it died). A live reaper holds a claim for one round of
+   * slots, well under a second.
+   * @default 2 × the reaper interval, at least 1000
+   */
   claimTimeoutMs?: number;
   /** Period of the sweep that re-indexes every slot (safety net for a node that died mid-write). @default 60000 */
   sweepIntervalMs?: number;
-  /** Most slots one reap call visits. @default 64 */
+  /**
+   * Slots claimed per round of a reap call. A call runs rounds until no slot
+   * is due, its leave limit is reached or its time budget is spent; this only
+   * sizes one round (how long claims are held, how many slots one claim call
+   * carries).
+   * @default 256
+   */
   slotsPerReap?: number;
+  /** Slot scripts in flight at once during a round. @default 8 */
+  reapConcurrency?: number;
   logger?: Logger;
 }
 
 /** Claimed hint entries score CLAIM_BASE + claim time: above every real deadline, below 2^53. */
 const CLAIM_BASE = 1e15;
-const ROOMS_PER_SLOT_BATCH = 100;
+/** Most due rooms one slot script visits: bounds the time one script blocks Redis (about 1 ms). */
+const ROOMS_PER_SLOT_CALL = 100;
 
 /**
  * Presence in Redis (single instance or Cluster, Redis >= 7.0 for sharded
@@ -58,9 +73,10 @@ export class RedisEngine implements PresenceEngine {
   private readonly redis: RedisClient;
   private readonly scripts: Scripts<typeof PRESENCE_SCRIPTS>;
   private readonly keys: KeySpace;
-  private readonly claimTimeoutMs: number;
+  private readonly claimTimeoutMs: number | undefined;
   private readonly sweepIntervalMs: number;
   private readonly slotsPerReap: number;
+  private readonly reapConcurrency: number;
   private readonly logger: Logger;
   private readonly backend: RedisBackend;
   /** True when the engine made its backend (from `redis`) and so closes it. */
@@ -79,9 +95,10 @@ export class RedisEngine implements PresenceEngine {
     this.kind = this.backend.kind;
     this.keys = this.backend.keys;
     this.scripts = new Scripts(this.redis, PRESENCE_SCRIPTS, { keys: this.keys, keySlackMs: options.keySlackMs ?? 60_000 });
-    this.claimTimeoutMs = options.claimTimeoutMs ?? 30_000;
+    this.claimTimeoutMs = options.claimTimeoutMs;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
-    this.slotsPerReap = options.slotsPerReap ?? 64;
+    this.slotsPerReap = options.slotsPerReap ?? 256;
+    this.reapConcurrency = options.reapConcurrency ?? 8;
     this.logger = options.logger ?? this.backend.logger;
   }
 
@@ -124,57 +141,93 @@ export class RedisEngine implements PresenceEngine {
 
   // -- reaper -------------------------------------------------------------
 
-  async reap(cmd: ReapCommand): Promise<number> {
+  /**
+   * Reaps what is due, in rounds: read up to `slotsPerReap` due slots (and
+   * claims left by a reaper that died) from the hint, claim them in one call,
+   * visit each with one reap-slot script (`reapConcurrency` in flight), and
+   * release them in one call. Rounds repeat until no slot is due, `limit`
+   * leaves were emitted, or `budgetMs` passed; so the work of a pass follows
+   * what is due, with no fixed cap on slots.
+   */
+  async reap(cmd: ReapCommand): Promise<ReapResult> {
+    const started = performance.now();
     if (cmd.now - this.lastSweep >= this.sweepIntervalMs) {
       this.lastSweep = cmd.now;
       await this.sweep();
     }
+    const claimTimeoutMs = this.claimTimeoutMs ?? Math.max(2 * cmd.intervalMs, 1_000);
+    const result: ReapResult = { leaves: 0, visitedRooms: 0, visitedSlots: 0, more: false, backlog: 0, lagMs: 0 };
+    for (;;) {
+      if (result.leaves >= cmd.limit || performance.now() - started >= cmd.budgetMs) {
+        result.more = true;
+        break;
+      }
+      const round = await this.reapRound(cmd, claimTimeoutMs, cmd.limit - result.leaves);
+      result.leaves += round.leaves;
+      result.visitedRooms += round.rooms;
+      result.visitedSlots += round.slots;
+      if (!round.full) break;
+    }
+    if (result.more) {
+      // Only when behind: two cheap reads of the hint for the backlog metrics.
+      const [count, first] = await Promise.all([this.redis.zcount(this.keys.hint, '-inf', cmd.now), this.redis.zrange(this.keys.hint, 0, 0, 'WITHSCORES')]);
+      result.backlog = count;
+      const oldest = first[1] === undefined ? undefined : Number(first[1]);
+      result.lagMs = oldest !== undefined && oldest <= cmd.now ? cmd.now - oldest : 0;
+      result.more = count > 0;
+    }
+    return result;
+  }
+
+  /** One round; `full` = the round read a full page of slots, or a slot still has due rooms: there may be more. */
+  private async reapRound(cmd: ReapCommand, claimTimeoutMs: number, budget: number): Promise<{ leaves: number; rooms: number; slots: number; full: boolean }> {
     const hint = this.keys.hint;
     const [due, stale] = await Promise.all([
       this.redis.zrangebyscore(hint, '-inf', cmd.now, 'WITHSCORES', 'LIMIT', 0, this.slotsPerReap),
-      this.redis.zrangebyscore(hint, CLAIM_BASE, CLAIM_BASE + cmd.now - this.claimTimeoutMs, 'WITHSCORES', 'LIMIT', 0, this.slotsPerReap),
+      this.redis.zrangebyscore(hint, CLAIM_BASE, CLAIM_BASE + cmd.now - claimTimeoutMs, 'WITHSCORES', 'LIMIT', 0, this.slotsPerReap),
     ]);
-    const entries = [...due, ...stale];
-    let leaves = 0;
-    for (let i = 0; i < entries.length && leaves < cmd.limit; i += 2) {
-      leaves += await this.reapSlot(Number(entries[i]), entries[i + 1]!, cmd, cmd.limit - leaves);
-    }
-    return leaves;
-  }
-
-  private async reapSlot(slot: number, observed: string, cmd: ReapCommand, budget: number): Promise<number> {
+    const read: Array<{ slot: number; observed: string }> = [];
+    for (const list of [due, stale]) for (let i = 0; i + 1 < list.length; i += 2) read.push({ slot: Number(list[i]), observed: list[i + 1]! });
+    if (read.length === 0) return { leaves: 0, rooms: 0, slots: 0, full: false };
     const claim = CLAIM_BASE + cmd.now;
-    const claimed = await this.scripts.run('claimSlot', { slot, observed, claim });
-    if (!claimed) return 0; // another reaper has it, or a writer changed it
-    const index = this.keys.slotIndex(slot);
+    const won = await this.scripts.run('claimSlots', { claim, slots: read });
+    const slots = read.filter((_, i) => won[i]).map((s) => s.slot);
+    // Until a visit succeeds, a claimed slot is released as due now, so the next pass retries it.
+    const finished: Array<{ slot: number; newMin: string | undefined }> = slots.map((slot) => ({ slot, newMin: String(cmd.now) }));
     let leaves = 0;
-    let newMin: string | undefined;
-    try {
-      for (;;) {
-        const rooms = (await this.redis.zrangebyscore(index, '-inf', cmd.now, 'LIMIT', 0, ROOMS_PER_SLOT_BATCH)) as RoomId[];
-        const limit = Math.max(1, budget - leaves);
-        const results = await Promise.all(
-          rooms.map((roomId) => this.scripts.run('reapRoom', { roomId, now: cmd.now, ttlMs: cmd.ttlMs, lookbackMs: cmd.lookbackMs, limit })),
-        );
-        let more = false;
-        for (const r of results) {
+    let rooms = 0;
+    let stillDue = false;
+    let failure: { err: unknown } | undefined;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < slots.length && !failure) {
+        const i = next++;
+        try {
+          const r = await this.scripts.run('reapSlot', {
+            slot: slots[i]!,
+            now: cmd.now,
+            ttlMs: cmd.ttlMs,
+            lookbackMs: cmd.lookbackMs,
+            roomLimit: ROOMS_PER_SLOT_CALL,
+            leaveLimit: Math.max(1, budget - leaves),
+          });
           leaves += r.leaves;
-          more ||= r.more;
+          rooms += r.rooms;
+          if (r.newMin !== undefined && Number(r.newMin) <= cmd.now) stillDue = true;
+          finished[i]!.newMin = r.newMin;
+        } catch (err) {
+          failure ??= { err };
         }
-        if ((rooms.length < ROOMS_PER_SLOT_BATCH && !more) || leaves >= budget) break;
       }
-      const first = await this.redis.zrange(index, 0, 0, 'WITHSCORES');
-      newMin = first[1];
-    } catch (err) {
-      // Leave the slot due so the next pass retries it.
-      newMin = String(cmd.now);
-      throw err;
-    } finally {
-      await this.scripts.run('finishSlot', { slot, claim, newMin }).catch((err: unknown) => {
-        this.logger.warn({ err, slot }, 'could not release a reaper claim; another reaper takes it over after the claim timeout');
+    };
+    await Promise.all(Array.from({ length: Math.min(this.reapConcurrency, slots.length) }, worker));
+    if (finished.length > 0) {
+      await this.scripts.run('finishSlots', { claim, slots: finished }).catch((err: unknown) => {
+        this.logger.warn({ err, slots: finished.length }, 'could not release reaper claims; another reaper takes them over after the claim timeout');
       });
     }
-    return leaves;
+    if (failure) throw failure.err;
+    return { leaves, rooms, slots: slots.length, full: stillDue || due.length / 2 >= this.slotsPerReap || stale.length / 2 >= this.slotsPerReap };
   }
 
   /**
@@ -214,16 +267,7 @@ export class RedisEngine implements PresenceEngine {
   /** One SSUBSCRIBE per room, on the backend's shared subscriber connection; the node's Hub calls this once per room. */
   async subscribe(roomId: RoomId, listener: (item: RoomFeedItem) => void): Promise<() => Promise<void>> {
     const channel = this.keys.room(roomId).channel;
-    return this.backend.subscribe(channel, (message) => {
-      let item: RoomFeedItem;
-      try {
-        item = JSON.parse(message) as RoomFeedItem;
-      } catch (err) {
-        this.logger.error({ err, channel }, 'unparseable room feed item');
-        return;
-      }
-      listener(item);
-    });
+    return this.backend.subscribe(channel, this.decoding<RoomFeedItem>(channel, listener));
   }
 
   /**
@@ -239,16 +283,21 @@ export class RedisEngine implements PresenceEngine {
   /** Every presence event of every room, from every node (the scripts also PUBLISH each event on `<prefix>events`). */
   async subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
     const channel = this.keys.allEvents;
-    return this.backend.subscribeGlobal(channel, (message) => {
-      let event: PresenceEvent;
+    return this.backend.subscribeGlobal(channel, this.decoding<PresenceEvent>(channel, listener));
+  }
+
+  /** A pub/sub listener that parses each message (published by our scripts or `publish`) before handing it on. */
+  private decoding<T>(channel: string, listener: (item: T) => void): (message: string) => void {
+    return (message) => {
+      let item: T;
       try {
-        event = JSON.parse(message) as PresenceEvent;
+        item = JSON.parse(message) as T;
       } catch (err) {
-        this.logger.error({ err, channel }, 'unparseable presence event');
+        this.logger.error({ err, channel }, 'unparseable pub/sub message');
         return;
       }
-      listener(event);
-    });
+      listener(item);
+    };
   }
 
   isUnavailable(err: unknown): boolean {

@@ -22,19 +22,27 @@ const TOO_LARGE = 'payload_too_large:';
  * they carry the same `{room:<id>}` tag, so they are in this slot. The room's
  * entry in the reaper index is left as it is: a heartbeat only moves a
  * deadline later, so the entry stays early (never late); when it comes due,
- * the reaper re-scores the room and refreshes its keys' TTLs.
+ * the reaper re-scores the room (cheaper in total than moving the entry on
+ * every heartbeat: see docs/presence-model.md).
+ *
+ * Once per `keep / 3` per connection (the branch that refreshes the hash's
+ * TTL) it also refreshes the TTLs of the room keys (seq, exp, tomb) and of
+ * the slot index, and puts the room back into the index if it is missing.
+ * So a room's keys never expire while a member heartbeats, however far
+ * behind the reaper is, and its `seq` never restarts while it has live
+ * members.
  *
  * Arguments are kept few and short (this runs tens of thousands of times a
  * second, and command bytes cost CPU on both sides): the connection hash is
  * the room prefix + `c:` + connId, and the room id is read back from the
  * prefix (ids cannot contain '}', so the match is exact).
  *
- * KEYS: exp. ARGV: roomPrefix conn epoch now ttl lookback keep maxBytes [field json|'']...
+ * KEYS: exp slotIndex. ARGV: roomPrefix conn epoch now ttl lookback keep maxBytes [field json|'']...
  * Reply: the epoch (integer), or 'stale_epoch' | 'not_joined' | 'disconnected' | 'payload_too_large:<bytes>'.
  */
 export const heartbeat: Script<HeartbeatCommand, HeartbeatReply> = {
   command: 'rmHeartbeat',
-  numberOfKeys: 1,
+  numberOfKeys: 2,
   lua: /* lua */ `
 local exp = KEYS[1]
 local ck = ARGV[1] .. 'c:' .. ARGV[2]
@@ -95,12 +103,21 @@ if #ARGV > 8 then
   redis.call('SPUBLISH', prefix .. 'ev', ev)
   redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
 end
--- The hash lives keep ms (TTL + lookback + slack); refreshing it once a third
--- of that has passed is enough, and saves a call on most heartbeats.
+-- The hash and the room keys live keep ms (TTL + lookback + slack);
+-- refreshing them once a third of that has passed is enough (a live member
+-- heartbeats at least once per TTL), and saves the calls on most heartbeats.
 local keep = tonumber(ARGV[7])
 if not m[4] or now - tonumber(m[4]) >= keep / 3 then
+  local prefix = ARGV[1]
   redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
   redis.call('PEXPIRE', ck, keep)
+  redis.call('PEXPIRE', exp, keep)
+  redis.call('PEXPIRE', prefix .. 'seq', keep)
+  redis.call('PEXPIRE', prefix .. 'tomb', keep)
+  -- NX: an entry that is there is early or exact; a missing one (its index
+  -- expired while no reaper ran) comes back due now, and the reaper re-scores it.
+  redis.call('ZADD', KEYS[2], 'NX', now, string.match(prefix, '{room:(.*)}:$'))
+  redis.call('PEXPIRE', KEYS[2], keep)
 else
   redis.call('HSET', ck, '.l', now, '.x', deadline)
 end
@@ -109,7 +126,7 @@ return epoch
 `,
   args(cmd, ctx) {
     const k = ctx.keys.room(cmd.roomId);
-    const args: ScriptArg[] = [k.exp, k.prefix, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx), cmd.maxStateBytes];
+    const args: ScriptArg[] = [k.exp, k.slotIndex, k.prefix, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx), cmd.maxStateBytes];
     if (cmd.patch) for (const [key, v] of cmd.patch) args.push('=' + JSON.stringify(key), v ?? '');
     return args;
   },

@@ -12,7 +12,9 @@
  * check matches JSON.stringify exactly.
  *
  * Room scripts declare the room keys as KEYS[1] seq, KEYS[2] exp, KEYS[3]
- * tomb, KEYS[4] slot index (all in one hash slot). Connection hashes other
+ * tomb, KEYS[4] slot index (all in one hash slot); the helpers reach them
+ * through the upvalues of {@link ROOM_KEYS}, which the reaper's slot script
+ * re-points at each room it visits. Connection hashes other
  * than a script's target are derived from the room's prefix inside the
  * script: they carry the same `{room:<id>}` tag, so they are in the same slot
  * on a cluster too.
@@ -82,18 +84,27 @@ end
 `);
 
 /**
+ * The room keys the helpers below work on: the declared KEYS of a room
+ * script. A script that visits several rooms of one slot (reap-slot) assigns
+ * them per room; the helpers see the new values (shared upvalues).
+ */
+export const ROOM_KEYS = fragment([], /* lua */ `
+local seq_k, exp_k, tomb_k, idx_k = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+`);
+
+/**
  * Ends a connection: its hash becomes an epoch record (user, epoch, gone) kept
  * `keep` ms, it moves from exp to tomb (forgotten after the lookback), and its
  * leave event is published.
  */
-export const END_CONN = fragment([PUBLISH], /* lua */ `
+export const END_CONN = fragment([ROOM_KEYS, PUBLISH], /* lua */ `
 local function end_conn(ck, conn, user, epoch, reason, room, channel, now, lookback, keep)
   redis.call('DEL', ck)
   redis.call('HSET', ck, '.u', user, '.e', epoch, '.g', '1')
   redis.call('PEXPIRE', ck, keep)
-  redis.call('ZREM', KEYS[2], conn)
-  redis.call('ZADD', KEYS[3], now + lookback, conn)
-  local seq = redis.call('INCR', KEYS[1])
+  redis.call('ZREM', exp_k, conn)
+  redis.call('ZADD', tomb_k, now + lookback, conn)
+  local seq = redis.call('INCR', seq_k)
   publish(channel, 'leave', room, user, conn, now, epoch, seq, ',"reason":"' .. reason .. '"')
 end
 `);
@@ -105,23 +116,23 @@ end
  * text when it lowered the slot's minimum (the caller then lowers the global
  * hint), else false.
  */
-export const TOUCH_ROOM = fragment([NUM], /* lua */ `
+export const TOUCH_ROOM = fragment([ROOM_KEYS, NUM], /* lua */ `
 local function touch_room(room, keep)
-  local e = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  local t = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+  local e = redis.call('ZRANGE', exp_k, 0, 0, 'WITHSCORES')
+  local t = redis.call('ZRANGE', tomb_k, 0, 0, 'WITHSCORES')
   local earliest = false
   if e[2] then earliest = tonumber(e[2]) end
   if t[2] and (not earliest or tonumber(t[2]) < earliest) then earliest = tonumber(t[2]) end
-  local before = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  local before = redis.call('ZRANGE', idx_k, 0, 0, 'WITHSCORES')
   if earliest then
-    redis.call('ZADD', KEYS[4], earliest, room)
-    redis.call('PEXPIRE', KEYS[4], keep)
-    redis.call('PEXPIRE', KEYS[1], keep)
-    redis.call('PEXPIRE', KEYS[2], keep)
-    redis.call('PEXPIRE', KEYS[3], keep)
+    redis.call('ZADD', idx_k, earliest, room)
+    redis.call('PEXPIRE', idx_k, keep)
+    redis.call('PEXPIRE', seq_k, keep)
+    redis.call('PEXPIRE', exp_k, keep)
+    redis.call('PEXPIRE', tomb_k, keep)
   else
-    redis.call('ZREM', KEYS[4], room)
-    redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+    redis.call('ZREM', idx_k, room)
+    redis.call('DEL', seq_k, exp_k, tomb_k)
   end
   if earliest and (not before[2] or earliest < tonumber(before[2])) then return num(earliest) end
   return false
