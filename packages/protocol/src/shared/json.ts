@@ -8,7 +8,6 @@ const utf8 = new TextEncoder();
 /** Length of `s` in UTF-8 bytes: the unit of every size limit of the protocol. */
 export function utf8Length(s: string): number {
   // Fast path: pure ASCII strings are as long in UTF-8 as in UTF-16.
-  // eslint-disable-next-line no-control-regex
   return /^[\u0000-\u007f]*$/.test(s) ? s.length : utf8.encode(s).length;
 }
 

@@ -24,7 +24,6 @@ export const LIMITS = {
  * corrupt logs and protocol frames), and `{` `}` (they would change the Redis
  * Cluster hash tag of a key and move it to another slot).
  */
-// eslint-disable-next-line no-control-regex
 export const FORBIDDEN_ID_CHARS = /[\u0000-\u001f\u007f-\u009f{}]/;
 
 /** State keys that would pollute prototypes if assigned with `obj[key] = v`. */
