@@ -138,3 +138,27 @@ describe('a socket that stops reading', () => {
     expect(process.memoryUsage().rss - before).toBeLessThan(100 * 1024 * 1024);
   });
 });
+
+describe('snapshot amplification', () => {
+  it('a socket that keeps re-joining a big room is refused with rate_limited once it pulled its snapshot budget; other sockets are not affected', async () => {
+    const { url } = await start({ SNAPSHOT_BYTES_PER_SEC: '100000', RATE_LIMIT_EVENTS_PER_SEC: '1000', RATE_LIMIT_BURST: '1000' });
+    const r = room();
+    const members = await Promise.all(Array.from({ length: 20 }, () => connect(url)));
+    for (const [i, m] of members.entries()) {
+      expect((await request(m, 'presence:join', { roomId: r, userId: `u${i}`, state: { bio: 'x'.repeat(15_000) } })).ok).toBe(true);
+    }
+    const greedy = await connect(url);
+    const acks: Array<{ ok: boolean; error?: { code: string; message: string } }> = [];
+    // ~300 KB per snapshot against 100 KB/s with a 400 KB burst: the third join at the latest is refused.
+    for (let i = 0; i < 6; i++) acks.push(await request(greedy, 'presence:join', { roomId: r, userId: 'greedy' }));
+    expect(acks[0]!.ok).toBe(true);
+    const refused = acks.filter((a) => !a.ok);
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    expect(refused[0]!.error).toEqual({ code: 'rate_limited', message: expect.stringMatching(/snapshot bytes.*retry in \d+ ms/) });
+    // Another socket joining the same room still gets its snapshot at once.
+    const other = await connect(url);
+    const ack = await request(other, 'presence:join', { roomId: r, userId: 'other' });
+    expect(ack.ok).toBe(true);
+    expect(ack.snapshot.connections.length).toBe(22);
+  });
+});

@@ -57,6 +57,7 @@ const EnvSchema = z.object({
   MAX_FRAME_BYTES: int('MAX_FRAME_BYTES', 4_096, 1_048_576),
   MAX_CONNECTIONS_PER_ADDRESS: int('MAX_CONNECTIONS_PER_ADDRESS', 0, 1_000),
   MAX_OUTBOUND_BYTES: int('MAX_OUTBOUND_BYTES', 65_536, 1_048_576),
+  SNAPSHOT_BYTES_PER_SEC: int('SNAPSHOT_BYTES_PER_SEC', 0, 1_048_576),
   RATE_LIMIT_EVENTS_PER_SEC: int('RATE_LIMIT_EVENTS_PER_SEC', 1, 20),
   RATE_LIMIT_BURST: int('RATE_LIMIT_BURST', 1, 40),
   MAX_ROOMS_PER_SOCKET: int('MAX_ROOMS_PER_SOCKET', 1, 64),
@@ -115,6 +116,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     maxConnectionsPerAddress: e.MAX_CONNECTIONS_PER_ADDRESS,
     /** Bytes waiting for one socket beyond which it is disconnected as a slow consumer. */
     maxOutboundBytes: e.MAX_OUTBOUND_BYTES,
+    /** Snapshot bytes one socket may pull per second through joins; 0 = no limit. */
+    snapshotBytesPerSecond: e.SNAPSHOT_BYTES_PER_SEC,
     rateLimit: { eventsPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC, burst: e.RATE_LIMIT_BURST },
     maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
     auth: {

@@ -56,6 +56,8 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   maxPendingRequests?: number;
   /** Bytes waiting to be sent to one socket beyond which it is disconnected (a client that stopped reading). @default 1048576 */
   maxOutboundBytes?: number;
+  /** Snapshot bytes one socket may pull per second through joins (burst 4 s), or `false`. @default 1048576 */
+  snapshotBytesPerSecond?: number | false;
   /** Metrics sink. @default a new PresenceMetrics with its own registry */
   metrics?: PresenceMetrics;
   /** Run the reaper on this node. @default true */
@@ -170,6 +172,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     maxMessageBytes: options.maxMessageBytes,
     maxPendingRequests: options.maxPendingRequests,
     maxOutboundBytes: options.maxOutboundBytes,
+    snapshotBytesPerSecond: options.snapshotBytesPerSecond,
   });
   if (options.startReaper !== false) service.start();
   let disposing: Promise<void> | undefined;

@@ -139,6 +139,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     rateLimit: config.rateLimit,
     maxRoomsPerSocket: config.maxRoomsPerSocket,
     maxOutboundBytes: config.maxOutboundBytes,
+    snapshotBytesPerSecond: config.snapshotBytesPerSecond > 0 ? config.snapshotBytesPerSecond : false,
     verifyToken: config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined,
     logger,
     metrics,

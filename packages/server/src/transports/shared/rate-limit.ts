@@ -56,3 +56,39 @@ export class TokenBucket {
     return this.refused >= this.opts.disconnectAfter ? 'abuse' : 'refuse';
   }
 }
+
+/**
+ * A budget of bytes per second that may go into debt: a request is allowed
+ * while the balance is positive, whatever it costs (so one large answer, such
+ * as the snapshot of a big room, always gets through), and its cost is then
+ * charged; later requests wait until the refill paid the debt back.
+ */
+export class ByteBudget {
+  private balance: number;
+  private last: number;
+
+  constructor(
+    private readonly bytesPerSecond: number,
+    private readonly burst: number,
+    now: number,
+  ) {
+    this.balance = burst;
+    this.last = now;
+  }
+
+  /** Milliseconds until a request is allowed; 0 = now. */
+  waitMs(now: number): number {
+    this.refill(now);
+    return this.balance > 0 ? 0 : Math.ceil(((1 - this.balance) / this.bytesPerSecond) * 1000);
+  }
+
+  charge(bytes: number, now: number): void {
+    this.refill(now);
+    this.balance -= bytes;
+  }
+
+  private refill(now: number): void {
+    this.balance = Math.min(this.burst, this.balance + (Math.max(0, now - this.last) / 1000) * this.bytesPerSecond);
+    this.last = now;
+  }
+}

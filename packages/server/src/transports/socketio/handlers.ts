@@ -9,6 +9,7 @@ import {
   type PayloadSchemas,
   type RoomId,
   type RoomMessage,
+  type RoomSnapshot,
 } from 'realtime-message-protocol';
 import type { z } from 'zod';
 import type { RoomFeedItem } from '../../core/presence/engine.js';
@@ -64,6 +65,20 @@ export function outboundBytes(session: SocketSession): number {
   return bytes;
 }
 
+/**
+ * Approximate JSON size of a snapshot, without serialising it: the states
+ * dominate, and each connection's state is bounded and counted by its keys
+ * and values' string lengths.
+ */
+function snapshotBytes(snapshot: RoomSnapshot): number {
+  let bytes = 64;
+  for (const c of snapshot.connections) {
+    bytes += 160 + c.connId.length * 2 + c.userId.length * 2;
+    for (const [k, v] of Object.entries(c.state)) bytes += k.length + 4 + (typeof v === 'string' ? v.length + 2 : JSON.stringify(v).length);
+  }
+  return bytes;
+}
+
 /** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (!session.socket.connected) return;
@@ -97,6 +112,13 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   if (!existing && session.rooms.size >= ctx.maxRoomsPerSocket) {
     throw new PresenceError('forbidden', `a socket may be in at most ${ctx.maxRoomsPerSocket} rooms; leave one first`);
   }
+  const wait = session.snapshotBudget?.waitMs(Date.now()) ?? 0;
+  if (wait > 0) {
+    // Each join answers with the room's snapshot: a socket that keeps
+    // (re)joining big rooms would make the node serialise and send them
+    // without bound, at the expense of every other room.
+    throw new PresenceError('rate_limited', `this connection pulled more snapshot bytes than its budget; retry in ${wait} ms`);
+  }
   await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
   // Follow the room's feed *before* the join, so that no event after the
   // snapshot's seq can be missed. Events that arrive before the ack are
@@ -119,6 +141,7 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   session.rooms.set(p.roomId, m);
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
+  session.snapshotBudget?.charge(snapshotBytes(res.snapshot), Date.now());
   return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs }, snapshot: res.snapshot };
 };
 

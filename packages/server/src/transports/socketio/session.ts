@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io';
 import { PresenceError, type ConnId, type RoomId, type UserId } from 'realtime-message-protocol';
 import type { Unsubscribe } from '../../core/shared/hub.js';
-import type { TokenBucket } from '../shared/rate-limit.js';
+import type { ByteBudget, TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
 
 /** A socket of the caller's own Server, whatever its event maps. */
@@ -36,6 +36,8 @@ export class SocketSession {
   /** Listeners this transport put on the socket, removed at dispose. */
   readonly handlers: Array<[string, (...args: unknown[]) => void]> = [];
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Snapshot bytes this socket may still pull (joins answer with a room snapshot). */
+  snapshotBudget: ByteBudget | undefined;
 
   constructor(
     readonly socket: AnySocket,

@@ -6,7 +6,7 @@ import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
-import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
+import { ByteBudget, TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
 import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
 import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
@@ -30,6 +30,8 @@ export interface SocketIoTransportOptions {
   maxPendingRequests?: number;
   /** Bytes waiting to be sent to one socket beyond which it is disconnected as a slow consumer. @default 1048576 */
   maxOutboundBytes?: number;
+  /** Snapshot bytes one socket may pull per second through joins (a burst of 4 s is allowed; one join always gets through when the budget is positive), or `false`. @default 1048576 */
+  snapshotBytesPerSecond?: number | false;
 }
 
 export interface SocketIoTransport {
@@ -58,6 +60,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const logger = options.logger ?? silentLogger;
   const rateLimit = options.rateLimit === false ? undefined : resolveRateLimit(options.rateLimit);
   const maxPending = options.maxPendingRequests ?? 64;
+  const snapshotRate = options.snapshotBytesPerSecond === false ? undefined : (options.snapshotBytesPerSecond ?? 1_048_576);
   const sessions = new Map<AnySocket, SocketSession>();
   // Failures that come in bursts (an outage, a flood) are logged once per kind, then summarised.
   const problems = new LogSummary(logger, 'socket.io transport');
@@ -137,6 +140,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     const auth = verified?.get(socket);
     const bucket = rateLimit ? new TokenBucket(rateLimit, Date.now()) : undefined;
     const session = new SocketSession(socket, auth?.userId, bucket, maxPending);
+    if (snapshotRate) session.snapshotBudget = new ByteBudget(snapshotRate, snapshotRate * 4, Date.now());
     sessions.set(socket, session);
     metrics.connections.inc();
     session.syncData();
