@@ -51,7 +51,7 @@ export interface RedisEngineOptions {
    * @default 256
    */
   slotsPerReap?: number;
-  /** Slot scripts in flight at once during a round. @default 8 */
+  /** Slot scripts in flight at once during a round. @default 16 */
   reapConcurrency?: number;
   logger?: Logger;
 }
@@ -98,7 +98,7 @@ export class RedisEngine implements PresenceEngine {
     this.claimTimeoutMs = options.claimTimeoutMs;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
     this.slotsPerReap = options.slotsPerReap ?? 256;
-    this.reapConcurrency = options.reapConcurrency ?? 8;
+    this.reapConcurrency = options.reapConcurrency ?? 16;
     this.logger = options.logger ?? this.backend.logger;
   }
 
@@ -206,6 +206,8 @@ export class RedisEngine implements PresenceEngine {
           const r = await this.scripts.run('reapSlot', {
             slot: slots[i]!,
             now: cmd.now,
+            // Re-score rooms coming due within a third of the TTL (one heartbeat period) in the same call.
+            horizon: cmd.now + Math.floor(cmd.ttlMs / 3),
             ttlMs: cmd.ttlMs,
             lookbackMs: cmd.lookbackMs,
             roomLimit: ROOMS_PER_SLOT_CALL,

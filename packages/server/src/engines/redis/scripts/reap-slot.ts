@@ -5,6 +5,12 @@ export interface ReapSlotInput {
   /** The cluster slot whose reaper index is visited. */
   slot: number;
   now: number;
+  /**
+   * Rooms whose index score is at most this are visited: due ones are reaped,
+   * the others (score in (now, horizon]) only re-scored to their true
+   * earliest deadline, which saves the slot a call of its own for each.
+   */
+  horizon: number;
   ttlMs: number;
   lookbackMs: number;
   /** Most due rooms visited in this call. */
@@ -40,7 +46,12 @@ export interface ReapSlotReply {
  * Room keys are derived from the key prefix and the room id; they carry the
  * room's tag, which hashes to this slot.
  *
- * KEYS: slotIndex. ARGV: now lookback keep keyPrefix roomLimit leaveLimit.
+ * Rooms due up to `horizon` (a little ahead of now) are visited too, but only
+ * re-scored: after a call every room of the slot scores above the horizon
+ * unless it holds a deadline before it, so a slot costs about one call per
+ * horizon however many rooms it holds.
+ *
+ * KEYS: slotIndex. ARGV: now lookback keep keyPrefix roomLimit leaveLimit horizon.
  * Reply: {leaves, rooms, newMin|''}.
  */
 export const reapSlot: Script<ReapSlotInput, ReapSlotReply> = {
@@ -50,7 +61,7 @@ export const reapSlot: Script<ReapSlotInput, ReapSlotReply> = {
 local idx = KEYS[1]
 local now, lookback, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local kp, room_limit, leave_limit = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local rooms = redis.call('ZRANGEBYSCORE', idx, '-inf', num(now), 'LIMIT', 0, room_limit)
+local rooms = redis.call('ZRANGEBYSCORE', idx, '-inf', ARGV[7], 'LIMIT', 0, room_limit)
 local leaves, visited = 0, 0
 idx_k = idx
 for r = 1, #rooms do
@@ -105,7 +116,7 @@ if first[2] then redis.call('PEXPIRE', idx, keep) end
 return {leaves, visited, first[2] or ''}
 `),
   args(input, ctx) {
-    return [ctx.keys.slotIndex(input.slot), input.now, input.lookbackMs, keepMs(input, ctx), ctx.keys.prefix, input.roomLimit, input.leaveLimit];
+    return [ctx.keys.slotIndex(input.slot), input.now, input.lookbackMs, keepMs(input, ctx), ctx.keys.prefix, input.roomLimit, input.leaveLimit, Math.max(input.horizon, input.now)];
   },
   decode(reply) {
     const r = replyArray('reapSlot', reply);
