@@ -14,3 +14,4 @@ export type { ConnId, RoomId, UserId } from './shared/ids.js';
 export type { JsonValue } from './shared/json.js';
 export type { PresenceState, StatePatch } from './presence/state.js';
 export type { JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from './presence/payloads.js';
+export * from './status/types.js';

@@ -14,6 +14,8 @@ export * from './errors/registry.js';
 export type { PresenceState, StatePatch } from './presence/state.js';
 export {
   EpochSchema,
+  KnownSeqSchema,
+  UpdateFormSchema,
   createPayloadSchemas,
   type PayloadLimits,
   type PayloadSchemas,
@@ -29,4 +31,7 @@ export {
 export * from './presence/events.js';
 export * from './presence/acks.js';
 export * from './presence/event-map.js';
-export { PresenceEventSchema, RoomMessageSchema, RoomSnapshotSchema } from './presence/event-schemas.js';
+export { PresenceEventSchema, PresencePatchEventSchema, PresenceWireEventSchema, RoomMessageSchema, RoomSnapshotSchema } from './presence/event-schemas.js';
+// user status
+export * from './status/types.js';
+export { StatusUserIdSchema, UserStatusSchema, StatusMessageSchema, StatusUpdateSchema, StatusRecordSchema, StatusEventSchema, ttlSecondsSchema } from './status/schemas.js';

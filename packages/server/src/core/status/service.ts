@@ -1,0 +1,344 @@
+import { hostname } from 'node:os';
+import {
+  PresenceError,
+  StatusUpdateSchema,
+  StatusUserIdSchema,
+  parsePayload,
+  type StatusRecord,
+  type StatusUpdate,
+  type UserId,
+} from 'realtime-message-protocol';
+import type { z } from 'zod';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { silentLogger, type Logger } from '../shared/logger.js';
+import { StatusCache, type StatusCacheOptions } from './cache.js';
+import { toRecord, type StatusState } from './model.js';
+import type { StatusCommand, StatusCommandType, StatusContext, StatusFeedItem, StatusStore, SweepResult } from './store.js';
+
+export interface StatusServiceOptions {
+  /** Where status lives: `new MemoryStatusStore()` or a Redis status store. */
+  store: StatusStore;
+  /** Reported as `nodeId` on the records this node changes. @default `<hostname>-<pid>` */
+  nodeId?: string;
+  /** Automatic away after this long without reported activity (SPEC §7 rule 3); 0 = off. @default 0 */
+  awayAfterMs?: number;
+  /** Period of the sweeper that emits expiry and automatic-away events. @default 1000 */
+  sweepIntervalMs?: number;
+  /** Most users one store sweep call visits; a pass calls until nothing is due or one interval passed. @default 1000 */
+  sweepBatchSize?: number;
+  /** The node-local cache of records, or `false` for none. @default { max: 100000, ttlMs: 60000 } */
+  cache?: StatusCacheOptions | false;
+  /** @default the system clock */
+  clock?: Clock;
+  /** @default silent */
+  logger?: Logger;
+  /** Called after every store call with its duration; for metrics. */
+  observe?: (op: StatusOp, durationMs: number, outcome: 'ok' | 'error') => void;
+  /** Called once per cache lookup; for metrics. */
+  observeCache?: (hit: boolean) => void;
+  /** Called for every status event this node receives (from any node); for metrics. */
+  observeEvent?: (event: StatusRecord) => void;
+}
+
+export type StatusOp = 'read' | StatusCommandType | 'sweep' | 'subscribe';
+
+/** A presence connection of a user starting or ending: what the composition root's bridge reports. */
+export interface ConnectionChange {
+  userId: string;
+  /** Identifies the connection across nodes (room + connId). */
+  conn: string;
+  /** The connection's epoch (presence fencing): later incarnations are higher. */
+  epoch: number;
+  live: boolean;
+}
+
+export type StatusListener = (event: StatusRecord) => void;
+
+const MAX_SWEEP_CALLS = 100;
+
+/**
+ * User status (SPEC §7) over a {@link StatusStore}: validation, the model's
+ * rules, a node-local cache kept exact by the store's feed, the sweeper that
+ * turns expiries into events, and the status events of every node.
+ *
+ * @example
+ * const status = new StatusService({ store: new MemoryStatusStore() });
+ * await status.start();
+ * await status.set('ada', { status: 'busy', message: 'in a meeting', ttlSeconds: 3600 });
+ * const off = await status.subscribe((record) => console.info(record.userId, record.status));
+ * (await status.get('ada')).status; // 'offline' until ada connects, then 'busy'
+ */
+export class StatusService {
+  readonly store: StatusStore;
+  readonly nodeId: string;
+  readonly awayAfterMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly sweepBatchSize: number;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly options: StatusServiceOptions;
+  private readonly cache: StatusCache | undefined;
+  /** True while the feed is subscribed: only then may the cache answer. */
+  private feedLive = false;
+  private readonly listeners = new Set<StatusListener>();
+  private unsubscribeFeed: (() => Promise<void>) | undefined;
+  private starting: Promise<void> | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<SweepResult> | undefined;
+  private disposed = false;
+
+  constructor(options: StatusServiceOptions) {
+    this.options = options;
+    this.store = options.store;
+    this.nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
+    this.awayAfterMs = nonNegativeInt('awayAfterMs', options.awayAfterMs ?? 0);
+    this.sweepIntervalMs = nonNegativeInt('sweepIntervalMs', options.sweepIntervalMs ?? 1_000) || 1;
+    this.sweepBatchSize = nonNegativeInt('sweepBatchSize', options.sweepBatchSize ?? 1_000) || 1;
+    this.clock = options.clock ?? systemClock;
+    this.logger = options.logger ?? silentLogger;
+    this.cache = options.cache === false ? undefined : new StatusCache(options.cache);
+  }
+
+  /** Cache hits and misses since start, and entries held. */
+  get cacheStats(): { hits: number; misses: number; size: number } {
+    return { hits: this.cache?.hits ?? 0, misses: this.cache?.misses ?? 0, size: this.cache?.size ?? 0 };
+  }
+
+  /**
+   * Subscribes to the store's feed (which keeps the cache exact and feeds
+   * {@link subscribe}) and, unless `sweep: false`, starts the sweeper.
+   * Idempotent. Until it resolves, reads go to the store.
+   */
+  start(opts: { sweep?: boolean } = {}): Promise<void> {
+    this.checkOpen();
+    if (opts.sweep !== false && !this.sweepTimer) this.startSweeper();
+    return (this.starting ??= this.call('subscribe', () => this.store.subscribe((item) => this.onFeed(item))).then(
+      (off) => {
+        this.unsubscribeFeed = off;
+        this.feedLive = !this.disposed;
+      },
+      (err: unknown) => {
+        this.starting = undefined;
+        throw err;
+      },
+    ));
+  }
+
+  private onFeed(item: StatusFeedItem): void {
+    this.cache?.invalidate(item.userId, item.version);
+    const event = item.event;
+    if (!event) return;
+    this.options.observeEvent?.(event);
+    for (const l of [...this.listeners]) {
+      try {
+        l(event);
+      } catch (err) {
+        this.logger.error({ err }, 'status listener threw');
+      }
+    }
+  }
+
+  /**
+   * Receives every status event of every user from every node (exactly one
+   * per change, in order per user) until the returned function is called.
+   * Starts the feed if needed.
+   */
+  async subscribe(listener: StatusListener): Promise<() => Promise<void>> {
+    if (typeof listener !== 'function') throw new TypeError('subscribe(listener) needs a listener function');
+    await this.start({ sweep: this.sweepTimer !== undefined });
+    const l: StatusListener = (e) => listener(e);
+    this.listeners.add(l);
+    return async () => {
+      this.listeners.delete(l);
+    };
+  }
+
+  /** The user's record as of now; a user never seen is `offline` with `lastSeen: null`. */
+  async get(userId: string): Promise<StatusRecord> {
+    const [record] = await this.getMany([userId]);
+    return record!;
+  }
+
+  /** Records in request order (duplicates answered twice). Cached users cost no store call. */
+  async getMany(userIds: readonly string[]): Promise<StatusRecord[]> {
+    this.checkOpen();
+    if (!Array.isArray(userIds)) throw new PresenceError('invalid_payload', 'userIds must be an array of user ids');
+    const ids = userIds.map((id) => this.parse(StatusUserIdSchema, id));
+    const states = new Array<StatusState | null | undefined>(ids.length);
+    const missing: UserId[] = [];
+    const cache = this.feedLive ? this.cache : undefined;
+    for (let i = 0; i < ids.length; i++) {
+      const hit = cache?.get(ids[i]!);
+      if (cache) this.options.observeCache?.(hit !== undefined);
+      states[i] = hit;
+      if (hit === undefined && !missing.includes(ids[i]!)) missing.push(ids[i]!);
+    }
+    if (missing.length > 0) {
+      const fills = cache ? missing.map((id) => cache.beginRead(id)) : [];
+      let read: Array<StatusState | undefined>;
+      try {
+        read = await this.call('read', () => this.store.read(missing));
+      } catch (err) {
+        for (const f of fills) f(undefined, false);
+        throw err;
+      }
+      const byId = new Map<UserId, StatusState | undefined>();
+      missing.forEach((id, i) => {
+        byId.set(id, read[i]);
+        fills[i]?.(read[i]);
+      });
+      for (let i = 0; i < ids.length; i++) if (states[i] === undefined) states[i] = byId.get(ids[i]!) ?? null;
+    }
+    const now = this.clock.now();
+    return ids.map((id, i) => toRecord(id, states[i] ?? undefined, now, this.awayAfterMs));
+  }
+
+  /**
+   * Sets the user's status (SPEC §7): `away`, `busy` or `offline`
+   * (invisible) is a manual status, expiring after `ttlSeconds` if given;
+   * `online` clears the manual status and, with `ttlSeconds`, keeps the user
+   * connected that long without a socket. `message` sets (null clears) the
+   * message, expiring after `messageTtlSeconds` if given.
+   */
+  async set(userId: string, update: StatusUpdate): Promise<StatusRecord> {
+    this.checkOpen();
+    const id = this.parse(StatusUserIdSchema, userId);
+    const u = this.parse(StatusUpdateSchema, update);
+    const ctx = this.context();
+    const ttl = u.ttlSeconds === undefined ? null : ctx.now + u.ttlSeconds * 1000;
+    const messageExpiresAt = u.messageTtlSeconds === undefined ? null : ctx.now + u.messageTtlSeconds * 1000;
+    const manual = u.status === 'online' ? null : u.status;
+    return this.write({
+      ...ctx,
+      userId: id,
+      type: 'set',
+      manual,
+      manualExpiresAt: manual === null ? null : ttl,
+      keepAliveUntil: manual === null && ttl !== null ? ttl : undefined,
+      message: u.message,
+      messageExpiresAt,
+    });
+  }
+
+  /** Clears the manual status and the message (`DELETE`). */
+  async clear(userId: string): Promise<StatusRecord> {
+    this.checkOpen();
+    return this.write({ ...this.context(), userId: this.parse(StatusUserIdSchema, userId), type: 'clear' });
+  }
+
+  /** Reports activity for automatic away. A no-op (no store call) when automatic away is off. */
+  async activity(userId: string): Promise<void> {
+    this.checkOpen();
+    const id = this.parse(StatusUserIdSchema, userId);
+    if (this.awayAfterMs === 0) return;
+    await this.write({ ...this.context(), userId: id, type: 'activity' });
+  }
+
+  /**
+   * A presence connection of the user became live or ended. Idempotent and
+   * order-free per connection (see {@link StatusCommand}), so every node may
+   * report every presence event it sees.
+   */
+  async connection(change: ConnectionChange): Promise<void> {
+    this.checkOpen();
+    const id = this.parse(StatusUserIdSchema, change.userId);
+    await this.write({ ...this.context(), userId: id, type: 'conn', conn: change.conn, epoch: change.epoch, live: change.live });
+  }
+
+  private async write(cmd: StatusCommand): Promise<StatusRecord> {
+    const res = await this.call(cmd.type, () => this.store.write(cmd));
+    if (this.feedLive) this.cache?.fillFromWrite(cmd.userId, res.state);
+    return toRecord(cmd.userId, res.state, cmd.now, this.awayAfterMs);
+  }
+
+  private context(): StatusContext {
+    return { now: this.clock.now(), nodeId: this.nodeId, awayAfterMs: this.awayAfterMs };
+  }
+
+  private startSweeper(): void {
+    const tick = (): void => {
+      void this.sweepNow()
+        .catch((err: unknown) => this.logger.warn({ err }, 'status sweep failed; retrying next interval'))
+        .finally(() => {
+          if (this.sweepTimer && !this.disposed) {
+            this.sweepTimer = setTimeout(tick, this.sweepIntervalMs);
+            this.sweepTimer.unref();
+          }
+        });
+    };
+    this.sweepTimer = setTimeout(tick, this.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Runs one sweep now: every user whose deadline passed (expiries,
+   * automatic away) is visited and gets its event, in store calls of at most
+   * `sweepBatchSize` users. Safe on every node at once. Concurrent calls
+   * share one pass.
+   */
+  sweepNow(): Promise<SweepResult> {
+    if (this.disposed) return Promise.resolve({ visited: 0, events: 0, more: false });
+    if (this.sweeping) return this.sweeping;
+    const run = async (): Promise<SweepResult> => {
+      const total: SweepResult = { visited: 0, events: 0, more: false };
+      for (let i = 0; i < MAX_SWEEP_CALLS && !this.disposed; i++) {
+        const r = await this.call('sweep', () => this.store.sweep({ ...this.context(), limit: this.sweepBatchSize, intervalMs: this.sweepIntervalMs }));
+        total.visited += r.visited;
+        total.events += r.events;
+        total.more = r.more;
+        if (!r.more) break;
+      }
+      return total;
+    };
+    this.sweeping = run().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  private checkOpen(): void {
+    if (this.disposed) throw new PresenceError('internal', 'the status service was disposed');
+  }
+
+  private parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+    const res = parsePayload(schema, input);
+    if (!res.ok) throw new PresenceError(res.error.code, res.error.message);
+    return res.value;
+  }
+
+  /** Runs a store call, turning failures into `unavailable` (store unreachable) or `internal`. */
+  private async call<T>(op: StatusOp, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const out = await fn();
+      this.options.observe?.(op, performance.now() - started, 'ok');
+      return out;
+    } catch (err) {
+      this.options.observe?.(op, performance.now() - started, 'error');
+      if (err instanceof PresenceError) throw err;
+      if (this.store.isUnavailable?.(err)) {
+        throw new PresenceError('unavailable', `status storage (${this.store.kind}) cannot be reached during ${op}; retry with backoff`, { cause: err });
+      }
+      this.logger.error({ err, op, store: this.store.kind }, 'status store call failed');
+      throw new PresenceError('internal', `status storage failed during ${op}; retry with backoff`, { cause: err });
+    }
+  }
+
+  /** Stops the sweeper and the feed; does not close the store. Idempotent. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.feedLive = false;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.listeners.clear();
+    await this.starting?.catch(() => undefined);
+    await this.unsubscribeFeed?.();
+    await this.sweeping?.catch(() => undefined);
+  }
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new PresenceError('invalid_payload', `${name} must be an integer >= 0 (got ${String(value)})`);
+  return value;
+}
