@@ -28,6 +28,17 @@ function slotTag(slot: number): string {
   return slotTags[slot]!;
 }
 
+/** The keys of one user's status: all under the hash tag `{user:<id>}`, so one script reaches them on a cluster too. */
+export interface UserKeys {
+  /** The record hash: `<prefix>{user:<id>}`. */
+  record: string;
+  /** Marks of the user's presence connections (connection → epoch, live, ended at): `<prefix>{user:<id>}:c`. */
+  conns: string;
+  /** The status deadline index of the user's slot (same slot as the record). */
+  dueIndex: string;
+  slot: number;
+}
+
 export interface RoomKeys {
   /** `<prefix>{room:<id>}:`: every key of the room starts with it. */
   prefix: string;
@@ -98,6 +109,34 @@ export class KeySpace {
   /** The classic pub/sub channel that carries every presence event of every room (the scripts derive it from the room prefix). */
   get allEvents(): string {
     return `${this.prefix}events`;
+  }
+
+  /** The keys of one user's status (user ids cannot contain braces, so the tag ends right after the id). */
+  user(userId: string): UserKeys {
+    const tag = `{user:${userId}}`;
+    const slot = clusterKeySlot(tag);
+    const record = `${this.prefix}${tag}`;
+    return { record, conns: `${record}:c`, dueIndex: this.statusDueIndex(slot), slot };
+  }
+
+  /** The status deadline index of one cluster slot (users by their next deadline), tagged to lie in that slot. */
+  statusDueIndex(slot: number): string {
+    return `${this.prefix}sdue:{${slotTag(slot)}}`;
+  }
+
+  /** Pattern matching every status deadline index, for the repair sweep. */
+  get statusDueIndexPattern(): string {
+    return `${this.prefix}sdue:{*`;
+  }
+
+  /** Slots whose status deadline index has something due, scored by the earliest deadline (or a claim marker). */
+  get statusHint(): string {
+    return `${this.prefix}sduehint`;
+  }
+
+  /** The classic pub/sub channel of every status write (cache invalidation) and status event of every user. */
+  get statusChannel(): string {
+    return `${this.prefix}status`;
   }
 
   /** Slots that have something to reap, scored by their earliest deadline (or a claim marker). */

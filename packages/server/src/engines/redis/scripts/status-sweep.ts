@@ -1,0 +1,168 @@
+import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg } from './script.js';
+import { STATUS, luaScript } from './status-lua.js';
+
+export interface StatusSweepSlotInput {
+  slot: number;
+  now: number;
+  nodeId: string;
+  awayAfterMs: number;
+  channel: string;
+  keepMs: number;
+  /** Most due users visited in this call. */
+  limit: number;
+}
+
+export interface StatusSweepSlotReply {
+  visited: number;
+  events: number;
+  /** The slot index's earliest deadline after the visit (exact text), or undefined when it is empty. */
+  newMin: string | undefined;
+}
+
+/**
+ * Visits the due users of one slot's deadline index: drops what expired
+ * (keep-alive, manual status, message), re-checks automatic away, publishes
+ * the event of each user whose effective status or message changed, and
+ * re-scores each user. Atomic per slot and idempotent (a second visit finds
+ * nothing due), so sweepers of many nodes never double an event; the claim
+ * in the hint only keeps them from doing the same work.
+ *
+ * KEYS: dueIndex. ARGV: now node away channel keep limit userKeyPrefix.
+ * Reply: { visited, events, newMin|'' }.
+ */
+export const statusSweepSlot: Script<StatusSweepSlotInput, StatusSweepSlotReply> = {
+  command: 'rmStatusSweepSlot',
+  numberOfKeys: 1,
+  lua: luaScript(
+    [STATUS],
+    /* lua */ `
+local idx = KEYS[1]
+local now, node, away, channel, keep, limit, base = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local due = redis.call('ZRANGEBYSCORE', idx, '-inf', num(now), 'LIMIT', 0, limit)
+local visited, events = 0, 0
+for i = 1, #due do
+  local user = due[i]
+  local k = base .. user .. '}'
+  local s = st_load(k)
+  visited = visited + 1
+  if s.v == nil then
+    redis.call('ZREM', idx, user)
+  else
+    local changed = false
+    if s.ka ~= nil and s.ka <= now then
+      if (s.n or 0) == 0 and st_manual(s, s.ka - 1) ~= 'offline' then s.ls = s.ka end
+      s.ka = nil
+      changed = true
+    end
+    if s.ms ~= nil and s.mx ~= nil and s.mx <= now then s.ms = nil; s.mx = nil; changed = true end
+    if s.m ~= nil and s.mmx ~= nil and s.mmx <= now then s.m = nil; s.mmx = nil; changed = true end
+    local status, msg = st_eff(s, now, away)
+    if not changed and status == (s.ps or 'offline') and (msg or '') == (s.pm or '') then
+      local nxt = st_next(s, now, away)
+      if nxt then redis.call('ZADD', idx, nxt, user); redis.call('HSET', k, 'due', num(nxt))
+      else redis.call('ZREM', idx, user); redis.call('HDEL', k, 'due') end
+    else
+      s.v = s.v + 1
+      s.ua = now
+      s.nd = node
+      s.due = -1 -- force st_save to re-score
+      local evented = st_save(k, idx, user, s, now, away, channel, keep)
+      events = events + evented
+    end
+  end
+end
+local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
+return { visited, events, first[2] or '' }
+`,
+  ),
+  args(input, { keys }) {
+    const args: ScriptArg[] = [keys.statusDueIndex(input.slot), input.now, input.nodeId, input.awayAfterMs, input.channel, input.keepMs, input.limit, `${keys.prefix}{user:`];
+    return args;
+  },
+  decode(reply) {
+    const r = replyArray('statusSweepSlot', reply);
+    const visited = replyInt('statusSweepSlot', r[0], 'visited');
+    const events = replyInt('statusSweepSlot', r[1], 'events');
+    if (typeof r[2] !== 'string') throw new MalformedReplyError('statusSweepSlot', 'newMin is not a string', reply);
+    return { visited, events, newMin: r[2] === '' ? undefined : r[2] };
+  },
+};
+
+export interface StatusClaimInput {
+  claim: number;
+  slots: ReadonlyArray<{ slot: number; observed: string }>;
+}
+
+/**
+ * Claims due slots of the status hint by compare-and-set (only if the score
+ * is still the one the sweeper read); while claimed the score is above every
+ * real deadline, so a writer's `ZADD LT` during the visit always registers.
+ * The same scheme as the presence reaper's claim-slots, on the status hint.
+ *
+ * KEYS: statusHint. ARGV: claimScore [slot observed]... Reply: one 1 or 0 per slot.
+ */
+export const statusClaimSlots: Script<StatusClaimInput, boolean[]> = {
+  command: 'rmStatusClaimSlots',
+  numberOfKeys: 1,
+  lua: /* lua */ `
+local out = {}
+for i = 2, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) == tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`,
+  args(input, { keys }) {
+    const args: ScriptArg[] = [keys.statusHint, input.claim];
+    for (const s of input.slots) args.push(s.slot, s.observed);
+    return args;
+  },
+  decode(reply, input) {
+    const r = replyArray('statusClaimSlots', reply);
+    if (r.length !== input.slots.length || r.some((x) => x !== 0 && x !== 1)) throw new MalformedReplyError('statusClaimSlots', 'expected one 0 or 1 per slot', reply);
+    return r.map((x) => x === 1);
+  },
+};
+
+export interface StatusFinishInput {
+  claim: number;
+  slots: ReadonlyArray<{ slot: number; newMin: string | undefined }>;
+}
+
+/**
+ * Releases claims: an untouched claim gets the slot's new minimum (or is
+ * removed when the slot is empty); one a writer lowered meanwhile keeps the
+ * lower of the two.
+ *
+ * KEYS: statusHint. ARGV: claimScore [slot newMin|'']... Reply: 1.
+ */
+export const statusFinishSlots: Script<StatusFinishInput, void> = {
+  command: 'rmStatusFinishSlots',
+  numberOfKeys: 1,
+  lua: /* lua */ `
+local claim = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) == claim then
+    if ARGV[i + 1] == '' then redis.call('ZREM', KEYS[1], ARGV[i]) else redis.call('ZADD', KEYS[1], ARGV[i + 1], ARGV[i]) end
+  elseif ARGV[i + 1] ~= '' then
+    redis.call('ZADD', KEYS[1], 'LT', ARGV[i + 1], ARGV[i])
+  end
+end
+return 1
+`,
+  args(input, { keys }) {
+    const args: ScriptArg[] = [keys.statusHint, input.claim];
+    for (const s of input.slots) args.push(s.slot, s.newMin ?? '');
+    return args;
+  },
+  decode(reply) {
+    if (reply !== 1) throw new MalformedReplyError('statusFinishSlots', 'expected 1', reply);
+  },
+};
+

@@ -1,0 +1,128 @@
+import type { StatusCommand } from '../../../core/status/store.js';
+import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg } from './script.js';
+import { STATUS, luaScript } from './status-lua.js';
+
+export interface StatusWriteInput {
+  cmd: StatusCommand;
+  /** The channel of the status feed. */
+  channel: string;
+  /** How long a record (and its connection marks) lives after its last write. */
+  keepMs: number;
+  /** How long the mark of an ended connection is kept (late or repeated events of it are ignored meanwhile). */
+  connRetentionMs: number;
+}
+
+export interface StatusWriteReply {
+  /** The record hash after the script (flat HGETALL), empty for a user never seen. */
+  flat: string[];
+  evented: boolean;
+  /** The slot index's new earliest deadline when this write lowered it (the caller lowers the hint). */
+  lowered: number | undefined;
+}
+
+/**
+ * Every write of a user's status in one script: `set`, `clear`,
+ * `activity`, and `conn` (a presence connection became live or ended). The
+ * write, the change detection against the last event, the event, the feed
+ * message and the deadline index move together.
+ *
+ * `conn` keeps per connection the highest (epoch, ended) seen and ignores
+ * anything not above it, so every node may apply every presence event in any
+ * order and the live count `n` moves once per real change; the record is
+ * written only when `n` crosses zero.
+ *
+ * KEYS: record conns dueIndex. ARGV: user op now node away channel retention keep, then
+ * set: manual|'' manualExpiresAt|'' keepAliveUntil|'' msgMode('keep'|'set') message messageExpiresAt|'';
+ * conn: conn epoch live(1|0). Reply: { flat record, evented 0|1, lowered|'' }.
+ */
+export const statusWrite: Script<StatusWriteInput, StatusWriteReply> = {
+  command: 'rmStatusWrite',
+  numberOfKeys: 3,
+  lua: luaScript(
+    [STATUS],
+    /* lua */ `
+local k, ck, idx = KEYS[1], KEYS[2], KEYS[3]
+local user, op, now, node, away, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local retention, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
+local s = st_load(k)
+local existed = s.v ~= nil
+if op == 'activity' and not existed then return { {}, 0, '' } end
+local was_conn = existed and st_connected(s, now)
+local was_invis = existed and st_manual(s, now) == 'offline'
+if op == 'conn' then
+  local conn, epoch, live = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
+  local cur = redis.call('HGET', ck, conn)
+  local cur_live = false
+  if cur then
+    local ce, cl = string.match(cur, '^(%d+):(%d)')
+    ce = tonumber(ce)
+    cur_live = cl == '1'
+    if epoch < ce or (epoch == ce and (live or not cur_live)) then return { redis.call('HGETALL', k), 0, '' } end
+  end
+  local n = s.n or 0
+  if cur_live then n = n - 1 end
+  if live then n = n + 1 end
+  redis.call('HSET', ck, conn, num(epoch) .. ':' .. (live and '1' or '0') .. ':' .. num(now))
+  -- Forget ended marks older than the retention (bounded by what one user does meanwhile).
+  local marks = redis.call('HGETALL', ck)
+  for i = 1, #marks, 2 do
+    local e, l, at = string.match(marks[i + 1], '^(%d+):(%d):(%d+)$')
+    if l == '0' and now - tonumber(at) > retention then redis.call('HDEL', ck, marks[i]) end
+  end
+  redis.call('PEXPIRE', ck, keep)
+  local was_n = s.n or 0
+  if (was_n > 0) == (n > 0) then
+    if existed then
+      if n ~= was_n then redis.call('HSET', k, 'n', n) end
+      redis.call('PEXPIRE', k, keep)
+    end
+    return { redis.call('HGETALL', k), 0, '' }
+  end
+  s.n = n
+  if n > 0 then s.la = now end
+elseif op == 'set' then
+  if ARGV[9] == '' then s.ms = nil; s.mx = nil else s.ms = ARGV[9]; s.mx = tonumber(ARGV[10]) end
+  if ARGV[11] ~= '' then s.ka = tonumber(ARGV[11]); s.la = now end
+  if ARGV[12] == 'set' then
+    if ARGV[13] == '' then s.m = nil; s.mmx = nil else s.m = ARGV[13]; s.mmx = tonumber(ARGV[14]) end
+  end
+elseif op == 'clear' then
+  s.ms = nil; s.mx = nil; s.m = nil; s.mmx = nil
+elseif op == 'activity' then
+  s.la = now
+end
+local invis = st_manual(s, now) == 'offline'
+if (st_connected(s, now) or was_conn) and not (invis and was_invis) then s.ls = now end
+s.v = (s.v or 0) + 1
+s.ua = now
+s.nd = node
+local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep)
+return { redis.call('HGETALL', k), evented, lowered }
+`,
+  ),
+  args({ cmd, channel, keepMs, connRetentionMs }, { keys }) {
+    const k = keys.user(cmd.userId);
+    const args: ScriptArg[] = [k.record, k.conns, k.dueIndex, cmd.userId, cmd.type, cmd.now, cmd.nodeId, cmd.awayAfterMs, channel, connRetentionMs, keepMs];
+    switch (cmd.type) {
+      case 'set':
+        args.push(cmd.manual ?? '', cmd.manualExpiresAt ?? '', cmd.keepAliveUntil ?? '', cmd.message === undefined ? 'keep' : 'set', cmd.message ?? '', cmd.messageExpiresAt ?? '');
+        break;
+      case 'conn':
+        args.push(cmd.conn, cmd.epoch, cmd.live ? 1 : 0);
+        break;
+      case 'clear':
+      case 'activity':
+        break;
+    }
+    return args;
+  },
+  decode(reply) {
+    const r = replyArray('statusWrite', reply);
+    const flat = replyArray('statusWrite', r[0], 'record');
+    if (flat.some((x) => typeof x !== 'string')) throw new MalformedReplyError('statusWrite', 'record is not a flat list of strings', reply);
+    const evented = replyInt('statusWrite', r[1], 'evented');
+    const lowered = r[2] === '' ? undefined : Number(r[2]);
+    if (lowered !== undefined && !Number.isFinite(lowered)) throw new MalformedReplyError('statusWrite', 'lowered is neither a number nor empty', reply);
+    return { flat: flat as string[], evented: evented === 1, lowered };
+  },
+};

@@ -1,0 +1,216 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { ManualStatus, StatusRecord, UserId } from 'realtime-message-protocol';
+import { toRecord, type StatusState } from '../../core/status/model.js';
+import type { StatusCommand, StatusFeedItem, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../../core/status/store.js';
+import type { Logger } from '../../core/shared/logger.js';
+import type { RedisBackend } from './backend.js';
+import { isConnectionError } from './redis-engine.js';
+import { Scripts } from './scripts/script.js';
+import { statusClaimSlots, statusFinishSlots, statusSweepSlot } from './scripts/status-sweep.js';
+import { statusWrite } from './scripts/status-write.js';
+
+const STATUS_SCRIPTS = { statusWrite, statusSweepSlot, statusClaimSlots, statusFinishSlots };
+
+/** Claimed hint entries score CLAIM_BASE + claim time: above every real deadline, below 2^53 (as the presence reaper). */
+const CLAIM_BASE = 1e15;
+
+export interface RedisStatusStoreOptions {
+  /** The node's Redis backend (command client, subscriber connection, key space), shared with presence. */
+  backend: RedisBackend;
+  /** How long a user's record lives after its last write; then the user reads as never seen. @default 30 days */
+  retentionMs?: number;
+  /** How long the mark of an ended presence connection is kept (late or repeated events of it are ignored). @default 600000 */
+  connRetentionMs?: number;
+  /** Slots claimed per sweep round. @default 256 */
+  slotsPerSweep?: number;
+  /** A sweeper's claim older than this is taken over (the sweeper died). @default 2 × the sweep interval, at least 1000 */
+  claimTimeoutMs?: number;
+  /** Period of the repair that re-indexes every slot's deadline index into the hint (a writer that died between its script and the hint). @default 60000 */
+  repairIntervalMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * User status in Redis (single or Cluster). Every write is one script on the
+ * user's keys (`{user:<id>}`), which also detects a change of the effective
+ * status or message, PUBLISHes the feed message (with the event) and moves the
+ * user in its slot's deadline index. Deadlines are found through a hint of
+ * due slots (`sduehint`), swept by every node with compare-and-set claims,
+ * as the presence reaper does. See docs/status.md.
+ */
+export class RedisStatusStore implements StatusStore {
+  readonly kind: string;
+  private readonly backend: RedisBackend;
+  private readonly scripts: Scripts<typeof STATUS_SCRIPTS>;
+  private readonly retentionMs: number;
+  private readonly connRetentionMs: number;
+  private readonly slotsPerSweep: number;
+  private readonly claimTimeoutMs: number | undefined;
+  private readonly repairIntervalMs: number;
+  private readonly logger: Logger;
+  private lastRepair = 0;
+
+  constructor(options: RedisStatusStoreOptions) {
+    this.backend = options.backend;
+    this.kind = this.backend.kind;
+    this.scripts = new Scripts(this.backend.redis, STATUS_SCRIPTS, { keys: this.backend.keys, keySlackMs: 0 });
+    this.retentionMs = options.retentionMs ?? 30 * 24 * 3_600_000;
+    this.connRetentionMs = options.connRetentionMs ?? 600_000;
+    this.slotsPerSweep = options.slotsPerSweep ?? 256;
+    this.claimTimeoutMs = options.claimTimeoutMs;
+    this.repairIntervalMs = options.repairIntervalMs ?? 60_000;
+    this.logger = options.logger ?? this.backend.logger;
+  }
+
+  private get redis() {
+    return this.backend.redis;
+  }
+
+  async read(userIds: readonly UserId[]): Promise<Array<StatusState | undefined>> {
+    const keys = this.backend.keys;
+    // One HGETALL per user: users lie in different slots, and commands sent together share the connection's pipeline.
+    const flats = await Promise.all(userIds.map((id) => this.redis.hgetall(keys.user(id).record)));
+    return flats.map((h) => decodeState(h));
+  }
+
+  async write(cmd: StatusCommand): Promise<StatusWriteResult> {
+    const res = await this.scripts.run('statusWrite', { cmd, channel: this.backend.keys.statusChannel, keepMs: this.retentionMs, connRetentionMs: this.connRetentionMs });
+    if (res.lowered !== undefined) this.lowerHint(this.backend.keys.user(cmd.userId).slot, res.lowered);
+    const h: Record<string, string> = {};
+    for (let i = 0; i + 1 < res.flat.length; i += 2) h[res.flat[i]!] = res.flat[i + 1]!;
+    const state = decodeState(h);
+    const event: StatusRecord | undefined = res.evented && state ? toRecord(cmd.userId, state, cmd.now, cmd.awayAfterMs) : undefined;
+    return { state, event };
+  }
+
+  private lowerHint(slot: number, lowered: number): void {
+    this.redis.zadd(this.backend.keys.statusHint, 'LT', lowered, String(slot)).catch((err: unknown) => {
+      // The periodic repair re-indexes a lost hint update.
+      this.logger.warn({ err, slot }, 'could not lower the status hint');
+    });
+  }
+
+  /**
+   * One round: read due slots (and claims of sweepers that died) from the
+   * hint, claim them by compare-and-set, visit each with one script, release
+   * the claims with each slot's new minimum.
+   */
+  async sweep(cmd: SweepCommand): Promise<SweepResult> {
+    if (cmd.now - this.lastRepair >= this.repairIntervalMs) {
+      this.lastRepair = cmd.now;
+      await this.repair();
+    }
+    const hint = this.backend.keys.statusHint;
+    const claimTimeoutMs = this.claimTimeoutMs ?? Math.max(2 * cmd.intervalMs, 1_000);
+    const [due, stale] = await Promise.all([
+      this.redis.zrangebyscore(hint, '-inf', cmd.now, 'WITHSCORES', 'LIMIT', 0, this.slotsPerSweep),
+      this.redis.zrangebyscore(hint, CLAIM_BASE, CLAIM_BASE + cmd.now - claimTimeoutMs, 'WITHSCORES', 'LIMIT', 0, this.slotsPerSweep),
+    ]);
+    const read: Array<{ slot: number; observed: string }> = [];
+    for (const list of [due, stale]) for (let i = 0; i + 1 < list.length; i += 2) read.push({ slot: Number(list[i]), observed: list[i + 1]! });
+    const result: SweepResult = { visited: 0, events: 0, more: false };
+    if (read.length === 0) return result;
+    const claim = CLAIM_BASE + cmd.now;
+    const won = await this.scripts.run('statusClaimSlots', { claim, slots: read });
+    const slots = read.filter((_, i) => won[i]).map((s) => s.slot);
+    // Until a visit succeeds, a claimed slot is released as due now, so the next pass retries it.
+    const finished = slots.map((slot) => ({ slot, newMin: String(cmd.now) as string | undefined }));
+    let failure: { err: unknown } | undefined;
+    await Promise.all(
+      slots.map(async (slot, i) => {
+        try {
+          const r = await this.scripts.run('statusSweepSlot', {
+            slot,
+            now: cmd.now,
+            nodeId: cmd.nodeId,
+            awayAfterMs: cmd.awayAfterMs,
+            channel: this.backend.keys.statusChannel,
+            keepMs: this.retentionMs,
+            limit: cmd.limit,
+          });
+          result.visited += r.visited;
+          result.events += r.events;
+          if (r.newMin !== undefined && Number(r.newMin) <= cmd.now) result.more = true;
+          finished[i]!.newMin = r.newMin;
+        } catch (err) {
+          failure ??= { err };
+        }
+      }),
+    );
+    if (finished.length > 0) {
+      await this.scripts.run('statusFinishSlots', { claim, slots: finished }).catch((err: unknown) => {
+        this.logger.warn({ err, slots: finished.length }, 'could not release status sweep claims; another sweeper takes them over after the claim timeout');
+      });
+    }
+    if (failure) throw failure.err;
+    if (due.length / 2 >= this.slotsPerSweep || stale.length / 2 >= this.slotsPerSweep) result.more = true;
+    return result;
+  }
+
+  /** Re-indexes every non-empty slot deadline index into the hint (repairs a writer that died between its script and the hint). */
+  async repair(): Promise<void> {
+    const keys = this.backend.keys;
+    const nodes: Redis[] = this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, found] = await node.scan(cursor, 'MATCH', keys.statusDueIndexPattern, 'COUNT', 1000);
+        cursor = next;
+        await Promise.all(
+          found.map(async (key) => {
+            const first = await node.zrange(key, 0, 0, 'WITHSCORES');
+            const tag = /\{([^}]*)\}$/.exec(key)?.[1];
+            if (first[1] !== undefined && tag !== undefined) await this.redis.zadd(keys.statusHint, 'LT', first[1], String(keys.slotOfTag(tag)));
+          }),
+        );
+      } while (cursor !== '0');
+    }
+  }
+
+  /** Every write of every user from every node, on the backend's shared subscriber connection (classic pub/sub: every node of a cluster). */
+  async subscribe(listener: (item: StatusFeedItem) => void): Promise<() => Promise<void>> {
+    const channel = this.backend.keys.statusChannel;
+    return this.backend.subscribeGlobal(channel, (message) => {
+      let raw: { u: UserId; v: number; e?: StatusRecord };
+      try {
+        raw = JSON.parse(message) as { u: UserId; v: number; e?: StatusRecord };
+      } catch (err) {
+        this.logger.error({ err, channel }, 'unparseable status feed message');
+        return;
+      }
+      listener({ userId: raw.u, version: raw.v, event: raw.e });
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  isUnavailable(err: unknown): boolean {
+    return isConnectionError(err);
+  }
+
+  /** Nothing of its own to close: the backend (and its subscriber) belongs to the composition root. */
+  async close(): Promise<void> {}
+}
+
+const int = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v));
+
+/** A record hash (HGETALL) as a state; undefined for a missing record. */
+function decodeState(h: Record<string, string>): StatusState | undefined {
+  if (h.v === undefined) return undefined;
+  return {
+    version: Number(h.v),
+    seq: int(h.seq) ?? 0,
+    connected: (int(h.n) ?? 0) > 0,
+    keepAliveUntil: int(h.ka),
+    manual: (h.ms as ManualStatus | undefined) ?? null,
+    manualExpiresAt: int(h.mx),
+    message: h.m ?? null,
+    messageExpiresAt: int(h.mmx),
+    lastSeen: int(h.ls),
+    lastActivity: int(h.la),
+    updatedAt: Number(h.ua),
+    nodeId: h.nd ?? '',
+  };
+}

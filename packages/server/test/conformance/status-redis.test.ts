@@ -1,0 +1,5 @@
+import { inject } from 'vitest';
+import { statusRedisFixture } from './status-redis-fixture.js';
+import { runStatusConformance } from './status.suite.js';
+
+runStatusConformance({ name: 'redis', create: () => statusRedisFixture({ url: inject('redisUrl') }) });
