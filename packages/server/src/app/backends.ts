@@ -4,12 +4,17 @@ import type { Logger } from '../core/shared/logger.js';
 import { MemoryEngine } from '../engines/memory/memory-engine.js';
 import { RedisBackend, type RedisClient } from '../engines/redis/backend.js';
 import { RedisEngine } from '../engines/redis/redis-engine.js';
+import type { StatusStore } from '../core/status/store.js';
+import { MemoryStatusStore } from '../engines/memory/status-store.js';
+import { RedisStatusStore } from '../engines/redis/status-store.js';
 
 /** The storage of one node, chosen once by the composition root and shared by every capability. */
 export interface Backends {
   /** `memory`, `redis` or `redis-cluster`. */
   readonly kind: string;
   readonly presence: PresenceEngine;
+  /** User status on the same storage; undefined for backends around an engine the caller made (status needs its own store then). */
+  readonly status?: StatusStore | undefined;
   /** What `/ready` checks. */
   readonly health: readonly HealthCheck[];
   /** Releases what was opened here (subscriber connections); never a client that was handed in. */
@@ -30,21 +35,29 @@ export interface BackendOptions {
 export function createBackends(options: BackendOptions): Backends {
   if (!options.redis) {
     const presence = new MemoryEngine();
+    const status = new MemoryStatusStore();
     return {
       kind: 'memory',
       presence,
+      status,
       health: [{ name: 'memory', check: async () => {} }],
-      close: () => presence.close(),
+      close: async () => {
+        await presence.close();
+        await status.close();
+      },
     };
   }
   const redis = new RedisBackend({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger: options.logger });
   const presence = new RedisEngine({ backend: redis, logger: options.logger });
+  const status = new RedisStatusStore({ backend: redis, logger: options.logger });
   return {
     kind: redis.kind,
     presence,
+    status,
     health: [redis.health],
     close: async () => {
       await presence.close();
+      await status.close();
       await redis.close();
     },
   };

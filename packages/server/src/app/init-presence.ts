@@ -13,6 +13,9 @@ import type { RateLimitOptions } from '../transports/shared/rate-limit.js';
 import type { AnySocket, Membership } from '../transports/socketio/session.js';
 import { attachSocketIo } from '../transports/socketio/transport.js';
 import { backendsOf, createBackends, type Backends } from './backends.js';
+import { StatusService, type StatusServiceOptions } from '../core/status/service.js';
+import type { StatusStore } from '../core/status/store.js';
+import { bridgePresenceToStatus } from './status-bridge.js';
 
 /** A Socket.IO server of any event maps. */
 type AnyServer = Server<any, any, any, any>;
@@ -62,6 +65,13 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   metrics?: PresenceMetrics;
   /** Run the reaper on this node. @default true */
   startReaper?: boolean;
+  /**
+   * User status (SPEC §7) on the same storage, following presence, or
+   * `false` to leave it out. With an explicit `engine`, status needs
+   * `status.store` (otherwise it is left out).
+   * @default on, with the defaults of StatusServiceOptions
+   */
+  status?: (Partial<Omit<StatusServiceOptions, 'store'>> & { store?: StatusStore }) | false;
 }
 
 export interface PresenceRuntime {
@@ -69,6 +79,8 @@ export interface PresenceRuntime {
   readonly metrics: PresenceMetrics;
   /** What decides readiness: the storage behind presence. */
   readonly health: readonly HealthCheck[];
+  /** User status of this node (following presence), unless turned off with `status: false`. */
+  readonly status: StatusService | undefined;
   /**
    * Sends a custom event from the server application to every member socket
    * of a room, on every node, through the engine's pub/sub (ordered with the
@@ -175,16 +187,48 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     snapshotBytesPerSecond: options.snapshotBytesPerSecond,
   });
   if (options.startReaper !== false) service.start();
+  const statusOptions = options.status === false ? undefined : (options.status ?? {});
+  const statusStore = statusOptions?.store ?? backends.status;
+  const status =
+    statusOptions && statusStore
+      ? new StatusService({
+          clock: options.clock,
+          logger,
+          ...statusOptions,
+          store: statusStore,
+          observeCache: (hit) => {
+            (hit ? metrics.statusCacheHits : metrics.statusCacheMisses).inc();
+            statusOptions.observeCache?.(hit);
+          },
+          observeEvent: (event) => {
+            metrics.statusEvents.inc();
+            statusOptions.observeEvent?.(event);
+          },
+        })
+      : undefined;
+  // The bridge and the feed start in the background; a failure (storage down at start) is logged, and status reads go to the store meanwhile.
+  const statusReady: Promise<(() => Promise<void>) | undefined> = status
+    ? Promise.all([status.start({ sweep: options.startReaper !== false }), bridgePresenceToStatus(service, status, { logger })]).then(
+        ([, off]) => off,
+        (err: unknown) => {
+          logger.warn({ err }, 'user status could not start (its feed or the presence bridge); status events are off on this node');
+          return undefined;
+        },
+      )
+    : Promise.resolve(undefined);
   let disposing: Promise<void> | undefined;
   return {
     service,
     metrics,
     health: backends.health,
+    status,
     broadcast: (roomId, event, data) => transport.broadcast(roomId, event, data),
     membership: (socket, roomId) => transport.membership(socket, roomId),
     dispose: (opts) =>
       (disposing ??= (async () => {
         await transport.dispose(opts);
+        await (await statusReady)?.();
+        await status?.dispose();
         await service.dispose();
         await hub.dispose();
         await backends.close();

@@ -21,6 +21,12 @@ export class PresenceMetrics {
   readonly fanout: Counter;
   readonly messages: Counter;
   readonly engineLatency: Histogram<'op' | 'outcome'>;
+  /** User status reads answered by the node-local cache. */
+  readonly statusCacheHits: Counter;
+  /** User status reads that went to the store. */
+  readonly statusCacheMisses: Counter;
+  /** Status events this node received (from every node). */
+  readonly statusEvents: Counter;
   /** `rm_heartbeats_total{outcome="ok"}`, resolved once: the hot path must not hash labels per call. */
   readonly heartbeatsOk: { inc(): void };
   private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
@@ -56,6 +62,9 @@ export class PresenceMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
+    this.statusCacheHits = new Counter({ name: 'rm_status_cache_hits_total', help: 'User status reads answered by the node-local cache', registers });
+    this.statusCacheMisses = new Counter({ name: 'rm_status_cache_misses_total', help: 'User status reads that went to the status store', registers });
+    this.statusEvents = new Counter({ name: 'rm_status_events_total', help: 'Status events received by this node (every change of every user, from every node)', registers });
     this.heartbeatsOk = this.heartbeats.labels('ok');
   }
 
