@@ -6,10 +6,12 @@ import type { Logger } from '../../core/shared/logger.js';
 import type { RedisBackend } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
 import { Scripts } from './scripts/script.js';
-import { statusClaimSlots, statusFinishSlots, statusSweepSlot } from './scripts/status-sweep.js';
+import { claimSlots } from './scripts/claim-slots.js';
+import { finishSlots } from './scripts/finish-slots.js';
+import { statusSweepSlot } from './scripts/status-sweep.js';
 import { statusWrite } from './scripts/status-write.js';
 
-const STATUS_SCRIPTS = { statusWrite, statusSweepSlot, statusClaimSlots, statusFinishSlots };
+const STATUS_SCRIPTS = { statusWrite, statusSweepSlot, claimSlots, finishSlots };
 
 /** Claimed hint entries score CLAIM_BASE + claim time: above every real deadline, below 2^53 (as the presence reaper). */
 const CLAIM_BASE = 1e15;
@@ -111,7 +113,7 @@ export class RedisStatusStore implements StatusStore {
     const result: SweepResult = { visited: 0, events: 0, more: false };
     if (read.length === 0) return result;
     const claim = CLAIM_BASE + cmd.now;
-    const won = await this.scripts.run('statusClaimSlots', { claim, slots: read });
+    const won = await this.scripts.run('claimSlots', { hint: 'status', claim, slots: read });
     const slots = read.filter((_, i) => won[i]).map((s) => s.slot);
     // Until a visit succeeds, a claimed slot is released as due now, so the next pass retries it.
     const finished = slots.map((slot) => ({ slot, newMin: String(cmd.now) as string | undefined }));
@@ -138,7 +140,7 @@ export class RedisStatusStore implements StatusStore {
       }),
     );
     if (finished.length > 0) {
-      await this.scripts.run('statusFinishSlots', { claim, slots: finished }).catch((err: unknown) => {
+      await this.scripts.run('finishSlots', { hint: 'status', claim, slots: finished }).catch((err: unknown) => {
         this.logger.warn({ err, slots: finished.length }, 'could not release status sweep claims; another sweeper takes them over after the claim timeout');
       });
     }

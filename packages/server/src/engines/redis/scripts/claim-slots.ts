@@ -1,6 +1,8 @@
 import { MalformedReplyError, replyArray, type Script, type ScriptArg } from './script.js';
 
 export interface ClaimSlotsInput {
+  /** Whose hint: the presence reaper's, or the status sweeper's (the same claim scheme). @default 'reaper' */
+  hint?: 'reaper' | 'status';
   /** The claim marker: CLAIM_BASE + now, above every real deadline. */
   claim: number;
   /** Each slot with its score in the hint as the reaper read it (exact text from ZRANGEBYSCORE WITHSCORES). */
@@ -33,7 +35,7 @@ end
 return out
 `,
   args(input, { keys }) {
-    const args: ScriptArg[] = [keys.hint, input.claim];
+    const args: ScriptArg[] = [input.hint === 'status' ? keys.statusHint : keys.hint, input.claim];
     for (const s of input.slots) args.push(s.slot, s.observed);
     return args;
   },

@@ -1,6 +1,8 @@
 import { MalformedReplyError, type Script, type ScriptArg } from './script.js';
 
 export interface FinishSlotsInput {
+  /** Whose hint: the presence reaper's, or the status sweeper's. @default 'reaper' */
+  hint?: 'reaper' | 'status';
   /** The claim marker this reaper set. */
   claim: number;
   /** Each claimed slot with its index's earliest score after the visit (exact text), or undefined when the index is empty. */
@@ -31,7 +33,7 @@ end
 return 1
 `,
   args(input, { keys }) {
-    const args: ScriptArg[] = [keys.hint, input.claim];
+    const args: ScriptArg[] = [input.hint === 'status' ? keys.statusHint : keys.hint, input.claim];
     for (const s of input.slots) args.push(s.slot, s.newMin ?? '');
     return args;
   },
