@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PresenceEventSchema, RoomMessageSchema, RoomSnapshotSchema } from '../src/index.js';
+import { PresenceEventSchema, PresencePatchEventSchema, PresenceWireEventSchema, RoomMessageSchema, RoomSnapshotSchema } from '../src/index.js';
 
 const T = 1_795_396_794_402;
 const base = { roomId: 'doc-1', userId: 'ada', connId: 'c1', ts: T, epoch: 1, seq: 1 };
@@ -23,6 +23,8 @@ describe('PresenceEventSchema', () => {
     ['join', join],
     ['join with an empty state', { ...join, state: {} }],
     ['update', update],
+    ['update with its patch', { ...update, patch: { cursor: null, typing: true } }],
+    ['update with an empty patch (a resume that kept the state)', { ...update, patch: {} }],
     ['leave (leave)', { ...leave, reason: 'leave' }],
     ['leave (disconnect)', { ...leave, reason: 'disconnect' }],
     ['leave (timeout)', leave],
@@ -34,6 +36,7 @@ describe('PresenceEventSchema', () => {
   it.each([
     ['join', luaEvent('join', 'doc/1', ',"state":{"name":"Ada","tags":["a\\/b"],"n":1.5}')],
     ['update of a resumed join', luaEvent('update', 'doc/1', ',"state":{}')],
+    ['update with its patch', luaEvent('update', 'doc/1', ',"state":{"a":1},"patch":{"a":1,"b":null}')],
     ['leave', luaEvent('leave', 'doc/1', ',"reason":"disconnect"')],
   ])('accepts the %s the Lua scripts publish', (_, text) => {
     const event = PresenceEventSchema.parse(JSON.parse(text));
@@ -54,6 +57,9 @@ describe('PresenceEventSchema', () => {
     ['a join without state', without(join, 'state')],
     ['an update without state', without(update, 'state')],
     ['a join with a reason', { ...join, reason: 'leave' }],
+    ['a join with a patch', { ...join, patch: {} }],
+    ['an update with a patch that is not an object', { ...update, patch: [1] }],
+    ['an update with only a patch (that is the patch form)', { ...without(update, 'state'), patch: { a: 1 } }],
     ['an update with a reason', { ...update, reason: 'leave' }],
     ['a leave with a state', { ...leave, state: {} }],
     ['a leave without reason', without(leave, 'reason')],
@@ -90,6 +96,24 @@ describe('PresenceEventSchema', () => {
     const res = PresenceEventSchema.safeParse({ ...leave, reason: 'expired' });
     expect(res.success).toBe(false);
     expect(res.error?.issues[0]?.path).toEqual(['reason']);
+  });
+});
+
+describe('PresencePatchEventSchema and PresenceWireEventSchema', () => {
+  const patchForm = { type: 'update', ...base, seq: 2, patch: { cursor: { x: 3 }, name: null } };
+
+  it('accept an update in patch form; the wire schema accepts both forms', () => {
+    expect(PresencePatchEventSchema.parse(patchForm)).toEqual(patchForm);
+    for (const e of [patchForm, join, update, leave]) expect(PresenceWireEventSchema.parse(e)).toEqual(e);
+  });
+
+  it.each<[string, unknown]>([
+    ['a patch form that also has the state', { ...patchForm, state: {} }],
+    ['a join in patch form', { ...patchForm, type: 'join' }],
+    ['a patch form without patch', without(patchForm, 'patch')],
+    ['a patch with an empty key', { ...patchForm, patch: { '': 1 } }],
+  ])('reject %s', (_, event) => {
+    expect(PresencePatchEventSchema.safeParse(event).success).toBe(false);
   });
 });
 

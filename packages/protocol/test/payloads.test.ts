@@ -38,6 +38,24 @@ describe('join payload', () => {
     }
   });
 
+  it("takes the updates form and knownSeq (issue 12)", () => {
+    const res = parsePayload(schemas.join, { roomId: 'r', userId: 'u', connId: 'c', updates: 'patch', knownSeq: 0 });
+    expect(res).toEqual({ ok: true, value: { roomId: 'r', userId: 'u', connId: 'c', updates: 'patch', knownSeq: 0 } });
+    expect(parsePayload(schemas.join, { roomId: 'r', userId: 'u', updates: 'state' }).ok).toBe(true);
+    for (const [bad, fragment] of [
+      [{ updates: 'diff' }, "updates must be 'state' or 'patch'"],
+      [{ updates: true }, "updates must be 'state' or 'patch'"],
+      [{ knownSeq: -1 }, 'knownSeq must be at least 0'],
+      [{ knownSeq: 1.5 }, 'knownSeq must be an integer'],
+      [{ knownSeq: '3' }, 'knownSeq must be a number'],
+      [{ knownSeq: 2 ** 53 }, 'knownSeq'],
+    ] as const) {
+      const r = parsePayload(schemas.join, { roomId: 'r', userId: 'u', connId: 'c', ...bad });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.error.message).toContain(fragment);
+    }
+  });
+
   it('rejects states past the depth and key limits', () => {
     let deep: unknown = 1;
     for (let i = 0; i < LIMITS.maxStateDepth + 1; i++) deep = { d: deep };

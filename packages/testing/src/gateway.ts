@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
 import { io as ioc, type Socket as ClientSocket } from 'socket.io-client';
 import { onTestFinished } from 'vitest';
-import type { ClientToServerEvents, PresenceEvent, RoomMessage, ServerToClientEvents } from 'realtime-message-protocol';
+import type { ClientToServerEvents, PresenceEvent, PresenceWireEvent, RoomMessage, ServerToClientEvents } from 'realtime-message-protocol';
 import { initPresence, MemoryEngine, RedisEngine, type InitPresenceOptions, type PresenceRuntime } from 'realtime-message';
 import { TestEngine } from './test-engine.js';
 import { waitFor } from './wait.js';
@@ -82,27 +82,31 @@ export function request<T = any>(socket: Client, event: string, ...args: unknown
   return (socket.timeout(5_000) as unknown as { emitWithAck(e: string, ...a: unknown[]): Promise<T> }).emitWithAck(event, ...args);
 }
 
-export interface Listener {
+export interface Listener<E extends PresenceWireEvent = PresenceEvent> {
   /** Presence events in arrival order. */
-  events: PresenceEvent[];
+  events: E[];
   /** Custom room messages in arrival order. */
   messages: RoomMessage[];
   /** The first event that matches, waiting for it with a deadline. */
-  waitFor(pred: (e: PresenceEvent) => boolean, what?: string): Promise<PresenceEvent>;
+  waitFor(pred: (e: E) => boolean, what?: string): Promise<E>;
   /** Waits until `n` events arrived. */
-  waitCount(n: number): Promise<PresenceEvent[]>;
+  waitCount(n: number): Promise<E[]>;
 }
 
-/** Collects the presence events and messages a client receives. */
-export function listen(socket: Client): Listener {
-  const events: PresenceEvent[] = [];
+/**
+ * Collects the presence events and messages a client receives. Events are
+ * typed in the full form, which is what a socket gets unless it joined with
+ * `updates: 'patch'`; for such a socket, `listen<PresenceWireEvent>(socket)`.
+ */
+export function listen<E extends PresenceWireEvent = PresenceEvent>(socket: Client): Listener<E> {
+  const events: E[] = [];
   const messages: RoomMessage[] = [];
-  socket.on('presence:event', (e) => events.push(e));
+  socket.on('presence:event', (e) => events.push(e as E));
   socket.on('presence:message', (m) => messages.push(m));
   return {
     events,
     messages,
-    waitFor: (pred: (e: PresenceEvent) => boolean, what = 'event') => waitFor(() => events.find(pred), { what }),
+    waitFor: (pred: (e: E) => boolean, what = 'event') => waitFor(() => events.find(pred), { what }),
     waitCount: (n: number) => waitFor(() => (events.length >= n ? events : undefined), { what: `${n} events (have ${events.length})` }),
   };
 }
@@ -115,7 +119,7 @@ export function listen(socket: Client): Listener {
  * marker: assert "exactly once", "no leave" or "no duplicate" on these, not
  * right after the first event.
  */
-export async function settle(url: string, roomId: string, ...listeners: Listener[]): Promise<PresenceEvent[][]> {
+export async function settle<E extends PresenceWireEvent = PresenceEvent>(url: string, roomId: string, ...listeners: Listener<E>[]): Promise<E[][]> {
   const marker = await connect(url);
   const ack = await request(marker, 'presence:join', { roomId, userId: `marker-${randomUUID()}` });
   if (!ack?.ok) throw new Error(`the settle marker could not join ${roomId}: ${JSON.stringify(ack)}`);

@@ -8,9 +8,9 @@
  */
 import { z } from 'zod';
 import { ConnIdSchema, RoomIdSchema, UserIdSchema, positiveIntSchema } from '../shared/ids.js';
-import type { ConnectionInfo, PresenceEvent, RoomMessage, RoomSnapshot } from './events.js';
+import type { ConnectionInfo, PresenceEvent, PresencePatchEvent, PresenceWireEvent, RoomMessage, RoomSnapshot } from './events.js';
 import { EpochSchema, EventNameSchema, messageDataSchema } from './payloads.js';
-import { stateObjectSchema, type PresenceState } from './state.js';
+import { stateObjectSchema, type PresenceState, type StatePatch } from './state.js';
 
 /**
  * A state as the server reports it. Looser than the join payload's state on
@@ -19,6 +19,8 @@ import { stateObjectSchema, type PresenceState } from './state.js';
  * comes in.
  */
 const ReportedStateSchema = stateObjectSchema<PresenceState>('state');
+/** An update's patch: the same shape as a state, where `null` (delete the key) is one more JSON value. */
+const ReportedPatchSchema = stateObjectSchema<StatePatch>('patch');
 
 const LeaveReasonSchema = z.enum(['leave', 'disconnect', 'timeout'], {
   error: "reason must be 'leave', 'disconnect' or 'timeout'",
@@ -34,8 +36,10 @@ const eventBase = {
 };
 
 /**
- * One `presence:event`: `join` and `update` carry the connection's whole
- * state (an `update` also reports a resumed join); `leave` carries the
+ * One presence event as the engines build it (and as a socket with the
+ * default `updates: 'state'` receives it, without `patch`): `join` and
+ * `update` carry the connection's whole state (an `update` also reports a
+ * resumed join) and an `update` the patch that made it; `leave` carries the
  * reason and no state.
  * @example PresenceEventSchema.parse(JSON.parse(message))
  */
@@ -43,11 +47,17 @@ export const PresenceEventSchema = z.discriminatedUnion(
   'type',
   [
     z.strictObject({ type: z.literal('join'), ...eventBase, state: ReportedStateSchema }),
-    z.strictObject({ type: z.literal('update'), ...eventBase, state: ReportedStateSchema }),
+    z.strictObject({ type: z.literal('update'), ...eventBase, state: ReportedStateSchema, patch: ReportedPatchSchema.optional() }),
     z.strictObject({ type: z.literal('leave'), ...eventBase, reason: LeaveReasonSchema }),
   ],
   { error: "type must be 'join', 'update' or 'leave'" },
 );
+
+/** An `update` in patch form, as a socket that joined with `updates: 'patch'` receives it. */
+export const PresencePatchEventSchema = z.strictObject({ type: z.literal('update'), ...eventBase, patch: ReportedPatchSchema });
+
+/** Anything `presence:event` may carry: the full form, or an update in patch form. */
+export const PresenceWireEventSchema = z.union([PresenceEventSchema, PresencePatchEventSchema]);
 
 const ConnectionInfoSchema = z.strictObject({
   connId: ConnIdSchema,
@@ -119,6 +129,8 @@ type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
 type _SchemasMatchTypes = [
   Assert<Same<z.output<typeof PresenceEventSchema>, PresenceEvent>>,
+  Assert<Same<z.output<typeof PresencePatchEventSchema>, PresencePatchEvent>>,
+  Assert<Same<z.output<typeof PresenceWireEventSchema>, PresenceWireEvent>>,
   Assert<Same<z.output<typeof RoomSnapshotSchema>, RoomSnapshot>>,
   Assert<Same<z.output<typeof ConnectionInfoSchema>, ConnectionInfo>>,
   Assert<Same<z.output<typeof RoomMessageSchema>, RoomMessage>>,

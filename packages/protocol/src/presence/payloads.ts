@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConnIdSchema, RoomIdSchema, UserIdSchema, positiveIntSchema } from '../shared/ids.js';
 import { isPlainObject, jsonProblem, utf8Length, type JsonValue } from '../shared/json.js';
 import { EVENT_NAME_PATTERN, LIMITS } from '../shared/limits.js';
+import type { UpdateForm } from './events.js';
 import { stateObjectSchema, type PresenceState, type StatePatch } from './state.js';
 
 /** Epochs are positive safe integers; they only ever grow for one connId. */
@@ -36,6 +37,16 @@ export const EventNameSchema = z
   .string({ error: 'event must be a string' })
   .regex(EVENT_NAME_PATTERN, { error: "event must be 1-64 characters of letters, digits and '_ . : -', starting with a letter or digit" });
 
+/** How the joining socket receives `update` events of the room. */
+export const UpdateFormSchema = z.enum(['state', 'patch'], { error: "updates must be 'state' or 'patch'" });
+
+/** The `seq` of the member list a resuming client holds (0 for a room it saw empty). */
+export const KnownSeqSchema = z
+  .number({ error: 'knownSeq must be a number' })
+  .int({ error: 'knownSeq must be an integer' })
+  .min(0, { error: 'knownSeq must be at least 0' })
+  .max(Number.MAX_SAFE_INTEGER, { error: 'knownSeq is too large' });
+
 function plainObject() {
   return z.custom<Record<string, unknown>>((v) => isPlainObject(v), { error: 'payload must be a JSON object' });
 }
@@ -53,6 +64,9 @@ export function createPayloadSchemas(limits: PayloadLimits = { maxStateBytes: LI
     userId: UserIdSchema,
     state: state.optional(),
     connId: ConnIdSchema.optional(),
+    // The original protocol sends full states on update; patches are opt-in per join.
+    updates: UpdateFormSchema.optional(),
+    knownSeq: KnownSeqSchema.optional(),
   }));
   // The original protocol allowed a heartbeat/leave with no payload at all.
   const heartbeat = z.preprocess(
@@ -84,6 +98,17 @@ export interface JoinRequest {
   userId: string;
   state?: PresenceState;
   connId?: string;
+  /**
+   * How this socket receives the room's `update` events: `state` (the full
+   * state, the original protocol) or `patch` (only the change). @default 'state'
+   */
+  updates?: UpdateForm;
+  /**
+   * With `connId`: the `seq` of the member list the client holds. When the
+   * join resumes that live connection and nothing else happened in the room
+   * since, the ack is `upToDate` and carries no snapshot.
+   */
+  knownSeq?: number;
 }
 export interface HeartbeatRequest {
   roomId?: string;
