@@ -1,7 +1,9 @@
 import { Cluster, type Redis } from 'ioredis';
+import type { StorageReset } from '../../core/presence/engine.js';
 import type { HealthCheck } from '../../core/shared/health.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
+import { IdentityWatcher } from './identity.js';
 import { KeySpace } from './keys.js';
 
 export type RedisClient = Redis | Cluster;
@@ -16,6 +18,13 @@ export interface RedisBackendOptions {
   subscriber?: RedisClient;
   /** Prefix of every key and channel. @default 'rm:' */
   keyPrefix?: string;
+  /**
+   * Period of the check of every master's `run_id` and `master_replid` (a
+   * restart or failover that loaded older data), besides the check on every
+   * reconnect; 0 checks on reconnects only.
+   * @default 5000
+   */
+  identityCheckIntervalMs?: number;
   logger?: Logger;
 }
 
@@ -38,6 +47,8 @@ export class RedisBackend {
   private readonly subscriberErrors: LogSummary;
   /** Classic (not sharded) channels: the global presence feed. */
   private readonly globalChannels = new Map<string, (message: string) => void>();
+  private readonly resetListeners = new Set<(reset: StorageReset) => void>();
+  private readonly identity: IdentityWatcher;
 
   constructor(options: RedisBackendOptions) {
     this.redis = options.redis;
@@ -49,13 +60,36 @@ export class RedisBackend {
     this.ownsSubscriber = options.subscriber === undefined;
     const redis = this.redis;
     this.health = { name: this.kind, check: async () => void (await redis.ping()) };
+    this.identity = new IdentityWatcher({
+      redis,
+      intervalMs: options.identityCheckIntervalMs ?? 5_000,
+      logger: this.logger,
+      onReset: (reset) => {
+        this.logger.warn({ ...reset }, 'redis data was reset (restart or failover): every client resyncs');
+        for (const listener of [...this.resetListeners]) listener(reset);
+      },
+    });
+    this.identity.start();
+  }
+
+  /**
+   * Calls `listener` when the Redis data the node talks to was replaced
+   * (a restart that loaded an older RDB/AOF, a failover): see
+   * {@link IdentityWatcher}. Returns a function that stops the calls.
+   */
+  onReset(listener: (reset: StorageReset) => void): () => void {
+    this.resetListeners.add(listener);
+    return () => void this.resetListeners.delete(listener);
   }
 
   private ensureSubscriber(): RedisClient {
     if (!this.subscriber) {
       this.subscriber = this.redis.isCluster
         ? (this.redis as Cluster).duplicate(undefined, { shardedSubscribers: true })
-        : (this.redis as Redis).duplicate();
+        : // No ready check: ioredis writes a SSUBSCRIBE issued while connecting (it is allowed during
+          // loading) before its ready-check INFO, which Redis then refuses in subscriber mode; the failed
+          // check reconnects and the subscription is silently lost (the room's events never arrive).
+          (this.redis as Redis).duplicate({ enableReadyCheck: false });
     }
     const sub = this.subscriber;
     if (sub.listenerCount('smessage') === 0) {
@@ -112,6 +146,8 @@ export class RedisBackend {
 
   /** Drops every subscription and closes the subscriber connection the backend made. Never closes `redis`. */
   async close(): Promise<void> {
+    this.identity.stop();
+    this.resetListeners.clear();
     this.channels.clear();
     this.globalChannels.clear();
     this.subscriberErrors.stop();
