@@ -153,6 +153,21 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   };
   nsp.on('connection', onConnection);
 
+  // The storage was reset: seqs may have gone back and lists may be wrong, so
+  // every socket that follows a room (joined, or joining: its snapshot may
+  // predate the reset) takes a fresh snapshot. Memberships keep their epochs:
+  // the resume join the client sends re-establishes them.
+  const offReset = service.onReset((reset) => {
+    let notices = 0;
+    for (const session of sessions.values()) {
+      for (const roomId of session.feeds.keys()) {
+        session.socket.emit(EVENTS.resync, { roomId, reason: 'storage_reset' });
+        notices++;
+      }
+    }
+    logger.warn({ reason: reset.reason, node: reset.node, notices }, 'presence storage was reset: members were told to resync');
+  });
+
   return {
     broadcast(roomId, event, data) {
       // Validation errors throw at once; a storage failure rejects the promise
@@ -176,6 +191,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       if (disposed) return;
       disposed = true;
       nsp.off('connection', onConnection);
+      offReset();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.all(
