@@ -125,6 +125,7 @@ export class RealtimeClient {
     });
     this.socket.on(EVENTS.event, (e) => this.rooms.get(e.roomId)?.link.event(e));
     this.socket.on(EVENTS.message, (m) => this.rooms.get(m.roomId)?.link.message(m));
+    this.socket.on(EVENTS.resync, (n) => this.rooms.get(n.roomId)?.link.resync());
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
   }
 

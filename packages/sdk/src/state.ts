@@ -19,7 +19,7 @@ export type ConnectionChangeReason = 'connect' | 'reconnect' | 'disconnect' | 'e
  * - `join`: `join()` was called, or the server acknowledged a join;
  * - `leave`: `leave()` was called;
  * - `disconnect`: the connection dropped; the room resumes when it is back;
- * - `resync`: a `seq` gap was seen; the room takes a fresh snapshot;
+ * - `resync`: a `seq` gap was seen, or the server's storage was reset (`presence:resync`); the room takes a fresh snapshot;
  * - `expired`: the server no longer has this connection (timed out, storage reset); the room joins again;
  * - `stale_epoch`: another socket took this connection over; the room stops;
  * - `shutdown`: the client was shut down;
