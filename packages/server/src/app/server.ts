@@ -67,9 +67,13 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
     retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     commandTimeout: 5_000,
   };
+  // Commands fail at once while the connection is down (no offline queue): a
+  // client gets `unavailable` in milliseconds instead of waiting through the
+  // reconnect backoff (seconds). The subscriber keeps its queue: subscriptions
+  // made during an outage are sent when it reconnects.
   const command: RedisClient = config.redisClusterNodes
-    ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true })
-    : new Redis(config.redisUrl!, common);
+    ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true, enableOfflineQueue: false })
+    : new Redis(config.redisUrl!, { ...common, enableOfflineQueue: false });
   const sub: RedisClient = config.redisClusterNodes
     ? new Cluster(config.redisClusterNodes, { redisOptions: { ...common, commandTimeout: undefined }, shardedSubscribers: true })
     : new Redis(config.redisUrl!, { ...common, commandTimeout: undefined });
@@ -163,6 +167,19 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger,
     listen: async () => {
       await app.ready();
+      if (redis && redis.command.status !== 'ready') {
+        // Without an offline queue, requests before the first connection would
+        // fail: give Redis a moment to answer before accepting clients.
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            redis.command.off('ready', done);
+            resolve();
+          };
+          const timer = setTimeout(done, 3_000);
+          redis.command.once('ready', done);
+        });
+      }
       if (config.redisFailFastMs > 0 && redis) {
         // Operators who prefer an exit (and a restart by their supervisor) to waiting for Redis.
         const report = await checkHealth(presence.health, config.redisFailFastMs);

@@ -10,6 +10,7 @@ import type {
   ReapCommand,
   ReapResult,
   RoomFeedItem,
+  StorageReset,
   WriteOutcome,
 } from '../../core/presence/engine.js';
 import type { Logger } from '../../core/shared/logger.js';
@@ -115,6 +116,7 @@ export class RedisEngine implements PresenceEngine {
     const res = await this.scripts.run('join', cmd);
     if (!res.ok) return res;
     this.lowerHint(this.keys.room(cmd.roomId).slot, res.lowered);
+    if (res.upToDate) return { ok: true, connId: res.connId, epoch: res.epoch, mode: 'resumed', upToDate: true, seq: res.seq };
     return { ok: true, connId: res.connId, epoch: res.epoch, mode: res.mode, snapshot: buildSnapshot(cmd.roomId, res.seq, res.connections) };
   }
 
@@ -311,6 +313,11 @@ export class RedisEngine implements PresenceEngine {
   }
 
   /** Closes the subscriber connection when the engine made its own backend; never the `redis` client it was given. */
+  /** A restart or failover of Redis that replaced the data (see RedisBackend.onReset). */
+  onReset(listener: (reset: StorageReset) => void): () => void {
+    return this.backend.onReset(listener);
+  }
+
   async close(): Promise<void> {
     if (this.ownsBackend) await this.backend.close();
   }
@@ -325,5 +332,5 @@ export class RedisEngine implements PresenceEngine {
 export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'MaxRetriesPerRequestError') return true;
-  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command timed out|CLUSTERDOWN|TRYAGAIN|LOADING|Failed to refresh slots cache|None of startup nodes is available/.test(err.message);
+  return /Connection is closed|Stream isn't writeable|isn't ready and enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command timed out|CLUSTERDOWN|TRYAGAIN|LOADING|Failed to refresh slots cache|None of startup nodes is available/.test(err.message);
 }
