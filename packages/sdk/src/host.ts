@@ -1,4 +1,4 @@
-import type { PresenceEvent, RoomMessage } from 'realtime-message-protocol/core';
+import type { PresenceWireEvent, RoomMessage } from 'realtime-message-protocol/core';
 import type { Timers } from './timers.js';
 
 /**
@@ -22,8 +22,10 @@ export interface RoomHost {
 
 /** What the client calls on a room: the server's events and the connection's life. */
 export interface RoomLink {
-  event(e: PresenceEvent): void;
+  event(e: PresenceWireEvent): void;
   message(m: RoomMessage): void;
+  /** The server asked for a fresh snapshot (`presence:resync`: its storage was reset). */
+  resync(): void;
   /** The client is connected (again). */
   connected(): void;
   /** The transport dropped. */

@@ -1,4 +1,4 @@
-import type { ConnectionInfo, ConnId, PresenceEvent, RoomId, RoomSnapshot, UserId } from 'realtime-message-protocol/core';
+import type { ConnectionInfo, ConnId, PresenceEvent, PresenceState, PresenceWireEvent, RoomId, RoomSnapshot, StatePatch, UserId } from 'realtime-message-protocol/core';
 
 /** A distinct user of the room with all of their live connections. */
 export interface Member {
@@ -21,7 +21,7 @@ export interface MemberList {
   /** Live connections by connId, in the order they were first seen. */
   readonly conns: ReadonlyMap<ConnId, ConnectionInfo>;
   /** Events that arrived while syncing, applied after the snapshot (the newest {@link MAX_BUFFERED_EVENTS}). */
-  readonly buffer: readonly PresenceEvent[];
+  readonly buffer: readonly PresenceWireEvent[];
   /** This client's own connection: its `leave` means the room must join again. */
   readonly self: ConnId | undefined;
 }
@@ -31,15 +31,21 @@ export type MemberListInput =
   | { type: 'await_snapshot' }
   /** The join ack: replace the list, then apply what was buffered. */
   | { type: 'snapshot'; snapshot: RoomSnapshot; self: ConnId }
-  /** A `presence:event` of this room. */
-  | { type: 'event'; event: PresenceEvent }
+  /**
+   * The join ack of a resume that sent `knownSeq` (the list's `seq`) and was
+   * told `upToDate`: keep the list and apply what was buffered (the resume's
+   * own update has `seq`, one above the list's).
+   */
+  | { type: 'up_to_date'; seq: number; self: ConnId }
+  /** A `presence:event` of this room, in either wire form (an update may carry only its patch). */
+  | { type: 'event'; event: PresenceWireEvent }
   /** Out of the room (left, stopped, first join failed). */
   | { type: 'reset' };
 
 export type MemberListEffect =
   /** The list was replaced from a snapshot. */
   | { type: 'synced' }
-  /** An event changed the list. */
+  /** An event changed the list; an update is given in the full form (its `state` after the patch). */
   | { type: 'applied'; event: PresenceEvent }
   /**
    * The list cannot be trusted (a `seq` gap) or this client's own connection
@@ -79,6 +85,12 @@ export function reduceMembers(state: MemberList, input: MemberListInput): Member
       return { state: { ...state, phase: 'off', conns: new Map(), buffer: [] }, effects: none };
     case 'snapshot':
       return applySnapshot(state, input.snapshot, input.self);
+    case 'up_to_date':
+      if (input.seq !== state.seq + 1) {
+        // The server's room is not the list's plus the resume: only a fresh snapshot helps.
+        return { state: { ...state, phase: 'syncing', buffer: [] }, effects: [{ type: 'resync', reason: 'gap' }] };
+      }
+      return replay({ ...state, phase: 'live', buffer: [], self: input.self }, state.buffer, []);
     case 'event':
       switch (state.phase) {
         case 'off':
@@ -92,10 +104,14 @@ export function reduceMembers(state: MemberList, input: MemberListInput): Member
 }
 
 function applySnapshot(state: MemberList, snapshot: RoomSnapshot, self: ConnId): MemberListStep {
-  let next: MemberList = { phase: 'live', seq: snapshot.seq, conns: new Map(snapshot.connections.map((c) => [c.connId, c])), buffer: [], self };
-  const effects: MemberListEffect[] = [{ type: 'synced' }];
-  // Events that arrived before the ack, in seq order: those the snapshot already has are skipped.
-  for (const e of [...state.buffer].sort((a, b) => a.seq - b.seq)) {
+  const next: MemberList = { phase: 'live', seq: snapshot.seq, conns: new Map(snapshot.connections.map((c) => [c.connId, c])), buffer: [], self };
+  return replay(next, state.buffer, [{ type: 'synced' }]);
+}
+
+/** Applies events that arrived before the ack, in seq order: those the list already has are skipped. */
+function replay(list: MemberList, buffer: readonly PresenceWireEvent[], effects: MemberListEffect[]): MemberListStep {
+  let next = list;
+  for (const e of [...buffer].sort((a, b) => a.seq - b.seq)) {
     const step = applyEvent(next, e);
     next = step.state;
     effects.push(...step.effects);
@@ -105,12 +121,30 @@ function applySnapshot(state: MemberList, snapshot: RoomSnapshot, self: ConnId):
   return { state: next, effects };
 }
 
-function applyEvent(state: MemberList, e: PresenceEvent): MemberListStep {
+/** A state with a patch applied: keys set to their value, `null` deletes the key. */
+export function applyPatch(state: PresenceState, patch: StatePatch): PresenceState {
+  const out: PresenceState = { ...state };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = v;
+  }
+  return out;
+}
+
+function applyEvent(state: MemberList, wire: PresenceWireEvent): MemberListStep {
   // Already in the list (a duplicate, or older than the snapshot).
-  if (e.seq <= state.seq) return { state, effects: none };
-  if (e.seq > state.seq + 1) {
-    // A change was missed: the list would be wrong until a fresh snapshot.
-    return { state: { ...state, phase: 'syncing', buffer: [] }, effects: [{ type: 'resync', reason: 'gap' }] };
+  if (wire.seq <= state.seq) return { state, effects: none };
+  const gap: MemberListStep = { state: { ...state, phase: 'syncing', buffer: [] }, effects: [{ type: 'resync', reason: 'gap' }] };
+  // A change was missed: the list would be wrong until a fresh snapshot.
+  if (wire.seq > state.seq + 1) return gap;
+  let e: PresenceEvent;
+  if (wire.type === 'update' && !('state' in wire)) {
+    // Patch form: the connection's state is the one in the list, changed by the patch.
+    const base = state.conns.get(wire.connId);
+    if (!base) return gap; // an update of a connection the list does not have: it cannot be trusted
+    e = { ...wire, state: applyPatch(base.state, wire.patch) };
+  } else {
+    e = wire;
   }
   const conns = new Map(state.conns);
   if (e.type === 'leave') {

@@ -98,6 +98,8 @@ export class PresenceRoom {
   private heartbeatMs: number;
   private readonly patchDelayMs: number;
   private joining: Promise<RoomSnapshot> | undefined;
+  /** A join that was under way when the server asked for a resync: join again after it. */
+  private resyncAfter: Promise<RoomSnapshot> | undefined;
   private pending: StatePatch | undefined;
   private waiters: Waiter[] = [];
   private inFlight = false;
@@ -118,6 +120,7 @@ export class PresenceRoom {
     this.link = {
       event: (e) => this.apply({ type: 'event', event: e }),
       message: (m) => this.onMessage(m),
+      resync: () => this.onResync(),
       disconnected: () => {
         // The transport dropped: pause heartbeats until the client reconnects.
         if (this.state !== 'joined') return;
@@ -199,6 +202,30 @@ export class PresenceRoom {
     }
   }
 
+  /**
+   * The server's storage was reset (`presence:resync`): `seq`s may have gone
+   * back, so the list and its `seq` are dropped and the room joins again (a
+   * resume); the snapshot's `seq` is taken as it is, even when lower. A join
+   * already under way may carry a snapshot from before the reset, so the room
+   * joins once more after it.
+   */
+  private onResync(): void {
+    if (this.state === 'joined') {
+      this.list = { ...this.list, seq: 0 };
+      void this.doJoin('rejoining', 'resync').catch(() => {});
+    } else if (this.joining) {
+      const after = this.joining;
+      this.resyncAfter = after;
+      void after.then(
+        () => {
+          if (this.resyncAfter === after && this.state === 'joined') this.onResync();
+        },
+        () => {},
+      );
+    }
+    // idle, left, or rejoining while disconnected: the next join takes a fresh snapshot anyway.
+  }
+
   // -- join / leave -------------------------------------------------------
 
   /** Joins the room; resolves with the snapshot, or rejects with a RealtimeError carrying the server's code. */
@@ -215,11 +242,17 @@ export class PresenceRoom {
     this.apply({ type: 'await_snapshot' });
     const run = async (): Promise<RoomSnapshot> => {
       await this.host.connect();
+      // A list that holds this connection is the room as of its seq: offer it, so
+      // that a resume in a room where nothing else happened needs no snapshot.
+      const holds = this.connId !== undefined && this.list.self === this.connId && this.list.conns.has(this.connId);
       const ack = await this.host.request<JoinAck>(EVENTS.join, {
         roomId: this.roomId,
         userId: this.options.userId,
         state: this.own,
+        // Updates carry only the change; the list applies it (members.ts).
+        updates: 'patch',
         ...(this.connId ? { connId: this.connId } : {}),
+        ...(holds ? { knownSeq: this.list.seq } : {}),
       });
       if (!ack.ok) throw new RealtimeError(ack.error.code, ack.error.message);
       if (this.state === 'left') throw new RealtimeError('closed', 'the room left while joining');
@@ -229,11 +262,13 @@ export class PresenceRoom {
         // Well inside the server's TTL whatever it is configured to (docs/protocol.md: every TTL/3).
         this.heartbeatMs = Math.max(50, Math.min(DEFAULT_HEARTBEAT_MS, Math.floor(ack.self.ttlMs / 3)));
       }
-      const effects = this.reduce({ type: 'snapshot', snapshot: ack.snapshot, self: ack.self.connId });
+      const effects = ack.upToDate
+        ? this.reduce({ type: 'up_to_date', seq: ack.seq, self: ack.self.connId })
+        : this.reduce({ type: 'snapshot', snapshot: ack.snapshot, self: ack.self.connId });
       this.setState('joined', 'join');
       this.run(effects);
       if (this.state === 'joined') this.scheduleHeartbeat(this.pending ? 0 : this.heartbeatMs);
-      return ack.snapshot;
+      return ack.upToDate ? snapshotOf(this.list, this.roomId as RoomId) : ack.snapshot;
     };
     const p = run().finally(() => {
       if (this.joining === p) this.joining = undefined;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { ConnectionInfo, ConnId, PresenceEvent, RoomId, RoomSnapshot, UserId } from 'realtime-message-protocol/core';
+import type { ConnectionInfo, ConnId, PresenceEvent, PresencePatchEvent, RoomId, RoomSnapshot, StatePatch, UserId } from 'realtime-message-protocol/core';
 import {
   MAX_BUFFERED_EVENTS,
+  applyPatch,
   emptyMemberList,
   membersOf,
   reduceMembers,
@@ -46,6 +47,16 @@ const update = (seq: number, connId: string, userId: string, state: ConnectionIn
   userId: userId as UserId,
   connId: connId as ConnId,
   state,
+  ts: 100 + seq,
+  epoch: 2,
+  seq,
+});
+const patched = (seq: number, connId: string, userId: string, patch: StatePatch): PresencePatchEvent => ({
+  type: 'update',
+  roomId: ROOM,
+  userId: userId as UserId,
+  connId: connId as ConnId,
+  patch,
   ts: 100 + seq,
   epoch: 2,
   seq,
@@ -256,5 +267,69 @@ describe('member list reducer', () => {
     expect(list.phase).toBe('off');
     expect(list.conns.size).toBe(0);
     expect(list.seq).toBe(3);
+  });
+
+  describe('updates in patch form (issue 12)', () => {
+    const big = { doc: 'x'.repeat(100), mic: true, cursor: { x: 1 } };
+
+    it('merge into the state the list holds; null deletes a key; the applied event carries the full state and the patch', () => {
+      const { list, effects } = run([{ type: 'event', event: patched(4, 'c-2', 'bob', { mic: null, cursor: { x: 2 }, hand: 'up' }) }], live(3, [conn(SELF, 'ada'), conn('c-2', 'bob', big)]));
+      const after = { doc: big.doc, cursor: { x: 2 }, hand: 'up' };
+      expect(list.conns.get('c-2' as ConnId)).toEqual(expect.objectContaining({ state: after, epoch: 2, lastSeen: 104, joinedAt: 1 }));
+      expect(list.seq).toBe(4);
+      expect(effects).toEqual([{ type: 'applied', event: { ...patched(4, 'c-2', 'bob', { mic: null, cursor: { x: 2 }, hand: 'up' }), state: after } }]);
+    });
+
+    it('does not change the state objects it was given (inputs are values)', () => {
+      const before = live(3, [conn('c-2', 'bob', { ...big })]);
+      const held = before.conns.get('c-2' as ConnId)!.state;
+      run([{ type: 'event', event: patched(4, 'c-2', 'bob', { mic: null }) }], before);
+      expect(held).toEqual(big);
+      expect(applyPatch({ a: 1, b: 2 }, { b: null, c: 3 })).toEqual({ a: 1, c: 3 });
+    });
+
+    it('buffered patches apply after the snapshot in seq order; a full-form update (older node) replaces the state', () => {
+      const { list, effects } = run([
+        { type: 'await_snapshot' },
+        { type: 'event', event: patched(6, 'c-2', 'bob', { n: 2 }) },
+        { type: 'event', event: patched(5, 'c-2', 'bob', { n: 1, mic: null }) },
+        { type: 'event', event: patched(4, 'c-2', 'bob', { stale: true }) },
+        { type: 'snapshot', snapshot: snapshot(4, [conn(SELF, 'ada'), conn('c-2', 'bob', big)]), self: SELF },
+        { type: 'event', event: update(7, 'c-2', 'bob', { whole: true }) },
+      ]);
+      expect(applied(effects)).toEqual(['update:5', 'update:6', 'update:7']);
+      expect(list.conns.get('c-2' as ConnId)?.state).toEqual({ whole: true });
+    });
+
+    it('a patch for a connection the list does not have cannot be applied: resync', () => {
+      const { list, effects } = run([{ type: 'event', event: patched(4, 'c-9', 'zed', { a: 1 }) }], live(3, [conn(SELF, 'ada')]));
+      expect(effects).toEqual([{ type: 'resync', reason: 'gap' }]);
+      expect(list.phase).toBe('syncing');
+    });
+  });
+
+  describe('an upToDate resume (issue 12)', () => {
+    it('keeps the list and applies the buffered resume update', () => {
+      const before = live(3, [conn(SELF, 'ada', { mic: true }), conn('c-2', 'bob')]);
+      const { list, effects } = run([{ type: 'await_snapshot' }, { type: 'event', event: patched(4, SELF, 'ada', {}) }, { type: 'up_to_date', seq: 4, self: SELF }], before);
+      expect(effects).toEqual([{ type: 'applied', event: { ...patched(4, SELF, 'ada', {}), state: { mic: true } } }]);
+      expect(list.phase).toBe('live');
+      expect(list.seq).toBe(4);
+      expect(users(list)).toEqual([['ada', [SELF]], ['bob', ['c-2']]]);
+      expect(list.conns.get(SELF)?.epoch).toBe(2);
+    });
+
+    it('the resume update may come after the ack', () => {
+      const before = live(3, [conn(SELF, 'ada', { mic: true })]);
+      const { list, effects } = run([{ type: 'await_snapshot' }, { type: 'up_to_date', seq: 4, self: SELF }, { type: 'event', event: patched(4, SELF, 'ada', { mic: false }) }], before);
+      expect(applied(effects)).toEqual(['update:4']);
+      expect(list.conns.get(SELF)?.state).toEqual({ mic: false });
+    });
+
+    it('an ack whose seq is not one above the list asks for a fresh snapshot', () => {
+      const { list, effects } = run([{ type: 'await_snapshot' }, { type: 'up_to_date', seq: 9, self: SELF }], live(3, [conn(SELF, 'ada')]));
+      expect(effects).toEqual([{ type: 'resync', reason: 'gap' }]);
+      expect(list.phase).toBe('syncing');
+    });
   });
 });

@@ -175,7 +175,7 @@ describe.each([
     const s = await server();
     const r = room();
     const a = await client(s.url).joinRoom(r, { userId: 'ada' });
-    await client(s.url).joinRoom(r, { userId: 'bob' });
+    const b = await client(s.url).joinRoom(r, { userId: 'bob' });
     await until(() => a.members().length === 2, 'bob');
     let syncs = 0;
     a.on('sync', () => syncs++);
@@ -183,8 +183,14 @@ describe.each([
     a.on('state', (c) => reasons.push(`${c.newState}:${c.reason}`));
     // A forged event far ahead: the channel must not apply it, but resync.
     s.io.to(`presence:${r}`).emit('presence:event', { type: 'join', roomId: r, userId: 'ghost', connId: 'ghost-1', state: {}, ts: Date.now(), epoch: 1, seq: a.seq + 5 });
+    // The server's room did not change (the event was forged), so the resume would be upToDate
+    // and keep the list; a real change before the rejoin makes it take a fresh snapshot.
+    await b.leave();
     await until(() => syncs === 1 && a.state === 'joined', 'resync');
     expect(reasons).toEqual(['rejoining:resync', 'joined:join']);
+    expect(names(a)).toEqual(['ada']);
+    await client(s.url).joinRoom(r, { userId: 'bob' });
+    await until(() => a.members().length === 2, 'bob again');
     expect(names(a)).toEqual(['ada', 'bob']);
     const snap = await s.runtime.service.snapshot(r);
     expect(a.seq).toBe(snap.seq);

@@ -2,17 +2,21 @@ export * from 'realtime-message-protocol';
 // The presence core (no socket.io, no ioredis).
 export { resolvePresenceOptions, presenceSources } from './core/presence/service.js';
 export { PresenceService, type RedisPresenceOptions } from './app/presence-service.js';
-export type { PresenceOptions, ResolvedPresenceOptions, ReapPassResult, JoinResult, WriteTarget, PresenceListener, EngineOp, PresenceHub, PresenceTopics } from './core/presence/service.js';
-export type { PresenceEngine, RoomFeedItem, RoomMessageItem, JoinCommand, JoinOutcome, HeartbeatCommand, LeaveCommand, DisconnectCommand, WriteOutcome, ReapCommand, ReapResult, EncodedPatch, Timing } from './core/presence/engine.js';
+export type { PresenceOptions, ResolvedPresenceOptions, ReapPassResult, JoinResult, JoinUpToDateResult, WriteTarget, PresenceListener, EngineOp, PresenceHub, PresenceTopics } from './core/presence/service.js';
+export type { PresenceEngine, RoomFeedItem, RoomMessageItem, JoinCommand, JoinOutcome, JoinUpToDateOutcome, HeartbeatCommand, LeaveCommand, DisconnectCommand, WriteOutcome, ReapCommand, ReapResult, EncodedPatch, Timing } from './core/presence/engine.js';
 export { Hub, type TopicSource, type Unsubscribe, type HubOptions } from './core/shared/hub.js';
 export { checkHealth, type HealthCheck, type HealthReport } from './core/shared/health.js';
 export { systemClock, ManualClock, type Clock } from './core/shared/clock.js';
 export { silentLogger, type Logger } from './core/shared/logger.js';
+// User status (SPEC §7): the service over a small store interface.
+export * from './core/status/index.js';
 // Engines (also at realtime-message/memory and realtime-message/redis).
 export { MemoryEngine } from './engines/memory/memory-engine.js';
+export { MemoryStatusStore } from './engines/memory/status-store.js';
 export { RedisEngine, type RedisEngineOptions } from './engines/redis/redis-engine.js';
 export { RedisBackend, type RedisBackendOptions, type RedisClient } from './engines/redis/backend.js';
 export { KeySpace } from './engines/redis/keys.js';
+export { RedisStatusStore } from './engines/redis/status-store.js';
 // Extensions: hooks every transport runs.
 export { Extensions, type Extension, type ConnectContext, type ActionContext, type Action, type TransportName, type VerifiedToken } from './extensions/extension.js';
 export { createJwtVerifier, tokenAuth, type TokenVerifier, type JwtAuthOptions } from './extensions/jwt.js';

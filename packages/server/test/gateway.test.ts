@@ -1,4 +1,5 @@
 import { describe, expect, inject, it } from 'vitest';
+import type { PresenceWireEvent } from 'realtime-message-protocol';
 import { connect, listen, request, room, settle, startGateway, waitFor, type Client } from 'realtime-message-testing';
 
 type EngineCase = [name: string, redisUrl: () => string | undefined];
@@ -55,6 +56,53 @@ describe.each(engines)('socket.io protocol (%s engine)', (_name, redisUrl) => {
     expect(await request(a.socket, 'presence:leave', { roomId: r })).toEqual({ ok: true });
     expect(await lb.waitFor((e) => e.type === 'leave')).toEqual(expect.objectContaining({ connId: a.connId, reason: 'leave', seq: 4 }));
     expect(await request(a.socket, 'presence:heartbeat', { roomId: r })).toEqual({ ok: false, error: { code: 'not_joined', message: expect.any(String) } });
+  });
+
+  it("updates: 'patch' per join: that socket's updates carry only the patch; default sockets keep the full state (issue 12)", async () => {
+    const g = await gateway();
+    const r = room();
+    const big = { doc: 'x'.repeat(16_000), mic: true };
+    const a = await joined(g.url, r, 'ada', big);
+    const full = await joined(g.url, r, 'bob');
+    const patchSocket = await connect(g.url);
+    const lp = listen<PresenceWireEvent>(patchSocket);
+    const lf = listen(full.socket);
+    const pj = await request(patchSocket, 'presence:join', { roomId: r, userId: 'cy', updates: 'patch' });
+    expect(pj.snapshot.connections.find((c: { userId: string }) => c.userId === 'ada').state).toEqual(big); // the snapshot stays whole
+    await request(a.socket, 'presence:heartbeat', { patchState: { mic: null, hand: 'up' } });
+    const patched = await lp.waitFor((e) => e.type === 'update');
+    expect(patched).toEqual({ type: 'update', roomId: r, userId: 'ada', connId: a.connId, ts: expect.any(Number), epoch: 1, seq: 4, patch: { mic: null, hand: 'up' } });
+    expect(JSON.stringify(patched).length).toBeLessThan(300);
+    const whole = await lf.waitFor((e) => e.type === 'update');
+    expect(whole).toEqual({ type: 'update', roomId: r, userId: 'ada', connId: a.connId, ts: expect.any(Number), epoch: 1, seq: 4, state: { doc: big.doc, hand: 'up' } });
+    // The same socket may join again with the default form: its updates are whole again.
+    await request(patchSocket, 'presence:join', { roomId: r, userId: 'cy', connId: pj.self.connId });
+    await request(a.socket, 'presence:heartbeat', { patchState: { hand: 'down' } });
+    const again = await lp.waitFor((e) => e.type === 'update' && e.seq === 6);
+    expect('state' in again && again.state).toEqual({ doc: big.doc, hand: 'down' });
+    expect('patch' in again).toBe(false);
+  });
+
+  it('a resume with knownSeq gets upToDate and no snapshot when nothing else happened; with an older knownSeq the full snapshot (issue 12)', async () => {
+    const g = await gateway({ disconnectGraceMs: 5_000 });
+    const r = room();
+    const a = await joined(g.url, r, 'ada', { mic: true });
+    const b = await joined(g.url, r, 'bob');
+    a.socket.disconnect();
+    await waitFor(async () => (await g.io.fetchSockets()).length === 1, { what: 'the server to see the disconnect' });
+    const a2 = await connect(g.url);
+    const la = listen<PresenceWireEvent>(a2);
+    const up = await request(a2, 'presence:join', { roomId: r, userId: 'ada', connId: a.connId, knownSeq: b.ack.snapshot.seq, updates: 'patch' });
+    expect(up).toEqual({ ok: true, self: { connId: a.connId, epoch: 2, resumed: true, ttlMs: expect.any(Number) }, upToDate: true, seq: 3 });
+    // The resume's own update (seq 3) comes through the feed as usual: state kept, so an empty patch.
+    expect(await la.waitFor((e) => e.seq === 3)).toEqual(expect.objectContaining({ type: 'update', connId: a.connId, epoch: 2, patch: {} }));
+    // Something happened since seq 2 (the resume at 3, now bob's update at 4): a client at 2 gets the snapshot.
+    await request(b.socket, 'presence:heartbeat', { patchState: { typing: true } });
+    const a3 = await connect(g.url);
+    const behind = await request(a3, 'presence:join', { roomId: r, userId: 'ada', connId: a.connId, knownSeq: 2 });
+    expect(behind.upToDate).toBeUndefined();
+    expect(behind.snapshot).toEqual(expect.objectContaining({ seq: 5, members: [{ userId: 'ada', connIds: [a.connId] }, { userId: 'bob', connIds: [b.connId] }] }));
+    expect((await request(a3, 'presence:join', { roomId: r, userId: 'ada', knownSeq: 'x' })).error.code).toBe('invalid_payload');
   });
 
   it('the one-room form needs no roomId; socket.data carries the room and user', async () => {

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
-import { ManualClock, PresenceError, PresenceService, RedisEngine, type PresenceEvent } from '../src/index.js';
+import { KeySpace, ManualClock, PresenceError, PresenceService, RedisEngine, type ConnId, type PresenceEvent, type RoomId, type UserId } from '../src/index.js';
+import { Scripts } from '../src/engines/redis/scripts/index.js';
+import { join } from '../src/engines/redis/scripts/join.js';
 import { keysUnder, redisClient, redisFixture, startRedis, waitFor, type RedisTarget } from 'realtime-message-testing';
 
 const TTL = 1_000;
@@ -34,6 +36,19 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     expect(await svc.heartbeat({ roomId: r, connId: a.connId, epoch: 1, patchState: { x: 1 } })).toEqual({ epoch: 1 });
     const b = await svc.join({ roomId: r, userId: 'bob' });
     expect(b.snapshot.members.map((m) => m.userId)).toEqual(['ada', 'bob']);
+  });
+
+  it('a resume with the current knownSeq reads no rows: the join script answers upToDate (issue 12)', async () => {
+    const { fx, svc, clock } = await setup();
+    const r = `room-${randomUUID()}`;
+    const a = await svc.join({ roomId: r, userId: 'ada', state: { big: 'x'.repeat(1_000) } });
+    await svc.join({ roomId: r, userId: 'bob' });
+    const scripts = new Scripts(fx.clients[0]!, { join }, { keys: new KeySpace(fx.prefix), keySlackMs: 60_000 });
+    const cmd = { roomId: r as RoomId, userId: 'ada' as UserId, freshConnId: 'fresh' as ConnId, resumeConnId: a.connId, now: clock.now(), ttlMs: TTL, lookbackMs: 2_000 };
+    expect(await scripts.run('join', { ...cmd, knownSeq: 2 })).toEqual({ ok: true, connId: a.connId, epoch: 2, mode: 'resumed', seq: 3, lowered: undefined, upToDate: true, connections: [] });
+    const behind = await scripts.run('join', { ...cmd, knownSeq: 2 });
+    expect(behind).toEqual(expect.objectContaining({ ok: true, seq: 4, upToDate: false }));
+    expect(behind.ok && behind.connections.map((c) => c.userId).sort()).toEqual(['ada', 'bob']);
   });
 
   it('every key it writes has a TTL, except the reaper hint which the reaper empties', async () => {

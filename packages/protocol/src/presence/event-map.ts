@@ -1,5 +1,6 @@
+import type { RoomId } from '../shared/ids.js';
 import type { HeartbeatAck, JoinAck, LeaveAck, MessageAck } from './acks.js';
-import type { PresenceEvent, RoomMessage, ServerNotice } from './events.js';
+import type { PresenceWireEvent, RoomMessage, ServerNotice } from './events.js';
 import type { HeartbeatRequest, JoinRequest, LeaveRequest, MessageRequest } from './payloads.js';
 
 /** Socket.IO events a client sends. Payloads are typed as a client writes them; the server validates them. */
@@ -12,9 +13,24 @@ export interface ClientToServerEvents {
 
 /** Socket.IO events the server sends. */
 export interface ServerToClientEvents {
-  'presence:event': (event: PresenceEvent) => void;
+  /** Full-form events by default; updates in patch form for rooms joined with `updates: 'patch'`. */
+  'presence:event': (event: PresenceWireEvent) => void;
   'presence:message': (message: RoomMessage) => void;
   'presence:error': (notice: ServerNotice) => void;
+  /** Drop the room's member list and `seq` and join again (with the `connId`) for a fresh snapshot. */
+  'presence:resync': (notice: ResyncNotice) => void;
+}
+
+/**
+ * `presence:resync`: the server's storage was reset (Redis restarted from an
+ * older snapshot, or failed over to a replica that lagged), so `seq`s of the
+ * room may have gone back and the member list the client holds may be wrong
+ * for good. The client joins the room again with its `connId` and replaces
+ * its list and `seq` with the join's snapshot, even when that `seq` is lower.
+ */
+export interface ResyncNotice {
+  roomId: RoomId;
+  reason: 'storage_reset';
 }
 
 /** Socket.IO event names of the presence protocol. */
@@ -25,4 +41,5 @@ export const EVENTS = {
   event: 'presence:event',
   message: 'presence:message',
   error: 'presence:error',
+  resync: 'presence:resync',
 } as const;

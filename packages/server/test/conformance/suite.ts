@@ -7,7 +7,9 @@ import {
   PresenceEventSchema,
   PresenceService,
   RoomSnapshotSchema,
+  type JoinRequest,
   type JoinResult,
+  type JoinUpToDateResult,
   type PresenceEngine,
   type PresenceEvent,
   type PresenceOptions,
@@ -79,9 +81,11 @@ class CheckedService extends PresenceService {
   ) {
     super(opts);
   }
-  override async join(...args: Parameters<PresenceService['join']>): Promise<JoinResult> {
-    const res = await super.join(...args);
-    this.shapes.snapshot(res.snapshot);
+  override async join(input: JoinRequest & { knownSeq?: undefined }): Promise<JoinResult>;
+  override async join(input: JoinRequest): Promise<JoinResult | JoinUpToDateResult>;
+  override async join(input: JoinRequest): Promise<JoinResult | JoinUpToDateResult> {
+    const res = await super.join(input);
+    if (!res.upToDate) this.shapes.snapshot(res.snapshot);
     return res;
   }
   override async snapshot(roomId: string): Promise<RoomSnapshot> {
@@ -213,6 +217,8 @@ export function runEngineConformance(target: ConformanceTarget): void {
       expect(hb.epoch).toBe(1);
       const [ev] = await rec.waitCount(1);
       expect(ev).toEqual(expect.objectContaining({ type: 'update', connId: a.connId, seq: 2, epoch: 1, state: { cam: true, profile: { name: 'Ada' }, typing: 'yes', tags: [] } }));
+      // ...and the patch that made it (issue 12: patch-mode sockets get only this).
+      expect(ev).toEqual(expect.objectContaining({ patch: { cam: true, mic: null, typing: 'yes', tags: [] } }));
       const snap = await svc.snapshot(r);
       expect(snap.connections[0]!.state).toEqual({ cam: true, profile: { name: 'Ada' }, typing: 'yes', tags: [] });
       expect(snap.seq).toBe(2);
@@ -322,6 +328,53 @@ export function runEngineConformance(target: ConformanceTarget): void {
         ['update', 3, 3],
       ]);
       expect(events[1]).toEqual(expect.objectContaining({ state: { mic: false } }));
+    });
+
+    it("a resume's update carries the patch from the stored state to the new one ({} when the state is kept)", async () => {
+      const { svc } = await harness();
+      const r = room();
+      const a = await svc.join({ roomId: r, userId: 'ada', state: { mic: true, cam: false, name: 'Ada' } });
+      const rec = await record(svc, r);
+      await svc.join({ roomId: r, userId: 'ada', connId: a.connId });
+      await svc.join({ roomId: r, userId: 'ada', connId: a.connId, state: { mic: true, cam: true, hand: 'up' } });
+      const events = await rec.settle();
+      expect(events.map((e) => (e.type === 'update' ? [e.seq, e.patch, e.state] : e.type))).toEqual([
+        [2, {}, { mic: true, cam: false, name: 'Ada' }],
+        [3, { cam: true, hand: 'up', name: null }, { mic: true, cam: true, hand: 'up' }],
+      ]);
+    });
+
+    it('a resume with knownSeq = seq before it is upToDate (no snapshot); an older knownSeq or a non-resume gets the snapshot', async () => {
+      const { svc, clock } = await harness();
+      const r = room();
+      const a = await svc.join({ roomId: r, userId: 'ada', state: { v: 1 } });
+      const rec = await record(svc, r);
+      const up = await svc.join({ roomId: r, userId: 'ada', connId: a.connId, knownSeq: 1 });
+      expect(up).toEqual({ connId: a.connId, epoch: 2, resumed: true, upToDate: true, seq: 2 });
+      // Bob joins (seq 3): a client that holds seq 2 missed it and gets the full snapshot.
+      const b = await svc.join({ roomId: r, userId: 'bob' });
+      const stale = await svc.join({ roomId: r, userId: 'ada', connId: a.connId, knownSeq: 2 });
+      expect(stale.upToDate).toBeUndefined();
+      expect(stale.snapshot?.seq).toBe(4);
+      expect(stale.snapshot?.members.map((m) => m.userId)).toEqual(['ada', 'bob']);
+      // A knownSeq from the future is not current either.
+      const future = await svc.join({ roomId: r, userId: 'ada', connId: a.connId, knownSeq: 9 });
+      expect(future.snapshot?.seq).toBe(5);
+      // Current again (seq 5 → its resume is 6).
+      expect((await svc.join({ roomId: r, userId: 'ada', connId: a.connId, knownSeq: 5, state: { v: 2 } })).upToDate).toBe(true);
+      // Not a resume: bob left, so his connId rejoins (join event) and gets the snapshot whatever knownSeq says.
+      await svc.leave({ roomId: r, connId: b.connId, epoch: b.epoch });
+      const rejoined = await svc.join({ roomId: r, userId: 'bob', connId: b.connId, knownSeq: 7 });
+      expect(rejoined.snapshot?.seq).toBe(8);
+      expect(rejoined.resumed).toBe(false);
+      // knownSeq without connId is a plain join.
+      expect((await svc.join({ roomId: r, userId: 'cy', knownSeq: 8 })).snapshot?.seq).toBe(9);
+      clock.advance(1);
+      const events = await rec.settle();
+      expect(events.map((e) => [e.type, e.seq])).toEqual([
+        ['update', 2], ['join', 3], ['update', 4], ['update', 5], ['update', 6], ['leave', 7], ['join', 8], ['join', 9],
+      ]);
+      expect(events[4]).toEqual(expect.objectContaining({ state: { v: 2 }, patch: { v: 2 } }));
     });
 
     it('resume by another user is forbidden and changes nothing', async () => {

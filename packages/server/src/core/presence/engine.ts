@@ -66,8 +66,25 @@ export interface PresenceEngine {
    * opposed to a bug: clients then get `unavailable` and retry. @default never
    */
   isUnavailable?(err: unknown): boolean;
+  /**
+   * Calls `listener` each time the storage may have lost or rewound data the
+   * node relies on (a Redis restart that loaded an older snapshot, a failover
+   * to a replica that lagged): `seq`s may have gone back and connections that
+   * had left may be back, so every member list held by a client must be
+   * rebuilt from a fresh snapshot. Returns a function that stops the calls.
+   * Optional: an engine whose data cannot be rewound (memory) has none.
+   */
+  onReset?(listener: (reset: StorageReset) => void): () => void;
   /** Releases what the engine itself opened (never a client that was handed to it). */
   close(): Promise<void>;
+}
+
+/** The storage an engine talks to is not the data it talked to before (see {@link PresenceEngine.onReset}). */
+export interface StorageReset {
+  /** `restart`: the same server came back with other data (restarted, restored); `failover`: another server took over its data. */
+  reason: 'restart' | 'failover';
+  /** Which server, for logs (`host:port`). */
+  node: string;
 }
 
 export interface Timing {
@@ -86,6 +103,26 @@ export interface JoinCommand extends Timing {
   resumeConnId?: ConnId | undefined;
   /** Full state; on resume `undefined` keeps the stored state. */
   state?: PresenceState | undefined;
+  /**
+   * The `seq` of the member list the client holds. When the join resumes a
+   * live connection and the room's `seq` after it is `knownSeq + 1` (only
+   * the resume's own update happened since), an engine may skip reading the
+   * room and answer {@link JoinUpToDateOutcome}; one that does not answers
+   * with the snapshot, and the service leaves it out by the same rule.
+   */
+  knownSeq?: number | undefined;
+}
+
+/** A resume the client already holds the room for: no rows were read. */
+export interface JoinUpToDateOutcome {
+  ok: true;
+  connId: ConnId;
+  epoch: number;
+  mode: 'resumed';
+  upToDate: true;
+  /** The room's `seq` after the resume (`knownSeq + 1`). */
+  seq: number;
+  snapshot?: undefined;
 }
 
 export type JoinOutcome =
@@ -96,7 +133,9 @@ export type JoinOutcome =
       /** `resumed`: a live connection continued; `rejoined`: a left/expired connId joined again; `new`: a fresh connection. */
       mode: 'new' | 'resumed' | 'rejoined';
       snapshot: RoomSnapshot;
+      upToDate?: undefined;
     }
+  | JoinUpToDateOutcome
   | { ok: false; code: 'forbidden' };
 
 /** One state key: JSON text of the new value, or `null` to delete the key. */

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import {
   ConnIdSchema,
   EpochSchema,
-  LIMITS,
   PresenceError,
   RoomIdSchema,
   createPayloadSchemas,
@@ -11,7 +10,6 @@ import {
   type JoinPayload,
   type JoinRequest,
   type PayloadSchemas,
-  type PresenceEvent,
   type RoomId,
   type RoomMessage,
   type RoomSnapshot,
@@ -21,131 +19,25 @@ import type { z } from 'zod';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Hub, type Unsubscribe } from '../shared/hub.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, Timing, WriteOutcome } from './engine.js';
+import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, StorageReset, Timing, WriteOutcome } from './engine.js';
 
-/** The topics the presence capability registers in a node's Hub. */
-export type PresenceTopics = {
-  presence: RoomFeedItem;
-  /** Every presence event of every room (one topic, id `*`). */
-  'presence-all': PresenceEvent;
-};
+import {
+  presenceSources,
+  resolvePresenceOptions,
+  type EngineOp,
+  type JoinResult,
+  type JoinUpToDateResult,
+  type ParsedTarget,
+  type PresenceHub,
+  type PresenceListener,
+  type PresenceOptions,
+  type PresenceTopics,
+  type ReapPassResult,
+  type ResolvedPresenceOptions,
+  type WriteTarget,
+} from './options.js';
 
-/** The part of a node's {@link Hub} presence needs (a Hub of more kinds fits). */
-export interface PresenceHub {
-  subscribe(kind: 'presence', id: string, listener: (item: RoomFeedItem) => void): Promise<Unsubscribe>;
-  subscribe(kind: 'presence-all', id: string, listener: (event: PresenceEvent) => void): Promise<Unsubscribe>;
-}
-
-/** The Hub sources of the presence topics over one engine. */
-export function presenceSources(engine: PresenceEngine) {
-  return {
-    presence: { subscribe: (id: string, deliver: (item: RoomFeedItem) => void) => engine.subscribe(id as RoomId, deliver) },
-    'presence-all': { subscribe: (_id: string, deliver: (event: PresenceEvent) => void) => engine.subscribeAll(deliver) },
-  };
-}
-
-export interface PresenceOptions {
-  /** Where presence lives: `new MemoryEngine()` or a Redis engine. */
-  engine: PresenceEngine;
-  /**
-   * The node's Hub, shared with the other capabilities; its `presence` source
-   * must be this engine. @default a Hub of its own over `engine`
-   */
-  hub?: PresenceHub;
-  /** A connection is gone once this long passed since its last heartbeat. @default 30000 */
-  ttlMs?: number;
-  /** Period of the reaper that emits `leave` (reason `timeout`/`disconnect`). @default 3000 */
-  reaperIntervalMs?: number;
-  /** How long a left or expired connection's epoch record is kept (fencing, resume). @default 2 × ttlMs */
-  reaperLookbackMs?: number;
-  /** How long a connection stays present after a disconnect without leave; `0` = leave at once. @default 5000 */
-  disconnectGraceMs?: number;
-  /** Largest serialized state of one connection in UTF-8 bytes. @default 16384 */
-  maxStateBytes?: number;
-  /** Most leaves one engine reap call emits; a pass makes calls until nothing is due or one interval has passed. @default 1000 */
-  reaperBatchSize?: number;
-  /** Source of time. @default the system clock */
-  clock?: Clock;
-  /** Generator of new connection ids. @default crypto.randomUUID */
-  generateConnId?: () => string;
-  /** Structured logger (pino-compatible). @default silent */
-  logger?: Logger;
-  /** Called after every engine call with its duration; for metrics. */
-  observe?: (op: EngineOp, durationMs: number, outcome: 'ok' | 'error') => void;
-  /** Called after every reaper pass with what it did (leaves, rooms and slots visited, backlog, lag, duration), or its error; for metrics. */
-  observeReap?: (result: ReapPassResult | { error: unknown }) => void;
-}
-
-/** What one reaper pass did and left; see {@link ReapResult} for the fields an engine reports. */
-export interface ReapPassResult {
-  /** Leave events the pass emitted. */
-  leaves: number;
-  /** Rooms the pass looked at (expired, forgotten or only re-scored). */
-  visitedRooms: number;
-  /** Index partitions visited (Redis: cluster slots); 0 for the memory engine. */
-  visitedSlots: number;
-  /** Due work left when the pass ended: 0 when the reaper keeps up. */
-  backlog: number;
-  /** How late the oldest due deadline left is (ms); 0 when the reaper keeps up. */
-  lagMs: number;
-  /** Wall time of the pass (ms). */
-  durationMs: number;
-}
-
-export type EngineOp = 'join' | 'heartbeat' | 'leave' | 'disconnect' | 'snapshot' | 'subscribe' | 'publish' | 'reap';
-
-export interface ResolvedPresenceOptions {
-  ttlMs: number;
-  reaperIntervalMs: number;
-  reaperLookbackMs: number;
-  disconnectGraceMs: number;
-  maxStateBytes: number;
-  reaperBatchSize: number;
-}
-
-export interface JoinResult {
-  connId: ConnId;
-  epoch: number;
-  /** true when a live connection was resumed: other members saw no leave/join. */
-  resumed: boolean;
-  snapshot: RoomSnapshot;
-}
-
-export interface WriteTarget {
-  roomId: string;
-  connId: string;
-  /** The epoch the write was issued under. */
-  epoch: number;
-}
-
-export type PresenceListener = (event: PresenceEvent) => void;
-
-/** A write target whose ids and epoch passed the protocol schemas. */
-export interface ParsedTarget {
-  roomId: RoomId;
-  connId: ConnId;
-  epoch: number;
-}
-
-function positiveInt(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new PresenceError('invalid_payload', `${name} must be an integer >= ${min} (got ${String(value)})`);
-  }
-  return value;
-}
-
-export function resolvePresenceOptions(opts: Omit<PresenceOptions, 'engine'>): ResolvedPresenceOptions {
-  const ttlMs = positiveInt('ttlMs', opts.ttlMs ?? 30_000, 1);
-  const resolved: ResolvedPresenceOptions = {
-    ttlMs,
-    reaperIntervalMs: positiveInt('reaperIntervalMs', opts.reaperIntervalMs ?? 3_000, 1),
-    reaperLookbackMs: positiveInt('reaperLookbackMs', opts.reaperLookbackMs ?? 2 * ttlMs, 1),
-    disconnectGraceMs: positiveInt('disconnectGraceMs', opts.disconnectGraceMs ?? 5_000, 0),
-    maxStateBytes: positiveInt('maxStateBytes', opts.maxStateBytes ?? LIMITS.defaultMaxStateBytes, 2),
-    reaperBatchSize: positiveInt('reaperBatchSize', opts.reaperBatchSize ?? 1_000, 1),
-  };
-  return resolved;
-}
+export * from './options.js';
 
 /**
  * The presence model of SPEC §2 over a {@link PresenceEngine}: validation,
@@ -255,9 +147,14 @@ export class PresenceService {
   /**
    * Joins a room. With `connId`, resumes that connection when it belongs to
    * the same user (`forbidden` otherwise); an unknown or forgotten `connId`
-   * gives a fresh connection with a new id.
+   * gives a fresh connection with a new id. With `connId` and `knownSeq` (the
+   * `seq` of the member list the caller holds), a resume of the live
+   * connection in a room where nothing else happened since answers
+   * `upToDate` without a snapshot.
    */
-  async join(input: JoinRequest): Promise<JoinResult> {
+  async join(input: JoinRequest & { knownSeq?: undefined }): Promise<JoinResult>;
+  async join(input: JoinRequest): Promise<JoinResult | JoinUpToDateResult>;
+  async join(input: JoinRequest): Promise<JoinResult | JoinUpToDateResult> {
     this.checkOpen();
     return this.joinParsed(this.parse(this.schemas.join, input));
   }
@@ -266,8 +163,12 @@ export class PresenceService {
    * {@link join} for a transport that already validated the payload with the
    * protocol schemas (the gateway); skips validating it a second time.
    */
-  async joinParsed(p: JoinPayload): Promise<JoinResult> {
+  async joinParsed(p: JoinPayload & { knownSeq?: undefined }): Promise<JoinResult>;
+  async joinParsed(p: JoinPayload): Promise<JoinResult | JoinUpToDateResult>;
+  async joinParsed(p: JoinPayload): Promise<JoinResult | JoinUpToDateResult> {
     this.checkOpen();
+    // knownSeq means something only for a resume.
+    const knownSeq = p.connId === undefined ? undefined : p.knownSeq;
     const res = await this.call('join', () =>
       this.engine.join({
         ...this.timing(),
@@ -276,10 +177,16 @@ export class PresenceService {
         freshConnId: this.newConnId() as ConnId,
         resumeConnId: p.connId,
         state: p.state,
+        knownSeq,
       }),
     );
     if (!res.ok) {
       throw new PresenceError('forbidden', `connection ${String(p.connId)} belongs to another user and cannot be resumed`);
+    }
+    if (res.upToDate) return { connId: res.connId, epoch: res.epoch, resumed: true, upToDate: true, seq: res.seq };
+    // An engine that read the room anyway (it may): the same rule, so every engine answers alike.
+    if (res.mode === 'resumed' && knownSeq !== undefined && res.snapshot.seq === knownSeq + 1) {
+      return { connId: res.connId, epoch: res.epoch, resumed: true, upToDate: true, seq: res.snapshot.seq };
     }
     return { connId: res.connId, epoch: res.epoch, resumed: res.mode === 'resumed', snapshot: res.snapshot };
   }
@@ -351,6 +258,18 @@ export class PresenceService {
         : this.engine.disconnect({ ...this.timing(), ...t, graceMs }),
     );
     if (!res.ok) PresenceService.fail(res, t);
+  }
+
+  /**
+   * Calls `listener` when the engine's storage was reset (Redis restarted
+   * from an older snapshot, or failed over): every member list a client
+   * holds may be wrong and `seq`s may have gone back, so transports tell
+   * their members to take a fresh snapshot. Never called for the memory
+   * engine. Returns a function that stops the calls.
+   * @example service.onReset(({ reason }) => logger.warn({ reason }, 'presence storage was reset'));
+   */
+  onReset(listener: (reset: StorageReset) => void): () => void {
+    return this.engine.onReset?.(listener) ?? (() => {});
   }
 
   async snapshot(roomId: string): Promise<RoomSnapshot> {

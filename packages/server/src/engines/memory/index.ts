@@ -1,1 +1,2 @@
 export { MemoryEngine } from './memory-engine.js';
+export { MemoryStatusStore } from './status-store.js';

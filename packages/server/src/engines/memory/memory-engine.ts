@@ -1,4 +1,4 @@
-import type { ConnId, ConnectionInfo, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomMessage, RoomSnapshot, UserId } from 'realtime-message-protocol';
+import type { ConnId, ConnectionInfo, LeaveReason, PresenceEvent, PresenceState, RoomId, RoomMessage, RoomSnapshot, StatePatch, UserId } from 'realtime-message-protocol';
 import { utf8Length } from 'realtime-message-protocol';
 import {
   encodedStateBytes,
@@ -50,6 +50,14 @@ interface Timer {
 function stateObject(state: Map<string, string>): PresenceState {
   const out: PresenceState = {};
   for (const [k, v] of state) out[k] = JSON.parse(v) as PresenceState[string];
+  return out;
+}
+
+/** What turns `before` into `after`: changed or new keys with their value, `null` for removed keys. */
+function statePatch(before: Map<string, string>, after: Map<string, string>): StatePatch {
+  const out: StatePatch = {};
+  for (const [k, v] of after) if (before.get(k) !== v) out[k] = JSON.parse(v) as StatePatch[string];
+  for (const k of before.keys()) if (!after.has(k)) out[k] = null;
   return out;
 }
 
@@ -175,9 +183,15 @@ export class MemoryEngine implements PresenceEngine {
       prev.disconnected = false;
       prev.expiryReason = 'timeout';
       prev.deadline = now + ttlMs;
+      const before = prev.state;
       if (cmd.state !== undefined) prev.state = encodeState(cmd.state);
       r.seq++;
-      this.emit(roomId, { type: 'update', roomId, userId, connId: prev.connId, ts: now, epoch: prev.epoch, seq: r.seq, state: stateObject(prev.state) });
+      const patch = statePatch(before, prev.state);
+      this.emit(roomId, { type: 'update', roomId, userId, connId: prev.connId, ts: now, epoch: prev.epoch, seq: r.seq, state: stateObject(prev.state), patch });
+      if (cmd.knownSeq !== undefined && r.seq === cmd.knownSeq + 1) {
+        // The client holds the room as of knownSeq and gets this update: no snapshot to build.
+        return { ok: true, connId: prev.connId, epoch: prev.epoch, mode: 'resumed', upToDate: true, seq: r.seq };
+      }
       return { ok: true, connId: prev.connId, epoch: prev.epoch, mode: 'resumed', snapshot: this.snapshotOf(roomId, r, now) };
     }
     if (prev && !prev.gone) this.end(roomId, r, prev, prev.expiryReason, now, lookbackMs);
@@ -223,7 +237,9 @@ export class MemoryEngine implements PresenceEngine {
     c.deadline = cmd.now + cmd.ttlMs;
     if (cmd.patch && cmd.patch.length > 0) {
       r.seq++;
-      this.emit(cmd.roomId, { type: 'update', roomId: cmd.roomId, userId: c.userId, connId: c.connId, ts: cmd.now, epoch: c.epoch, seq: r.seq, state: stateObject(c.state) });
+      const patch: StatePatch = {};
+      for (const [k, v] of cmd.patch) patch[k] = v === null ? null : (JSON.parse(v) as StatePatch[string]);
+      this.emit(cmd.roomId, { type: 'update', roomId: cmd.roomId, userId: c.userId, connId: c.connId, ts: cmd.now, epoch: c.epoch, seq: r.seq, state: stateObject(c.state), patch });
     }
     return { ok: true, epoch: c.epoch };
   }

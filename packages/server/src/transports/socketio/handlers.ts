@@ -7,6 +7,8 @@ import {
   type LeaveAck,
   type MessageAck,
   type PayloadSchemas,
+  type PresenceEvent,
+  type PresenceWireEvent,
   type RoomId,
   type RoomMessage,
   type RoomSnapshot,
@@ -79,6 +81,35 @@ function snapshotBytes(snapshot: RoomSnapshot): number {
   return bytes;
 }
 
+type UpdateEvent = Extract<PresenceEvent, { type: 'update' }>;
+
+/**
+ * The two wire forms of one update event, each made once per event (not once
+ * per socket) for every socket of the node that wants it: the full form
+ * without `patch` (the original protocol) and the patch form without `state`.
+ */
+const updateForms = new WeakMap<UpdateEvent, { state?: PresenceEvent; patch?: PresenceWireEvent }>();
+
+/** An update as a socket that asked for `form` gets it. */
+export function updateWireForm(e: UpdateEvent, form: 'state' | 'patch'): PresenceWireEvent {
+  // No patch: an event from an older node. Everyone gets the full form (patch clients accept it).
+  if (e.patch === undefined) return e;
+  let forms = updateForms.get(e);
+  if (!forms) updateForms.set(e, (forms = {}));
+  if (form === 'patch') {
+    if (!forms.patch) {
+      const { state: _state, ...patchForm } = e;
+      forms.patch = patchForm as PresenceWireEvent;
+    }
+    return forms.patch;
+  }
+  if (!forms.state) {
+    const { patch: _patch, ...full } = e;
+    forms.state = full;
+  }
+  return forms.state;
+}
+
 /** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (!session.socket.connected) return;
@@ -94,6 +125,8 @@ function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, it
     // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).
     if (m.connId !== undefined && session.rooms.get(roomId)?.connId === m.connId) return;
     session.socket.emit(EVENTS.message, m);
+  } else if (item.type === 'update') {
+    session.socket.emit(EVENTS.event, updateWireForm(item, session.updateForms.get(roomId) ?? 'state'));
   } else {
     session.socket.emit(EVENTS.event, item);
   }
@@ -120,13 +153,15 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
     throw new PresenceError('rate_limited', `this connection pulled more snapshot bytes than its budget; retry in ${wait} ms`);
   }
   await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
+  if (p.updates === 'patch') session.updateForms.set(p.roomId, 'patch');
+  else session.updateForms.delete(p.roomId);
   // Follow the room's feed *before* the join, so that no event after the
   // snapshot's seq can be missed. Events that arrive before the ack are
   // buffered by the client (docs/protocol.md).
   await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, (item) => deliver(ctx, session, p.roomId, item)));
   let res;
   try {
-    res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId });
+    res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });
   } catch (err) {
     if (!existing) await session.unfollow(p.roomId);
     throw err;
@@ -141,8 +176,11 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   session.rooms.set(p.roomId, m);
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
+  const self = { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs };
+  // The client holds the room already (knownSeq): no snapshot, nothing charged to its budget.
+  if (res.upToDate) return { ok: true, self, upToDate: true, seq: res.seq };
   session.snapshotBudget?.charge(snapshotBytes(res.snapshot), Date.now());
-  return { ok: true, self: { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs }, snapshot: res.snapshot };
+  return { ok: true, self, snapshot: res.snapshot };
 };
 
 export const onHeartbeat: Handler = async (ctx, session, raw): Promise<HeartbeatAck> => {

@@ -1,5 +1,5 @@
 import type { Socket } from 'socket.io';
-import { PresenceError, type ConnId, type RoomId, type UserId } from 'realtime-message-protocol';
+import { PresenceError, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
 import type { Unsubscribe } from '../../core/shared/hub.js';
 import type { ByteBudget, TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
@@ -32,6 +32,12 @@ export class SocketSession {
   readonly rooms = new Map<RoomId, Membership>();
   /** Hub registrations by room: held from the start of a join until the socket leaves the room. */
   readonly feeds = new Map<RoomId, Unsubscribe>();
+  /**
+   * How this socket gets `update` events, by room (the join's `updates`).
+   * Set before the join follows the room, so events that arrive before the
+   * ack already have the form the client asked for; absent = `state`.
+   */
+  readonly updateForms = new Map<RoomId, UpdateForm>();
   readonly queue: RequestQueue;
   /** Listeners this transport put on the socket, removed at dispose. */
   readonly handlers: Array<[string, (...args: unknown[]) => void]> = [];
@@ -80,6 +86,7 @@ export class SocketSession {
 
   /** Stops receiving a room's feed (the Hub unsubscribes the node when this was its last listener). */
   async unfollow(roomId: RoomId): Promise<void> {
+    this.updateForms.delete(roomId);
     const off = this.feeds.get(roomId);
     if (!off) return;
     this.feeds.delete(roomId);

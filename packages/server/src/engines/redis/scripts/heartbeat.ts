@@ -91,15 +91,24 @@ if #ARGV > 8 then
   end
   if count > 1 then size = size + count - 1 end
   if size > tonumber(ARGV[8]) then return 'payload_too_large:' .. size end
+  -- The event carries the patch too (sockets that asked for patches get only it): JSON text as it came.
+  local patch = {}
   for i = 9, #ARGV, 2 do
-    if ARGV[i + 1] == '' then redis.call('HDEL', ck, ARGV[i]) else redis.call('HSET', ck, ARGV[i], ARGV[i + 1]) end
+    local v = ARGV[i + 1]
+    if v == '' then
+      redis.call('HDEL', ck, ARGV[i])
+      v = 'null'
+    else
+      redis.call('HSET', ck, ARGV[i], v)
+    end
+    patch[#patch + 1] = string.sub(ARGV[i], 2) .. ':' .. v
   end
   local prefix = ARGV[1]
   local seq = redis.call('INCR', prefix .. 'seq')
   redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[7]))
   local ev = '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
     cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
-    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '}}'
+    ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '},"patch":{' .. table.concat(patch, ',') .. '}}'
   redis.call('SPUBLISH', prefix .. 'ev', ev)
   redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
 end

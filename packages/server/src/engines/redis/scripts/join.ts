@@ -16,6 +16,11 @@ export type JoinReply =
       seq: number;
       /** The room's new earliest deadline when the join lowered its slot's minimum (the caller lowers the reaper hint). */
       lowered: number | undefined;
+      /**
+       * A resume with `knownSeq` where `seq` is `knownSeq + 1`: the client holds
+       * the room, so the rows were not read and `connections` is empty.
+       */
+      upToDate: boolean;
       connections: ConnectionInfo[];
     }
   | { ok: false; code: 'forbidden' };
@@ -24,9 +29,15 @@ export type JoinReply =
  * Resume, rejoin or fresh join, its event (`update` on resume, else `join`),
  * and the snapshot after it, in one atomic step.
  *
+ * The `update` of a resume carries the patch from the stored state to the
+ * new one (changed keys, `null` for removed ones; `{}` when the state is
+ * kept). A resume with `knownSeq` that finds `seq = knownSeq + 1` (only its
+ * own update happened since the client's list) skips reading the rows, so a
+ * client that reconnects to a room it holds costs O(1), not O(room).
+ *
  * KEYS: seq exp tomb slotIndex resumeConn freshConn.
- * ARGV: room user resumeId|'' freshId now ttl lookback keep channel connPrefix hasState(0|1) [field json]...
- * Reply: {'forbidden'} or {'ok', connId, epoch, mode, seq, lowered|'', rows}.
+ * ARGV: room user resumeId|'' freshId now ttl lookback keep channel connPrefix hasState(0|1) knownSeq|'' [field json]...
+ * Reply: {'forbidden'} or {'ok', connId, epoch, mode, seq, lowered|'', rows | 'upToDate'}.
  */
 export const join: Script<JoinCommand, JoinReply> = {
   command: 'rmJoin',
@@ -34,7 +45,7 @@ export const join: Script<JoinCommand, JoinReply> = {
   lua: luaScript([STATE_JSON, PUBLISH, END_CONN, TOUCH_ROOM, READ_ROWS], /* lua */ `
 local room, user, resume_id, fresh_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local channel, prefix, has_state = ARGV[9], ARGV[10], ARGV[11] == '1'
+local channel, prefix, has_state, known = ARGV[9], ARGV[10], ARGV[11] == '1', ARGV[12]
 local ck, conn, epoch, mode = KEYS[6], fresh_id, 1, 'new'
 if resume_id ~= '' then
   local m = redis.call('HMGET', KEYS[5], '.u', '.e', '.g', '.x', '.r')
@@ -54,13 +65,26 @@ if resume_id ~= '' then
   end
 end
 local deadline = now + ttl
+local patch = {}
 if mode == 'resumed' then
   if has_state then
     local flat = redis.call('HGETALL', ck)
+    local old = {}
     for i = 1, #flat, 2 do
-      if string.byte(flat[i], 1) == 61 then redis.call('HDEL', ck, flat[i]) end
+      if string.byte(flat[i], 1) == 61 then
+        old[flat[i]] = flat[i + 1]
+        redis.call('HDEL', ck, flat[i])
+      end
     end
-    if #ARGV > 11 then redis.call('HSET', ck, unpack(ARGV, 12)) end
+    for i = 13, #ARGV, 2 do
+      if old[ARGV[i]] ~= ARGV[i + 1] then patch[#patch + 1] = string.sub(ARGV[i], 2) .. ':' .. ARGV[i + 1] end
+      old[ARGV[i]] = nil
+    end
+    -- In the hash's order (not pairs()), so the event text is the same on every run.
+    for i = 1, #flat, 2 do
+      if old[flat[i]] then patch[#patch + 1] = string.sub(flat[i], 2) .. ':null' end
+    end
+    if #ARGV > 12 then redis.call('HSET', ck, unpack(ARGV, 13)) end
   end
   redis.call('HSET', ck, '.e', epoch, '.l', now, '.x', deadline, '.r', 'timeout')
   redis.call('HDEL', ck, '.d')
@@ -68,16 +92,21 @@ else
   redis.call('DEL', ck)
   redis.call('ZREM', KEYS[3], conn)
   redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout')
-  if #ARGV > 11 then redis.call('HSET', ck, unpack(ARGV, 12)) end
+  if #ARGV > 12 then redis.call('HSET', ck, unpack(ARGV, 13)) end
 end
 redis.call('HSET', ck, '.t', now)
 redis.call('PEXPIRE', ck, keep)
 redis.call('ZADD', KEYS[2], deadline, conn)
 local seq = redis.call('INCR', KEYS[1])
-local kind = 'join'
-if mode == 'resumed' then kind = 'update' end
-publish(channel, kind, room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
+if mode == 'resumed' then
+  publish(channel, 'update', room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)) .. ',"patch":{' .. table.concat(patch, ',') .. '}')
+else
+  publish(channel, 'join', room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
+end
 local lowered = touch_room(room, keep)
+if mode == 'resumed' and known ~= '' and seq == tonumber(known) + 1 then
+  return {'ok', conn, epoch, mode, seq, lowered or '', 'upToDate'}
+end
 return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
 `),
   args(cmd, ctx) {
@@ -88,7 +117,7 @@ return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
       k.connPrefix + cmd.freshConnId,
       cmd.roomId, cmd.userId, cmd.resumeConnId ?? '', cmd.freshConnId,
       cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx),
-      k.channel, k.connPrefix, cmd.state === undefined ? '0' : '1',
+      k.channel, k.connPrefix, cmd.state === undefined ? '0' : '1', cmd.knownSeq ?? '',
     ];
     if (cmd.state) for (const [key, v] of Object.entries(cmd.state)) args.push('=' + JSON.stringify(key), JSON.stringify(v));
     return args;
@@ -99,6 +128,8 @@ return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
     if (r[0] !== 'ok') throw new MalformedReplyError('join', "the status is neither 'ok' nor 'forbidden'", reply);
     const mode = r[3];
     if (mode !== 'new' && mode !== 'resumed' && mode !== 'rejoined') throw new MalformedReplyError('join', 'unknown mode', reply);
+    const upToDate = r[6] === 'upToDate';
+    if (upToDate && mode !== 'resumed') throw new MalformedReplyError('join', 'upToDate without a resume', reply);
     return {
       ok: true,
       connId: replyString('join', r[1], 'connId') as ConnId,
@@ -106,7 +137,8 @@ return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
       mode,
       seq: replyInt('join', r[4], 'seq'),
       lowered: replyOptionalNumber('join', r[5], 'lowered'),
-      connections: decodeRows('join', r[6]),
+      upToDate,
+      connections: upToDate ? [] : decodeRows('join', r[6]),
     };
   },
 };
