@@ -1,7 +1,9 @@
 export { RealtimeClient } from './client.js';
 export type { RealtimeClientOptions, ClientEvents, TokenProvider, ClientSocket } from './client.js';
-export { PresenceRoom, PresenceChannel } from './room.js';
-export type { RoomOptions, RoomEvents, MessageMeta, JoinEvent, UpdateEvent, LeaveEvent, ChannelOptions, ChannelEvents, ChannelState } from './room.js';
+export { PresenceRoom } from './room.js';
+export { PresenceChannel } from './deprecated.js';
+export type { ChannelOptions, ChannelEvents, ChannelState } from './deprecated.js';
+export type { RoomOptions, RoomEvents, MessageMeta, JoinEvent, UpdateEvent, LeaveEvent } from './room-types.js';
 export type { Member } from './members.js';
 export type { ConnectionState, RoomState, ConnectionChangeReason, RoomChangeReason, StateChange } from './state.js';
 export { RealtimeError, type ClientErrorCode } from './errors.js';

@@ -20,42 +20,10 @@ import { emptyMemberList, membersOf, reduceMembers, snapshotOf, type Member, typ
 import { heartbeatErrorAction } from './policy.js';
 import type { RoomChangeReason, RoomState, StateChange } from './state.js';
 
-export interface RoomOptions {
-  /** The user this client is (with auth: the token's `sub`). */
-  userId: string;
-  /** Initial state of this connection. @default {} */
-  state?: PresenceState;
-  /** Heartbeat period; keep it well inside the server's TTL (default TTL 30 s). @default 10000 */
-  heartbeatIntervalMs?: number;
-  /** Window in which `updateState` calls are merged into one heartbeat. @default 50 */
-  patchDelayMs?: number;
-}
+import { RESERVED, type RoomOptions } from './room-types.js';
 
-export type JoinEvent = Extract<PresenceEvent, { type: 'join' }>;
-export type UpdateEvent = Extract<PresenceEvent, { type: 'update' }>;
-export type LeaveEvent = Extract<PresenceEvent, { type: 'leave' }>;
-export interface MessageMeta {
-  userId?: string;
-  connId?: string;
-  ts: number;
-}
-
-export interface RoomEvents {
-  /** A connection joined (another user, or another tab of a user). */
-  join: (event: JoinEvent) => void;
-  /** A connection's state changed (or it resumed). */
-  update: (event: UpdateEvent) => void;
-  /** A connection left (`reason`: leave, disconnect, timeout). */
-  leave: (event: LeaveEvent) => void;
-  /** The member list was replaced from a snapshot (join, rejoin, resync). */
-  sync: (members: Member[]) => void;
-  /** The room's state changed, and why. */
-  state: (change: StateChange<RoomState, RoomChangeReason>) => void;
-  /** Something failed in the background (heartbeat, rejoin). */
-  error: (error: RealtimeError) => void;
-}
-
-const RESERVED = new Set<string>(['join', 'update', 'leave', 'sync', 'state', 'error']);
+export type { RoomOptions, JoinEvent, UpdateEvent, LeaveEvent, MessageMeta, RoomEvents } from './room-types.js';
+import type { MessageMeta, RoomEvents } from './room-types.js';
 
 /** Heartbeat period when neither the option nor the server's TTL says otherwise. */
 const DEFAULT_HEARTBEAT_MS = 10_000;
@@ -474,14 +442,3 @@ export class PresenceRoom {
     return () => set.delete(h);
   }
 }
-
-/** @deprecated use PresenceRoom ("channel" now names the channels capability) */
-export const PresenceChannel = PresenceRoom;
-/** @deprecated use PresenceRoom */
-export type PresenceChannel = PresenceRoom;
-/** @deprecated use RoomOptions */
-export type ChannelOptions = RoomOptions;
-/** @deprecated use RoomEvents */
-export type ChannelEvents = RoomEvents;
-/** @deprecated use RoomState */
-export type ChannelState = RoomState;
