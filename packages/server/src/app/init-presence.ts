@@ -9,9 +9,8 @@ import type { RedisClient } from '../engines/redis/backend.js';
 import { Extensions, type Extension } from '../extensions/extension.js';
 import { tokenAuth, type TokenVerifier } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
-import type { RateLimitOptions } from '../transports/shared/rate-limit.js';
 import type { AnySocket, Membership } from '../transports/socketio/session.js';
-import { attachSocketIo } from '../transports/socketio/transport.js';
+import { attachSocketIo, type SocketIoLimits } from '../transports/socketio/transport.js';
 import { backendsOf, createBackends, type Backends } from './backends.js';
 import { StatusService, type StatusServiceOptions } from '../core/status/service.js';
 import type { StatusStore } from '../core/status/store.js';
@@ -30,7 +29,7 @@ export interface AuthorizeContext {
   event?: string;
 }
 
-export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'hub'> {
+export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'hub'>, SocketIoLimits {
   /** The application's own Socket.IO server. */
   io: AnySocket['server'] | AnyServer;
   /** An ioredis client (or Cluster): presence is shared by every node on it. Not closed by dispose(). */
@@ -49,18 +48,6 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   authorize?: (ctx: AuthorizeContext) => boolean | Promise<boolean>;
   /** More extensions (hooks every transport runs), after the ones `verifyToken` and `authorize` make. @default none */
   extensions?: readonly Extension[];
-  /** Per-connection event rate limit, or `false` to turn it off. @default 20/s, burst 40 */
-  rateLimit?: RateLimitOptions | false;
-  /** Most rooms one socket may be in. @default 64 */
-  maxRoomsPerSocket?: number;
-  /** Largest custom message `data`, UTF-8 bytes of JSON. @default 65536 */
-  maxMessageBytes?: number;
-  /** Most requests of one socket queued or running at once; more are refused with `rate_limited`. @default 64 */
-  maxPendingRequests?: number;
-  /** Bytes waiting to be sent to one socket beyond which it is disconnected (a client that stopped reading). @default 1048576 */
-  maxOutboundBytes?: number;
-  /** Snapshot bytes one socket may pull per second through joins (burst 4 s), or `false`. @default 1048576 */
-  snapshotBytesPerSecond?: number | false;
   /** Metrics sink. @default a new PresenceMetrics with its own registry */
   metrics?: PresenceMetrics;
   /** Run the reaper on this node. @default true */

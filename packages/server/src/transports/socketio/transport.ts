@@ -12,14 +12,8 @@ import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
 import { SocketSession, type AnySocket, type Membership } from './session.js';
 
-export interface SocketIoTransportOptions {
-  /** The namespace to serve. */
-  nsp: Namespace;
-  service: PresenceService;
-  extensions: Extensions;
-  metrics: PresenceMetrics;
-  logger?: Logger;
-  clock?: Clock;
+/** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
+export interface SocketIoLimits {
   /** Per-connection event rate limit, or `false`. @default 20/s, burst 40 */
   rateLimit?: RateLimitOptions | false;
   /** Most rooms one socket may be in. @default 64 */
@@ -32,6 +26,16 @@ export interface SocketIoTransportOptions {
   maxOutboundBytes?: number;
   /** Snapshot bytes one socket may pull per second through joins (a burst of 4 s is allowed; one join always gets through when the budget is positive), or `false`. @default 1048576 */
   snapshotBytesPerSecond?: number | false;
+}
+
+export interface SocketIoTransportOptions extends SocketIoLimits {
+  /** The namespace to serve. */
+  nsp: Namespace;
+  service: PresenceService;
+  extensions: Extensions;
+  metrics: PresenceMetrics;
+  logger?: Logger;
+  clock?: Clock;
 }
 
 export interface SocketIoTransport {
