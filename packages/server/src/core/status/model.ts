@@ -52,6 +52,21 @@ export function effective(s: StatusState | undefined, now: number, awayAfterMs: 
   return { status: 'online', message };
 }
 
+/**
+ * `lastSeen` of a user who is not connected now. A keep-alive that ran out
+ * ended a connected period at its own end, even before the sweeper recorded
+ * it (a read between the expiry and the sweep, or a cached state on another
+ * node, would otherwise report the time of the PUT); an invisible user's
+ * `lastSeen` stays frozen.
+ */
+function settledLastSeen(s: StatusState, now: number): number | null {
+  const until = s.keepAliveUntil;
+  if (s.connected || until === null || until > now) return s.lastSeen;
+  const invisibleThen = s.manual === 'offline' && (s.manualExpiresAt === null || s.manualExpiresAt >= until);
+  if (invisibleThen) return s.lastSeen;
+  return s.lastSeen === null ? until : Math.max(s.lastSeen, until);
+}
+
 /** The record a read (or an event) reports at `now`. */
 export function toRecord(userId: UserId, s: StatusState | undefined, now: number, awayAfterMs: number): StatusRecord {
   if (!s) return { userId, status: 'offline', message: null, manual: false, expiresAt: null, messageExpiresAt: null, lastSeen: null, updatedAt: null, nodeId: null, seq: 0 };
@@ -65,7 +80,7 @@ export function toRecord(userId: UserId, s: StatusState | undefined, now: number
     manual: manual !== null,
     expiresAt: manual !== null ? s.manualExpiresAt : null,
     messageExpiresAt: eff.message !== null ? s.messageExpiresAt : null,
-    lastSeen: visible ? now : s.lastSeen,
+    lastSeen: visible ? now : settledLastSeen(s, now),
     updatedAt: s.updatedAt,
     nodeId: s.nodeId,
     seq: s.seq,
