@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { expectCode } from './expect-code.js';
 import { waitFor } from 'realtime-message-testing';
-import { ManualClock, PresenceError, StatusRecordSchema, type StatusRecord, type UserId } from '../../src/index.js';
+import { ManualClock, StatusRecordSchema, type StatusRecord, type UserId } from '../../src/index.js';
 import { StatusService, type StatusServiceOptions } from '../../src/core/status/service.js';
 import type { StatusState } from '../../src/core/status/model.js';
 import type { StatusStore } from '../../src/core/status/store.js';
@@ -25,14 +26,6 @@ function user(): string {
   return `u-${randomUUID().slice(0, 8)}`;
 }
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected rejection with ${code}`).toBeInstanceOf(PresenceError);
-  expect((err as PresenceError).code).toBe(code);
-}
 
 export function runStatusConformance(target: StatusConformanceTarget): void {
   describe(`status store conformance: ${target.name}`, () => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { expectCode } from './expect-code.js';
 import { TestEngine, waitFor, type EngineFixture } from 'realtime-message-testing';
 import {
   ManualClock,
@@ -38,14 +39,6 @@ interface Harness {
   node(): Promise<CheckedService>;
 }
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected rejection with ${code}`).toBeInstanceOf(PresenceError);
-  expect((err as PresenceError).code).toBe(code);
-}
 
 function room(): string {
   return `room-${randomUUID()}`;
