@@ -68,6 +68,10 @@ const EnvSchema = z.object({
   AUTH_JWT_AUDIENCE: optionalString,
   AUTH_JWT_REQUIRE_EXP: optionalString.refine((v) => v === undefined || v === 'true' || v === 'false', { message: "AUTH_JWT_REQUIRE_EXP must be 'true' or 'false'" }),
   AUTH_JWT_MAX_LIFETIME_S: int('AUTH_JWT_MAX_LIFETIME_S', 0, 0),
+  API_KEY: optionalString.refine((v) => v === undefined || /^[\x21-\x7e]{16,256}$/.test(v), {
+    message: 'API_KEY must be 16-256 printable ASCII characters without spaces',
+  }),
+  STATUS_READS: optionalString.refine((v) => v === undefined || v === 'public' || v === 'token', { message: "STATUS_READS must be 'public' or 'token'" }),
   ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const list = v.split(',').map((s) => s.trim().replace(/\/$/, '')).filter(Boolean);
@@ -130,6 +134,10 @@ function toConfig(e: z.output<typeof EnvSchema>) {
       maxLifetimeSec: e.AUTH_JWT_MAX_LIFETIME_S > 0 ? e.AUTH_JWT_MAX_LIFETIME_S : undefined,
     },
     authMode: (e.AUTH_JWT_SECRET || e.AUTH_JWT_PUBLIC_KEY || e.AUTH_JWKS_URL ? 'jwt' : 'open') as 'jwt' | 'open',
+    /** `X-API-Key` value that may write any user's status. */
+    apiKey: e.API_KEY,
+    /** Who may read user status over REST: anyone, or a valid token / the API key. */
+    statusReads: (e.STATUS_READS ?? 'public') as 'public' | 'token',
     allowedOrigins: e.ALLOWED_ORIGINS,
     workers: e.WORKERS,
     logLevel: e.LOG_LEVEL,
@@ -159,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const authVars = [c.auth.secret, c.auth.publicKey, c.auth.jwksUrl].filter(Boolean).length;
   if (authVars > 1) problems.push('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_URL');
   if (c.auth.secret && Buffer.byteLength(c.auth.secret) < 32) problems.push('AUTH_JWT_SECRET must be at least 32 bytes (HS256)');
+  if (c.statusReads === 'token' && c.authMode === 'open' && !c.apiKey) problems.push('STATUS_READS=token needs AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_URL or API_KEY (nothing could read otherwise)');
   if (c.workers > 1 && c.engine === 'memory') {
     problems.push(`WORKERS=${c.workers} needs REDIS_URL or REDIS_CLUSTER_NODES: the memory engine lives in one process, so workers would not share presence`);
   }

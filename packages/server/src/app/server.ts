@@ -129,6 +129,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   if (config.authMode === 'open') {
     logger.warn('auth is off (open mode): clients assert their own userId; set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL for production');
   }
+  const verifyToken = config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined;
   const presence = initPresence({
     io,
     redis: redis?.command,
@@ -144,13 +145,19 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     maxRoomsPerSocket: config.maxRoomsPerSocket,
     maxOutboundBytes: config.maxOutboundBytes,
     snapshotBytesPerSecond: config.snapshotBytesPerSecond > 0 ? config.snapshotBytesPerSecond : false,
-    verifyToken: config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined,
+    verifyToken,
     logger,
     metrics,
   });
   const engine = config.engine;
 
-  const app = createHttpApp({ health: presence.health, engine, metrics, demoDir });
+  const app = createHttpApp({
+    health: presence.health,
+    engine,
+    metrics,
+    demoDir,
+    status: presence.status ? { service: presence.status, verifyToken, apiKey: config.apiKey, reads: config.statusReads } : undefined,
+  });
   const http = app.server;
   io.attach(http);
   new UpgradeGuard(http).claim('/socket.io/');

@@ -1,7 +1,8 @@
 import swagger from '@fastify/swagger';
-import { fastify, type FastifyInstance } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import { checkHealth, type HealthCheck } from '../../core/shared/health.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
+import { statusRoutes, type StatusRoutesOptions } from './routes/status.js';
 import { serveStatic } from './static.js';
 
 export interface HttpAppOptions {
@@ -14,6 +15,8 @@ export interface HttpAppOptions {
   demoDir: string | undefined;
   /** How long `/ready` waits for each check. @default 1000 */
   readyTimeoutMs?: number;
+  /** The user status REST API (`/api/v2/presence`, SPEC §7), with its auth settings; left out when undefined. */
+  status?: StatusRoutesOptions | undefined;
 }
 
 const statusSchema = {
@@ -39,7 +42,21 @@ const readySchema = {
  * endpoints attach to `app.server` beside these routes.
  */
 export function createHttpApp(options: HttpAppOptions): FastifyInstance {
-  const app = fastify({ logger: false, return503OnClosing: true, forceCloseConnections: false });
+  const app = fastify({
+    logger: false,
+    return503OnClosing: true,
+    forceCloseConnections: false,
+    // A user id is up to 128 UTF-16 units, up to 9 bytes each once percent-encoded:
+    // a long id must reach the route (and get 400), not fall through to 404.
+    routerOptions: { maxParamLength: 2_048 },
+    // A URL that cannot be decoded (`%zz`, a lone surrogate) never reaches a route.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as unknown as FastifyReply;
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      if (req.url.startsWith('/api/')) void reply.code(status).send({ error: { code: 'invalid_payload', message: `the URL is malformed: ${err.message}` } });
+      else void reply.code(status).send({ error: err.message });
+    },
+  });
   const readyTimeoutMs = options.readyTimeoutMs ?? 1_000;
 
   app.addHook('onSend', async (_req, reply, payload) => {
@@ -53,6 +70,12 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'realtime-message', version: '0.1.0', description: 'HTTP API of the realtime-message server' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'a JWT checked with the AUTH_* settings; writes only its own sub' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'API_KEY: writes any user' },
+        },
+      },
     },
   });
   void app.register(async (r) => {
@@ -74,6 +97,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.type(options.metrics.registry.contentType).send(text);
     });
   });
+  if (options.status) void app.register(statusRoutes(options.status));
 
   app.setNotFoundHandler({ preHandler: undefined }, async (req, reply) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply.code(405).send({ error: 'method not allowed' });
