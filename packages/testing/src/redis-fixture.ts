@@ -32,34 +32,45 @@ export async function keysUnder(client: RedisClient, prefix: string): Promise<st
 }
 
 /**
- * Engines over one real Redis (or cluster), isolated from other tests by a
- * unique key prefix. Cleaned up after the test; `cleanup()` may also be
- * called earlier (it runs once).
+ * Nodes over one real Redis (or cluster), each with its own client, isolated
+ * from other tests by a unique key prefix: `build` makes what a node holds
+ * (an engine, a store) from its client. Cleaned up after the test;
+ * `cleanup()` may also be called earlier (it runs once).
  */
-export async function redisFixture(target: RedisTarget): Promise<EngineFixture & { prefix: string; clients: RedisClient[] }> {
-  const prefix = `t:${randomUUID().slice(0, 8)}:`;
+export async function redisNodes<T extends { close(): Promise<void> }>(
+  target: RedisTarget,
+  prefixBase: string,
+  build: (client: RedisClient, prefix: string) => T,
+): Promise<{ prefix: string; clients: RedisClient[]; first: T; peer: () => Promise<T>; cleanup: () => Promise<void> }> {
+  const prefix = `${prefixBase}:${randomUUID().slice(0, 8)}:`;
   const clients: RedisClient[] = [];
-  const engines: RedisEngine[] = [];
-  const make = async (): Promise<RedisEngine> => {
+  const nodes: T[] = [];
+  const peer = async (): Promise<T> => {
     const client = redisClient(target);
     clients.push(client);
-    const engine = new RedisEngine({ redis: client, keyPrefix: prefix });
-    engines.push(engine);
-    return engine;
+    const node = build(client, prefix);
+    nodes.push(node);
+    return node;
   };
-  const engine = await make();
+  const first = await peer();
   let cleaned: Promise<void> | undefined;
   const cleanup = (): Promise<void> =>
     (cleaned ??= (async () => {
-      await Promise.all(engines.map((e) => e.close()));
+      await Promise.all(nodes.map((n) => n.close()));
       for (const c of clients) c.disconnect();
     })());
   onTestFinished(cleanup);
+  return { prefix, clients, first, peer, cleanup };
+}
+
+/** Engines over one real Redis (or cluster): {@link redisNodes} of RedisEngines. */
+export async function redisFixture(target: RedisTarget): Promise<EngineFixture & { prefix: string; clients: RedisClient[] }> {
+  const { prefix, clients, first, peer, cleanup } = await redisNodes(target, 't', (redis, keyPrefix) => new RedisEngine({ redis, keyPrefix }));
   return {
     prefix,
     clients,
-    engine,
-    peer: make,
+    engine: first,
+    peer,
     isEmpty: async () => (await keysUnder(clients[0]!, prefix)).length === 0,
     cleanup,
   };
