@@ -15,3 +15,4 @@ export type { JsonValue } from './shared/json.js';
 export type { PresenceState, StatePatch } from './presence/state.js';
 export type { JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from './presence/payloads.js';
 export * from './status/types.js';
+export * from './status/events.js';

@@ -34,4 +34,16 @@ export * from './presence/event-map.js';
 export { PresenceEventSchema, PresencePatchEventSchema, PresenceWireEventSchema, RoomMessageSchema, RoomSnapshotSchema } from './presence/event-schemas.js';
 // user status
 export * from './status/types.js';
-export { StatusUserIdSchema, UserStatusSchema, StatusMessageSchema, StatusUpdateSchema, StatusRecordSchema, StatusEventSchema, ttlSecondsSchema } from './status/schemas.js';
+export * from './status/events.js';
+export {
+  StatusUserIdSchema,
+  UserStatusSchema,
+  StatusMessageSchema,
+  StatusUpdateSchema,
+  StatusRecordSchema,
+  StatusEventSchema,
+  StatusWatchRequestSchema,
+  StatusSetRequestSchema,
+  StatusActivityRequestSchema,
+  ttlSecondsSchema,
+} from './status/schemas.js';

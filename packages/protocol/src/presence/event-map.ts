@@ -2,6 +2,8 @@ import type { RoomId } from '../shared/ids.js';
 import type { HeartbeatAck, JoinAck, LeaveAck, MessageAck } from './acks.js';
 import type { PresenceWireEvent, RoomMessage, ServerNotice } from './events.js';
 import type { HeartbeatRequest, JoinRequest, LeaveRequest, MessageRequest } from './payloads.js';
+import type { StatusActivityAck, StatusActivityRequest, StatusSetAck, StatusSetRequest, StatusSubscribeAck, StatusUnsubscribeAck, StatusWatchRequest } from '../status/events.js';
+import type { StatusEvent } from '../status/types.js';
 
 /** Socket.IO events a client sends. Payloads are typed as a client writes them; the server validates them. */
 export interface ClientToServerEvents {
@@ -9,6 +11,10 @@ export interface ClientToServerEvents {
   'presence:heartbeat': (payload: HeartbeatRequest | undefined, ack: (res: HeartbeatAck) => void) => void;
   'presence:leave': (payload: LeaveRequest | undefined, ack: (res: LeaveAck) => void) => void;
   'presence:message': (payload: MessageRequest, ack?: (res: MessageAck) => void) => void;
+  'status:subscribe': (payload: StatusWatchRequest, ack: (res: StatusSubscribeAck) => void) => void;
+  'status:unsubscribe': (payload: StatusWatchRequest, ack: (res: StatusUnsubscribeAck) => void) => void;
+  'status:set': (payload: StatusSetRequest, ack: (res: StatusSetAck) => void) => void;
+  'status:activity': (payload: StatusActivityRequest | undefined, ack?: (res: StatusActivityAck) => void) => void;
 }
 
 /** Socket.IO events the server sends. */
@@ -19,6 +25,8 @@ export interface ServerToClientEvents {
   'presence:error': (notice: ServerNotice) => void;
   /** Drop the room's member list and `seq` and join again (with the `connId`) for a fresh snapshot. */
   'presence:resync': (notice: ResyncNotice) => void;
+  /** A watched user's record right after a change of their status or message. */
+  'status:event': (event: StatusEvent) => void;
 }
 
 /**

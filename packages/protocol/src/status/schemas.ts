@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { UserIdSchema } from '../shared/ids.js';
 import { hasLoneSurrogate } from '../shared/json.js';
+import { STATUS_SOCKET_LIMITS, type StatusActivityRequest, type StatusSetRequest, type StatusWatchRequest } from './events.js';
 import { STATUS_LIMITS, type StatusRecord, type StatusUpdate } from './types.js';
 
 /** A status user id: the same rules as a presence user id (they name the same people). */
@@ -54,6 +55,35 @@ export const StatusUpdateSchema = z
     path: ['messageTtlSeconds'],
   });
 
+/**
+ * `status:subscribe` / `status:unsubscribe`: 1 to 1,000 unique user ids.
+ * @example StatusWatchRequestSchema.parse({ userIds: ['ada', 'grace'] })
+ */
+export const StatusWatchRequestSchema = z.object(
+  {
+    userIds: z
+      .array(StatusUserIdSchema, { error: 'userIds must be a list of user ids' })
+      .min(1, { error: 'userIds must not be empty' })
+      .max(STATUS_SOCKET_LIMITS.maxIdsPerRequest, { error: `userIds may list at most ${STATUS_SOCKET_LIMITS.maxIdsPerRequest} ids per request` })
+      .refine((ids) => new Set(ids).size === ids.length, { error: 'userIds must be unique' }),
+  },
+  { error: 'expected an object { userIds: [...] }' },
+);
+
+/** `status:set`: a status update, with `userId` only meaningful in open mode. */
+export const StatusSetRequestSchema = z
+  .object({ ...StatusUpdateSchema.shape, userId: StatusUserIdSchema.optional() }, { error: 'expected an object { status, message?, ttlSeconds?, messageTtlSeconds? }' })
+  .refine((u) => u.messageTtlSeconds === undefined || (typeof u.message === 'string' && u.message !== ''), {
+    error: 'messageTtlSeconds needs a message',
+    path: ['messageTtlSeconds'],
+  });
+
+/** `status:activity`: nothing, or `{ userId }` in open mode. */
+export const StatusActivityRequestSchema = z
+  .object({ userId: StatusUserIdSchema.optional() }, { error: 'expected nothing or an object { userId? }' })
+  .optional()
+  .transform((v) => v ?? {});
+
 const timeSchema = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 /** One record as the server reports it (strict: an extra or misspelt field is a bug in the builder). */
@@ -78,4 +108,10 @@ export const StatusEventSchema = StatusRecordSchema;
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assert<T extends true> = T;
-type _SchemasMatchTypes = [Assert<Same<z.output<typeof StatusRecordSchema>, StatusRecord>>, Assert<Same<z.input<typeof StatusUpdateSchema>, StatusUpdate>>];
+type _SchemasMatchTypes = [
+  Assert<Same<z.output<typeof StatusRecordSchema>, StatusRecord>>,
+  Assert<Same<z.input<typeof StatusUpdateSchema>, StatusUpdate>>,
+  Assert<Same<z.input<typeof StatusWatchRequestSchema>, StatusWatchRequest>>,
+  Assert<Same<z.input<typeof StatusSetRequestSchema>, StatusSetRequest>>,
+  Assert<Same<z.input<typeof StatusActivityRequestSchema>, StatusActivityRequest | undefined>>,
+];

@@ -159,21 +159,6 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       options.observeReap?.(result);
     },
   });
-  const transport = attachSocketIo({
-    nsp: (options.io as AnyServer).of(options.namespace ?? '/'),
-    service,
-    extensions: legacyExtensions(options),
-    metrics,
-    logger,
-    clock: options.clock,
-    rateLimit: options.rateLimit,
-    maxRoomsPerSocket: options.maxRoomsPerSocket,
-    maxMessageBytes: options.maxMessageBytes,
-    maxPendingRequests: options.maxPendingRequests,
-    maxOutboundBytes: options.maxOutboundBytes,
-    snapshotBytesPerSecond: options.snapshotBytesPerSecond,
-  });
-  if (options.startReaper !== false) service.start();
   const statusOptions = options.status === false ? undefined : (options.status ?? {});
   const statusStore = statusOptions?.store ?? backends.status;
   const status =
@@ -193,6 +178,24 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           },
         })
       : undefined;
+  const transport = attachSocketIo({
+    nsp: (options.io as AnyServer).of(options.namespace ?? '/'),
+    service,
+    extensions: legacyExtensions(options),
+    metrics,
+    logger,
+    clock: options.clock,
+    rateLimit: options.rateLimit,
+    maxRoomsPerSocket: options.maxRoomsPerSocket,
+    maxMessageBytes: options.maxMessageBytes,
+    maxPendingRequests: options.maxPendingRequests,
+    maxOutboundBytes: options.maxOutboundBytes,
+    snapshotBytesPerSecond: options.snapshotBytesPerSecond,
+    maxWatchedUsersPerSocket: options.maxWatchedUsersPerSocket,
+    statusReads: options.statusReads,
+    status,
+  });
+  if (options.startReaper !== false) service.start();
   // The bridge and the feed start in the background; a failure (storage down at start) is logged, and status reads go to the store meanwhile.
   const statusReady: Promise<(() => Promise<void>) | undefined> = status
     ? Promise.all([status.start({ sweep: options.startReaper !== false }), bridgePresenceToStatus(service, status, { logger })]).then(

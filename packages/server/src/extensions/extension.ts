@@ -24,14 +24,14 @@ export interface ConnectContext {
 }
 
 /** The actions a connection asks for, on every transport. */
-export type Action = 'join' | 'message' | 'subscribe' | 'publish' | 'rpc';
+export type Action = 'join' | 'message' | 'subscribe' | 'publish' | 'rpc' | 'status_read' | 'status_write';
 
 export interface ActionContext {
   transport: TransportName;
-  /** The user the connection acts as (the token's `sub` when auth is on). */
+  /** The user the connection acts as (the token's `sub` when auth is on; '' for a `status_read` of an open-mode socket, which has no user). */
   userId: string;
   action: Action;
-  /** The room or channel. */
+  /** The room or channel; for `status_read` / `status_write`, the user whose status is watched or set. */
   target: string;
   /** Custom event or RPC method name, for `message` and `rpc`. */
   event?: string | undefined;
@@ -72,6 +72,8 @@ const DENIED: Record<Action, (ctx: ActionContext) => string> = {
   subscribe: (c) => `not allowed to subscribe to '${c.target}'`,
   publish: (c) => `not allowed to publish to '${c.target}'`,
   rpc: (c) => `not allowed to call '${c.event ?? ''}'`,
+  status_read: (c) => `not allowed to watch the status of '${c.target}'`,
+  status_write: (c) => `not allowed to set the status of '${c.target}'`,
 };
 
 /** Runs the hooks of an ordered list of extensions; transports hold one of these. */

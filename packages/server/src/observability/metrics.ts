@@ -27,6 +27,8 @@ export class PresenceMetrics {
   readonly statusCacheMisses: Counter;
   /** Status events this node received (from every node). */
   readonly statusEvents: Counter;
+  /** Watches (socket, user) held by sockets of this node (`status:subscribe`). */
+  readonly statusWatches: Gauge;
   /** `rm_heartbeats_total{outcome="ok"}`, resolved once: the hot path must not hash labels per call. */
   readonly heartbeatsOk: { inc(): void };
   private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
@@ -65,6 +67,7 @@ export class PresenceMetrics {
     this.statusCacheHits = new Counter({ name: 'rm_status_cache_hits_total', help: 'User status reads answered by the node-local cache', registers });
     this.statusCacheMisses = new Counter({ name: 'rm_status_cache_misses_total', help: 'User status reads that went to the status store', registers });
     this.statusEvents = new Counter({ name: 'rm_status_events_total', help: 'Status events received by this node (every change of every user, from every node)', registers });
+    this.statusWatches = new Gauge({ name: 'rm_status_watches', help: 'Status watches (socket, user) held by sockets of this node', registers });
     this.heartbeatsOk = this.heartbeats.labels('ok');
   }
 

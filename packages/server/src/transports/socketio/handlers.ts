@@ -20,6 +20,7 @@ import type { Clock } from '../../core/shared/clock.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import type { Membership, SocketSession } from './session.js';
+import type { StatusContext } from './status-handlers.js';
 
 /** What the handlers share: the services and settings of one transport. */
 export interface HandlerContext {
@@ -35,6 +36,8 @@ export interface HandlerContext {
   onSlowConsumer: (session: SocketSession, bytes: number) => void;
   /** True once the transport is disposed. */
   disposed(): boolean;
+  /** User status over sockets; undefined when status is turned off. */
+  status?: StatusContext | undefined;
 }
 
 export type Handler = (ctx: HandlerContext, session: SocketSession, raw: unknown) => Promise<{ ok: boolean }>;
@@ -110,27 +113,36 @@ export function updateWireForm(e: UpdateEvent, form: 'state' | 'patch'): Presenc
   return forms.state;
 }
 
-/** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
-function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
-  if (!session.socket.connected) return;
+/**
+ * Sends one server event to one socket unless it is a slow consumer: past
+ * `maxOutboundBytes` waiting to be sent, it is disconnected instead (a socket
+ * that does not read would hold every item sent to it; its members leave
+ * after the grace). True when sent.
+ */
+export function sendGuarded(ctx: HandlerContext, session: SocketSession, event: string, payload: unknown): boolean {
+  if (!session.socket.connected) return false;
   const backlog = outboundBytes(session);
   if (backlog > ctx.maxOutboundBytes) {
-    // A socket that does not read would hold every item sent to it: past the
-    // cap it is disconnected instead (its members leave after the grace).
     ctx.onSlowConsumer(session, backlog);
-    return;
+    return false;
   }
+  session.socket.emit(event, payload);
+  ctx.metrics.fanout.inc();
+  return true;
+}
+
+/** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
+function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (item.type === 'message') {
     const m = item.message;
     // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).
     if (m.connId !== undefined && session.rooms.get(roomId)?.connId === m.connId) return;
-    session.socket.emit(EVENTS.message, m);
+    sendGuarded(ctx, session, EVENTS.message, m);
   } else if (item.type === 'update') {
-    session.socket.emit(EVENTS.event, updateWireForm(item, session.updateForms.get(roomId) ?? 'state'));
+    sendGuarded(ctx, session, EVENTS.event, updateWireForm(item, session.updateForms.get(roomId) ?? 'state'));
   } else {
-    session.socket.emit(EVENTS.event, item);
+    sendGuarded(ctx, session, EVENTS.event, item);
   }
-  ctx.metrics.fanout.inc();
 }
 
 export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {

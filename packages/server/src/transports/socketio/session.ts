@@ -38,6 +38,8 @@ export class SocketSession {
    * ack already have the form the client asked for; absent = `state`.
    */
   readonly updateForms = new Map<RoomId, UpdateForm>();
+  /** Users whose status this socket watches (`status:subscribe`). */
+  readonly watched = new Set<UserId>();
   readonly queue: RequestQueue;
   /** Listeners this transport put on the socket, removed at dispose. */
   readonly handlers: Array<[string, (...args: unknown[]) => void]> = [];

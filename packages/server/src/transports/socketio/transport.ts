@@ -11,6 +11,8 @@ import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.j
 import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
 import { SocketSession, type AnySocket, type Membership } from './session.js';
+import { STATUS_HANDLERS, StatusWatchers, deliverStatus } from './status-handlers.js';
+import type { StatusService } from '../../core/status/service.js';
 
 /** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
 export interface SocketIoLimits {
@@ -26,6 +28,10 @@ export interface SocketIoLimits {
   maxOutboundBytes?: number;
   /** Snapshot bytes one socket may pull per second through joins (a burst of 4 s is allowed; one join always gets through when the budget is positive), or `false`. @default 1048576 */
   snapshotBytesPerSecond?: number | false;
+  /** Most users one socket may watch with `status:subscribe`. @default 1000 */
+  maxWatchedUsersPerSocket?: number;
+  /** `token`: only sockets with a verified token may watch status (SPEC §7 `STATUS_READS`). @default 'public' */
+  statusReads?: 'public' | 'token';
 }
 
 export interface SocketIoTransportOptions extends SocketIoLimits {
@@ -34,6 +40,8 @@ export interface SocketIoTransportOptions extends SocketIoLimits {
   service: PresenceService;
   extensions: Extensions;
   metrics: PresenceMetrics;
+  /** User status over sockets (`status:*` events); without it they answer `forbidden`. */
+  status?: StatusService | undefined;
   logger?: Logger;
   clock?: Clock;
 }
@@ -85,7 +93,18 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       session.socket.disconnect(true);
     },
     disposed: () => disposed,
+    status: options.status
+      ? {
+          service: options.status,
+          watchers: new StatusWatchers((n) => metrics.statusWatches.set(n)),
+          maxWatchedPerSocket: positive('maxWatchedUsersPerSocket', options.maxWatchedUsersPerSocket ?? 1_000),
+          reads: options.statusReads ?? 'public',
+        }
+      : undefined,
   };
+  // One listener for every status event of every user: sockets watching the user get it.
+  const offStatus = ctx.status ? options.status!.subscribe((event) => deliverStatus(ctx, event)) : undefined;
+  offStatus?.catch((err: unknown) => logger.warn({ err }, 'status events could not be followed; watchers get no events on this node'));
 
   /** Registers a handler that runs in the session's queue and always acks exactly once. */
   function handle(session: SocketSession, event: string, fn: Handler): void {
@@ -116,6 +135,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   function onDisconnect(session: SocketSession): void {
     metrics.connections.dec();
     session.detach();
+    ctx.status?.watchers.removeAll(session);
     void session.queue.drain().then(async () => {
       const rooms = [...session.rooms.values()];
       session.rooms.clear();
@@ -151,6 +171,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     expireAt(session, auth?.expiresAt);
     if (rateLimit) rateLimitMiddleware(socket, session, rateLimit, { metrics, logger, disposed: () => disposed });
     for (const [event, fn] of HANDLERS) handle(session, event, fn);
+    for (const [event, fn] of STATUS_HANDLERS) handle(session, event, fn);
     const disconnect = (): void => onDisconnect(session);
     socket.once('disconnect', disconnect);
     session.handlers.push(['disconnect', disconnect]);
@@ -196,11 +217,13 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       disposed = true;
       nsp.off('connection', onConnection);
       offReset();
+      await (await offStatus?.catch(() => undefined))?.();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.all(
         all.map(async (session) => {
           session.detach();
+          ctx.status?.watchers.removeAll(session);
           await session.queue.drain();
           const rooms = [...session.rooms.values()];
           session.rooms.clear();
@@ -219,4 +242,9 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       problems.stop();
     },
   };
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`${name} must be an integer >= 1 (got ${String(value)})`);
+  return value;
 }
