@@ -1,10 +1,21 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import { EVENTS, isErrorCode, type ClientToServerEvents, type ServerToClientEvents } from 'realtime-message-protocol/core';
+import {
+  EVENTS,
+  STATUS_EVENTS,
+  isErrorCode,
+  type ClientToServerEvents,
+  type ServerToClientEvents,
+  type StatusRecord,
+  type StatusSetAck,
+  type StatusUpdate,
+} from 'realtime-message-protocol/core';
+import { ACTIVITY_EVENTS, ActivityThrottle, type ActivityTarget } from './activity.js';
 import { Emitter } from './emitter.js';
 import { RealtimeError } from './errors.js';
 import type { RoomHost, RoomLink } from './host.js';
 import { PresenceRoom, type RoomOptions } from './room.js';
 import type { ConnectionChangeReason, ConnectionState, StateChange } from './state.js';
+import { StatusWatches, type StatusWatch } from './status.js';
 import { backoffDelay, defaultTimers, type BackoffOptions, type Timers } from './timers.js';
 
 /** A token, or a function called before every (re)connect so an expiring token can be refreshed. */
@@ -33,6 +44,14 @@ export interface RealtimeClientOptions {
   timers?: Timers;
   /** Random source of the jitter. @default Math.random */
   random?: () => number;
+  /**
+   * The user `setStatus` and activity reports act for on a server without
+   * auth (open mode). With a token the server uses its `sub`. @default the
+   * user this client joined its rooms as
+   */
+  userId?: string;
+  /** Activity is reported to the server at most once per this interval (automatic away). @default 30000 */
+  activityIntervalMs?: number;
 }
 
 export interface ClientEvents {
@@ -58,10 +77,13 @@ export class RealtimeClient {
   readonly state: ConnectionState = 'disconnected';
   /** The underlying socket.io-client socket (for application events of your own). */
   readonly socket: ClientSocket;
-  private readonly opts: Required<Omit<RealtimeClientOptions, 'token' | 'socketFactory' | 'reconnect'>> & {
+  private readonly opts: Required<Omit<RealtimeClientOptions, 'token' | 'socketFactory' | 'reconnect' | 'userId'>> & {
     reconnect: Required<NonNullable<RealtimeClientOptions['reconnect']>>;
   };
   private readonly token: TokenProvider | undefined;
+  private readonly userId: string | undefined;
+  private readonly status: StatusWatches;
+  private readonly activity: ActivityThrottle;
   private readonly rooms = new Map<string, { room: PresenceRoom; link: RoomLink }>();
   /** What rooms see of this client (see host.ts): kept off the public API. */
   private readonly host: RoomHost;
@@ -72,6 +94,7 @@ export class RealtimeClient {
 
   constructor(options: RealtimeClientOptions) {
     this.token = options.token;
+    this.userId = options.userId;
     this.opts = {
       url: options.url,
       transports: options.transports ?? ['websocket'],
@@ -80,6 +103,7 @@ export class RealtimeClient {
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       timers: options.timers ?? defaultTimers,
       random: options.random ?? Math.random,
+      activityIntervalMs: options.activityIntervalMs ?? 30_000,
       reconnect: {
         enabled: options.reconnect?.enabled ?? true,
         minDelayMs: options.reconnect?.minDelayMs ?? 500,
@@ -127,6 +151,15 @@ export class RealtimeClient {
     this.socket.on(EVENTS.message, (m) => this.rooms.get(m.roomId)?.link.message(m));
     this.socket.on(EVENTS.resync, (n) => this.rooms.get(n.roomId)?.link.resync());
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
+    this.status = new StatusWatches({ connected: () => this.socket.connected, connect: () => this.connect(), request: (e, p) => this.request(e, p) });
+    this.socket.on(STATUS_EVENTS.event, (r) => this.status.event(r));
+    this.activity = new ActivityThrottle(
+      () => {
+        if (this.socket.connected) (this.socket as unknown as { emit(e: string, p: unknown): void }).emit(STATUS_EVENTS.activity, this.userId === undefined ? {} : { userId: this.userId });
+      },
+      this.opts.activityIntervalMs,
+      this.opts.timers,
+    );
   }
 
   /** Listens to `state` and `error`; returns a function that removes the listener. */
@@ -177,6 +210,7 @@ export class RealtimeClient {
     this.connecting?.resolve();
     this.connecting = undefined;
     for (const { link } of this.rooms.values()) link.connected();
+    this.status.connected();
   }
 
   private onDisconnect(reason: string): void {
@@ -245,6 +279,51 @@ export class RealtimeClient {
     return room;
   }
 
+  /**
+   * Watches the status of some users (SPEC §7): a live map, current after
+   * every reconnect. Connects if needed. Rejects with the server's code
+   * (`invalid_payload`, `forbidden` past the server's watch limit, ...).
+   * @example
+   * const people = await client.watchStatus(['ada', 'grace']);
+   * people.on('change', (record) => console.info(record.userId, record.status, record.message));
+   */
+  watchStatus(userIds: readonly string[]): Promise<StatusWatch> {
+    if (this.closed) return Promise.reject(new RealtimeError('closed', 'the client was shut down'));
+    return this.status.watch(userIds);
+  }
+
+  /**
+   * Sets this client's user's status and message (`status:set`); resolves
+   * with the new record. `online` clears a manual status.
+   * @example await client.setStatus({ status: 'busy', message: 'in a meeting', ttlSeconds: 3600 });
+   */
+  async setStatus(update: StatusUpdate): Promise<StatusRecord> {
+    await this.connect();
+    const res = await this.request<StatusSetAck>(STATUS_EVENTS.set, this.userId === undefined ? update : { ...update, userId: this.userId });
+    if (!res.ok) throw new RealtimeError(res.error.code, res.error.message);
+    this.status.wrote(res.user);
+    return res.user;
+  }
+
+  /** Reports user activity for automatic away; cheap to call on every input event (throttled to one report per `activityIntervalMs`). */
+  reportActivity(): void {
+    if (!this.closed) this.activity.report();
+  }
+
+  /**
+   * Reports activity whenever `target` (by default `window`) sees input
+   * (pointer, keys, wheel, touch, focus). Returns a function that stops.
+   * @example const stop = client.trackActivity();
+   */
+  trackActivity(target: ActivityTarget | undefined = (globalThis as { window?: ActivityTarget }).window): () => void {
+    if (!target) throw new RealtimeError('invalid_payload', 'trackActivity needs a target with addEventListener (there is no window here)');
+    const listener = (): void => this.reportActivity();
+    for (const type of ACTIVITY_EVENTS) target.addEventListener(type, listener, { passive: true });
+    return () => {
+      for (const type of ACTIVITY_EVENTS) target.removeEventListener(type, listener);
+    };
+  }
+
   /** Leaves every room (bounded by the ack timeout), disconnects, and releases every timer and listener. */
   async shutdown(): Promise<void> {
     if (this.closed) return;
@@ -254,6 +333,8 @@ export class RealtimeClient {
     this.reconnectTimer = undefined;
     for (const { link } of [...this.rooms.values()]) link.dispose();
     this.rooms.clear();
+    this.status.dispose();
+    this.activity.dispose();
     this.connecting?.reject(new RealtimeError('closed', 'the client was shut down'));
     this.connecting = undefined;
     this.socket.disconnect();
