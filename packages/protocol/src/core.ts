@@ -16,3 +16,6 @@ export type { PresenceState, StatePatch } from './presence/state.js';
 export type { JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from './presence/payloads.js';
 export * from './status/types.js';
 export * from './status/events.js';
+export * from './channels/types.js';
+export type { Channel } from './channels/schemas.js';
+export { CHANNEL_ERROR_REASONS, ChannelError, type ChannelErrorReason } from './channels/errors.js';

@@ -47,3 +47,25 @@ export {
   StatusActivityRequestSchema,
   ttlSecondsSchema,
 } from './status/schemas.js';
+// channels
+export * from './channels/types.js';
+export {
+  ChannelSchema,
+  OffsetSchema,
+  EpochTextSchema,
+  StreamPositionSchema,
+  TagsSchema,
+  ClientInfoSchema,
+  PublicationSchema,
+  ChannelPublicationSchema,
+  publicationDataSchema,
+  historyLimitSchema,
+  createChannelSchemas,
+  type Channel,
+  type ChannelSchemaLimits,
+  type ChannelSchemas,
+  type PublishPayload,
+  type HistoryPayload,
+  type SubscribePayload,
+} from './channels/schemas.js';
+export { CHANNEL_ERROR_REASONS, ChannelError, type ChannelErrorReason } from './channels/errors.js';
