@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // realtime-message benchmark harness. One command per scenario:
-//   SCENARIO=basic|compare|cross-node|scale|churn|sweep|smoke npm run benchmark:presence
+//   SCENARIO=basic|compare|cross-node|scale|churn|sweep|status|smoke npm run benchmark:presence
 // See docs/benchmarks.md for every variable and the recorded results.
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -10,6 +10,7 @@ import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSock
 import { startRedis } from './lib/redis.mjs';
 import { latencyChart, save, table } from './lib/report.mjs';
 import { startServer } from './lib/servers.mjs';
+import { scenarioStatus } from './lib/status-scenario.mjs';
 import { countError, decodeHistogram, histogram, median, recordSince, sampleTree, summarize, usage } from './lib/stats.mjs';
 
 const env = process.env;
@@ -367,10 +368,13 @@ async function scenarioSmoke() {
   await scenarioChurn();
   Object.assign(env, { CONNECTIONS: '300', SOCKETS_PER_CLIENT_PROCESS: '150', HEARTBEAT_INTERVAL_MS: '1000', DURATION_S: '2', ENGINE: 'redis', WORKERS: '2' });
   await scenarioScale();
+  // User status REST API: a few thousand users, a fraction of a second per point, both engines.
+  Object.assign(env, { USERS: '2000', DURATION_S: '0.4', WARMUP_S: '0.2', RATES: '300', BATCH_RATES: '50', BATCH_SIZE: '20', CONCURRENCY: '8', LOAD_THREADS: '1', OPEN_CONNECTIONS: '8', CACHE_RECORDS: '2000' });
+  for (const engine of ['memory', 'redis']) await scenarioStatus({ ...env, ENGINE: engine }, log);
   log(`smoke run finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-const scenarios = { basic: scenarioBasic, compare: scenarioCompare, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, smoke: scenarioSmoke };
+const scenarios = { basic: scenarioBasic, compare: scenarioCompare, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), smoke: scenarioSmoke };
 const run = scenarios[SCENARIO];
 if (!run) {
   console.error(`unknown SCENARIO '${SCENARIO}'; one of ${Object.keys(scenarios).join(', ')}`);

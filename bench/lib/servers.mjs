@@ -7,6 +7,7 @@ import { processTree } from './stats.mjs';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = `${root}packages/server/dist/app/cli.js`;
 export const BASELINE = `${root}bench/lib/baseline-server.mjs`;
+export const STATUS_BASELINE = `${root}bench/lib/status-baseline-server.mjs`;
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -20,15 +21,17 @@ export function freePort() {
 }
 
 /**
- * kind: 'ours' (the realtime-message CLI), 'previous' (the CLI at PREVIOUS_CLI), 'bare' (baseline a), 'lua' (baseline b).
+ * kind: 'ours' (the realtime-message CLI), 'previous' (the CLI at PREVIOUS_CLI), 'bare' (baseline a), 'lua' (baseline b),
+ * 'http-bare' (the bare Fastify routes of the status benchmark).
+ * `execArgv`: Node options of the server process (e.g. `--cpu-prof`).
  * Resolves once the server logs that it listens.
  */
-export async function startServer(kind, env = {}) {
+export async function startServer(kind, env = {}, { execArgv = [] } = {}) {
   const port = await freePort();
   // 'previous': the CLI of an earlier build (PREVIOUS_CLI), to measure a change against the commit before it.
-  const script = kind === 'ours' ? CLI : kind === 'previous' ? process.env.PREVIOUS_CLI : BASELINE;
+  const script = kind === 'ours' ? CLI : kind === 'previous' ? process.env.PREVIOUS_CLI : kind === 'http-bare' ? STATUS_BASELINE : BASELINE;
   if (!script) throw new Error('PREVIOUS_CLI must point at the cli.js of the earlier build');
-  const proc = spawn(process.execPath, [script], {
+  const proc = spawn(process.execPath, [...execArgv, script], {
     env: {
       PATH: process.env.PATH,
       PORT: String(port),
