@@ -1,4 +1,5 @@
 import { RealtimeClient, type Member, type PresenceRoom, type PresenceEvent, type StatePatch } from 'realtime-message-sdk/browser';
+import { mountPeople } from './people.js';
 import './style.css';
 
 // Everything users type is rendered with textContent, never as HTML.
@@ -32,6 +33,7 @@ if (params.get('room')) $<HTMLInputElement>('room').value = params.get('room')!;
 
 let client: RealtimeClient | undefined;
 let room: PresenceRoom | undefined;
+const people = mountPeople((msg) => showError(msg));
 
 function setBadge(id: string, state: string, reason?: string): void {
   const b = $(id);
@@ -151,7 +153,7 @@ async function join(): Promise<void> {
   const token = $<HTMLInputElement>('token').value.trim();
   const roomId = $<HTMLInputElement>('room').value.trim();
   const userId = $<HTMLInputElement>('user').value.trim();
-  const c = new RealtimeClient({ url, ...(token ? { token } : {}) });
+  const c = new RealtimeClient({ url, userId, ...(token ? { token } : {}) });
   client = c;
   let connectedOnce = false;
   let connectionError = false;
@@ -217,6 +219,8 @@ async function join(): Promise<void> {
     await c.connect();
     await ch.join();
     refresh();
+    // Status is a second capability: the room works even where it is turned off.
+    await people.attach(c, userId).catch((err: Error & { code?: string }) => showError(`status: ${err.code ?? 'error'}: ${err.message}`));
   } catch (err) {
     if (client !== c) return; // stopped meanwhile (Leave, or a connection error that says more)
     showError(err instanceof Error ? err.message : String(err));
@@ -228,6 +232,7 @@ async function join(): Promise<void> {
 async function stop(roomState: 'idle' | 'left' = 'idle'): Promise<void> {
   const c = client;
   client = room = undefined;
+  people.detach();
   renderControls();
   await c?.shutdown();
   setBadge('conn-state', 'disconnected');

@@ -143,4 +143,52 @@ describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium
     await expect.poll(disabled).toEqual(roomControls.map(() => true));
     expect(errors).toEqual([]);
   });
+
+  it('the people panel shows watched users with status, message and last seen, and sets the own status', { timeout: 60_000 }, async () => {
+    const server = await startServer({ DEMO_DIR: dist, PRESENCE_DISCONNECT_GRACE_MS: '0' });
+    const browser = await launchChromium();
+    const errors: string[] = [];
+    async function open(user: string) {
+      const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => errors.push(`${user}: ${String(e)}`));
+      await page.goto(`${server.url}/?user=${user}&room=people-${user}`);
+      await page.getByRole('button', { name: 'Join' }).click();
+      // The panel watches the own user at once.
+      await page.locator(`#people li[data-person="${user}"][data-status="online"]`).waitFor();
+      return { context, page };
+    }
+    const ada = await open('ada');
+    const person = (user: string) => ada.page.locator(`#people li[data-person="${user}"]`);
+    // Someone never seen: offline, never seen.
+    await ada.page.getByLabel('Watch users').fill('grace, nobody');
+    await ada.page.getByRole('button', { name: 'Watch' }).click();
+    await expect.poll(() => person('nobody').textContent()).toContain('never seen');
+    expect(await person('grace').getAttribute('data-status')).toBe('offline');
+
+    // grace comes online in another room and sets busy with a message: ada sees both live.
+    const grace = await open('grace');
+    await expect.poll(() => person('grace').getAttribute('data-status')).toBe('online');
+    await grace.page.getByLabel('My status').selectOption('busy');
+    await grace.page.getByLabel('Status message').fill('in a meeting');
+    await grace.page.getByRole('button', { name: 'Set status' }).click();
+    await expect.poll(() => person('grace').getAttribute('data-status')).toBe('busy');
+    expect(await person('grace').locator('.status-message').textContent()).toBe('“in a meeting”');
+    // Her own panel shows it too.
+    await expect.poll(() => grace.page.locator('#people li[data-person="grace"]').getAttribute('data-status')).toBe('busy');
+
+    // Invisible: offline for others, the message stays.
+    await grace.page.getByLabel('My status').selectOption('offline');
+    await grace.page.getByRole('button', { name: 'Set status' }).click();
+    await expect.poll(() => person('grace').getAttribute('data-status')).toBe('offline');
+    expect(await person('grace').locator('.status-message').textContent()).toBe('“in a meeting”');
+
+    // grace closes her tab: still offline, last seen moments ago (she was invisible; lastSeen froze when she went invisible).
+    await grace.context.close();
+    await expect.poll(() => person('grace').locator('.status-line').textContent()).toBe('offline · last seen just now');
+    mkdirSync(out, { recursive: true });
+    await ada.page.locator('#people-title').scrollIntoViewIfNeeded();
+    await ada.page.screenshot({ path: `${out}demo-people.png`, fullPage: true });
+    expect(errors).toEqual([]);
+  });
 });
