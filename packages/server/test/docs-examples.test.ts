@@ -84,7 +84,7 @@ describe('the README client example runs', () => {
     const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
     const port = await server.listen();
     const url = `http://127.0.0.1:${port}`;
-    const block = examples().find((e) => e.file === 'README.md' && e.code.includes("from 'realtime-message-sdk'"));
+    const block = examples().find((e) => e.file === 'README.md' && e.code.includes("from 'realtime-message-sdk'") && e.code.includes('joinRoom'));
     expect(block, 'the README has an SDK example').toBeDefined();
     const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
     const file = join(dir, 'client.mjs');
@@ -104,6 +104,40 @@ describe('the README client example runs', () => {
       expect(await request(bob, 'presence:leave', {})).toEqual({ ok: true });
       await waitFor(() => out.includes('left: bob leave'), { what: `left: bob (output: ${out})` });
       bob.disconnect();
+    } finally {
+      child.kill('SIGKILL');
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the README status example runs', () => {
+  it('prints the changes of watched users and sets its own status', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createRealtimeServer, loadConfig } = await import('../src/index.js');
+    const { waitFor } = await import('realtime-message-testing');
+    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
+    const port = await server.listen();
+    const url = `http://127.0.0.1:${port}`;
+    const block = examples().find((e) => e.file === 'README.md' && e.code.includes('watchStatus'));
+    expect(block, 'the README has a status example').toBeDefined();
+    const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
+    const file = join(dir, 'status.mjs');
+    writeFileSync(file, block!.code.replace('http://localhost:3000', url));
+    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += String(d)));
+    child.stderr.on('data', (d: Buffer) => (out += String(d)));
+    try {
+      // The example's own setStatus: ada is busy.
+      await waitFor(async () => ((await (await fetch(`${url}/api/v2/presence/ada`)).json()) as { message: string | null }).message === 'in a meeting' || undefined, {
+        timeoutMs: 10_000,
+        what: `ada's status set by the example (output: ${out})`,
+      });
+      const put = await fetch(`${url}/api/v2/presence/grace`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'online', message: 'back at 3', ttlSeconds: 60 }) });
+      expect(put.status).toBe(200);
+      await waitFor(() => /grace online back at 3 \d+/.test(out) || undefined, { what: `grace's change printed (output: ${out})` });
     } finally {
       child.kill('SIGKILL');
       await server.close();
