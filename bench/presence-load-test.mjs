@@ -369,7 +369,7 @@ async function scenarioSmoke() {
   Object.assign(env, { CONNECTIONS: '300', SOCKETS_PER_CLIENT_PROCESS: '150', HEARTBEAT_INTERVAL_MS: '1000', DURATION_S: '2', ENGINE: 'redis', WORKERS: '2' });
   await scenarioScale();
   // User status REST API: a few thousand users, a fraction of a second per point, both engines.
-  Object.assign(env, { USERS: '2000', DURATION_S: '0.4', WARMUP_S: '0.2', RATES: '300', BATCH_RATES: '50', BATCH_SIZE: '20', CONCURRENCY: '8', LOAD_THREADS: '1', OPEN_CONNECTIONS: '8', CACHE_RECORDS: '2000' });
+  Object.assign(env, { USERS: '500', DURATION_S: '0.3', WARMUP_S: '0.1', RATES: '300', BATCH_RATES: '50', BATCH_SIZE: '20', CONCURRENCY: '8', LOAD_THREADS: '1', OPEN_CONNECTIONS: '8', CACHE_RECORDS: '500', SEED_CONCURRENCY: '16' });
   for (const engine of ['memory', 'redis']) await scenarioStatus({ ...env, ENGINE: engine }, log);
   log(`smoke run finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }

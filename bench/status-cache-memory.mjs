@@ -6,7 +6,11 @@
 //   node --expose-gc bench/status-cache-memory.mjs      # RECORDS=100000
 // Counted: the state objects, their strings (user id, message, node id) and
 // the cache's own structures (lru-cache's preallocated arrays included).
-import { StatusCache } from '../packages/server/dist/core/status/cache.js';
+import { pathToFileURL } from 'node:url';
+
+// The cache of the build that OURS_CLI points at (as the benchmark's server), else of this tree.
+const dist = process.env.OURS_CLI ? new URL('../', pathToFileURL(process.env.OURS_CLI)) : new URL('../packages/server/dist/', import.meta.url);
+const { StatusCache } = await import(new URL('core/status/cache.js', dist).href);
 
 if (typeof globalThis.gc !== 'function') {
   console.error('run with node --expose-gc');

@@ -29,7 +29,8 @@ export function freePort() {
 export async function startServer(kind, env = {}, { execArgv = [] } = {}) {
   const port = await freePort();
   // 'previous': the CLI of an earlier build (PREVIOUS_CLI), to measure a change against the commit before it.
-  const script = kind === 'ours' ? CLI : kind === 'previous' ? process.env.PREVIOUS_CLI : kind === 'http-bare' ? STATUS_BASELINE : BASELINE;
+  // OURS_CLI: run the CLI of another build as ours (a clean build of a commit, while the tree is being edited).
+  const script = kind === 'ours' ? (process.env.OURS_CLI ?? CLI) : kind === 'previous' ? process.env.PREVIOUS_CLI : kind === 'http-bare' ? STATUS_BASELINE : BASELINE;
   if (!script) throw new Error('PREVIOUS_CLI must point at the cli.js of the earlier build');
   const proc = spawn(process.execPath, [...execArgv, script], {
     env: {
@@ -41,6 +42,9 @@ export async function startServer(kind, env = {}, { execArgv = [] } = {}) {
       // (it still runs, with limits above the offered load).
       RATE_LIMIT_EVENTS_PER_SEC: '100000',
       RATE_LIMIT_BURST: '100000',
+      // Likewise the per-client limit of the status REST API (all load comes from 127.0.0.1).
+      STATUS_RATE_LIMIT: '10000000',
+      STATUS_RATE_LIMIT_BURST: '20000000',
       BASELINE_MODE: kind,
       ...env,
     },

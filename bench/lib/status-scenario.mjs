@@ -66,7 +66,8 @@ export async function scenarioStatus(env, log) {
   const threads = num('LOAD_THREADS', 2);
   const lateMs = num('LATE_MS', 2);
   const workloads = (env.WORKLOADS ?? 'get,batch').split(',');
-  const rates = { get: (env.RATES ?? '1000,5000,10000,20000').split(',').map(Number), batch: (env.BATCH_RATES ?? '500,1000,2000').split(',').map(Number) };
+  const list = (v) => v.split(',').filter(Boolean).map(Number);
+  const rates = { get: list(env.RATES ?? '1000,5000,10000,20000'), batch: list(env.BATCH_RATES ?? '500,1000,2000') };
   const profileDir = env.PROFILE ? `${RESULTS_DIR}profiles/` : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const loadAvgStart = load1();
@@ -75,9 +76,12 @@ export async function scenarioStatus(env, log) {
   const servers = {};
   const loads = {};
   try {
-    servers.ours = await startServer('ours', redis ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `st${randomUUID().slice(0, 6)}:` } : {}, { execArgv: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] });
-    servers.base = await startServer('http-bare');
+    // PROFILE: both servers write a CPU profile (CPU.<date>.<pid>...) when they stop; results list the pids and each run's monoUs.
+    const execArgv = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+    servers.ours = await startServer('ours', redis ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `st${randomUUID().slice(0, 6)}:` } : {}, { execArgv });
+    servers.base = await startServer('http-bare', {}, { execArgv });
     const rssIdle = sampleTree(servers.ours.pid).rss;
+    const redisIdle = redis?.own ? await redis.usedMemory() : 0;
 
     // Seed: every user written once, then the manual statuses.
     const prefix = `user-${randomUUID().slice(0, 4)}-`;
@@ -87,7 +91,7 @@ export async function scenarioStatus(env, log) {
     const seedRate = await httpEach(servers.ours.url, users, seed.first, seedOpts);
     await httpEach(servers.ours.url, seed.manualCount, seed.second, seedOpts);
     const seedSeconds = Math.round((performance.now() - t0) / 100) / 10;
-    const redisBytesPerUser = redis?.own ? Math.round((await redis.usedMemory()) / users) : undefined;
+    const redisBytesPerUser = redis?.own ? Math.round(((await redis.usedMemory()) - redisIdle) / users) : undefined;
     const rssSeeded = sampleTree(servers.ours.pid).rss;
     log(`[status ${engine}] seeded ${users} users (${users + seed.manualCount} PUTs) in ${seedSeconds} s (${seedRate} PUT/s); server RSS ${Math.round(rssIdle / 1048576)} → ${Math.round(rssSeeded / 1048576)} MB`);
 
@@ -106,12 +110,15 @@ export async function scenarioStatus(env, log) {
             const server = servers[who];
             const c0 = who === 'ours' ? await cacheCounters(server.url) : undefined;
             const s0 = sampleTree(server.pid);
+            // CLOCK_MONOTONIC in µs, the clock of a --cpu-prof profile: bench/profile-top.mjs --from/--to cuts one run out of it.
+            const m0 = Number(process.hrtime.bigint() / 1000n);
             const res = await loads[who].run({ mode: point.mode, concurrency, rate, durationMs, spec: spec[w], lateMs });
+            const monoUs = [m0, Number(process.hrtime.bigint() / 1000n)];
             const s1 = sampleTree(server.pid);
             const c1 = who === 'ours' ? await cacheCounters(server.url) : undefined;
             const hits = c1 ? c1.hits - c0.hits : 0;
             const lookups = c1 ? hits + c1.misses - c0.misses : 0;
-            const row = { ...res, server: usage(s0, s1), cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1() };
+            const row = { ...res, server: { ...usage(s0, s1), cpuUsPerRequest: Math.round(((s1.cpu - s0.cpu) * 1e6) / Math.max(1, res.ok)) }, cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1(), monoUs };
             point.runs[who].push(row);
             log(`[status ${engine}] ${w} ${rate ? `${rate}/s open` : `closed ×${concurrency}`} ${who} r${r + 1}: ${res.perSec}/s p99 ${ms(res.latency.p99)} ms, CPU ${row.server.cpuPercent} %${c1 ? `, hit ${pct(row.cacheHitRate)}` : ''}${res.lateShare > 0.01 ? `, generator late ${pct(res.lateShare)}` : ''}${Object.keys(res.errors).length ? ` errors ${JSON.stringify(res.errors)}` : ''}`);
           }
@@ -120,7 +127,7 @@ export async function scenarioStatus(env, log) {
         for (const who of ['ours', 'base']) {
           point[who] = {
             perSec: med(who, (x) => x.perSec), p50: med(who, (x) => x.latency.p50), p99: med(who, (x) => x.latency.p99), p999: med(who, (x) => x.latency.p999),
-            cpuPercent: med(who, (x) => x.server.cpuPercent), rssMB: med(who, (x) => x.server.rssMB), lateShare: Math.max(...point.runs[who].map((x) => x.lateShare)),
+            cpuPercent: med(who, (x) => x.server.cpuPercent), cpuUsPerRequest: med(who, (x) => x.server.cpuUsPerRequest), rssMB: med(who, (x) => x.server.rssMB), lateShare: Math.max(...point.runs[who].map((x) => x.lateShare)),
             errors: point.runs[who].reduce((n, x) => n + Object.values(x.errors).reduce((a, b) => a + b, 0) + x.badAnswers, 0),
             generatorCpuPercent: med(who, (x) => x.generatorCpuPercent),
           };
@@ -135,6 +142,7 @@ export async function scenarioStatus(env, log) {
     const result = {
       scenario: 'status', engine, users, rounds, durationMs, warmupMs, batchSize, concurrency, loadThreads: threads, lateMs,
       loadAvg: { start: loadAvgStart, end: load1() },
+      pids: { ours: servers.ours.pid, base: servers.base.pid }, profiles: profileDir,
       seed: { seconds: seedSeconds, putsPerSec: seedRate, puts: users + seed.manualCount },
       serverRssIdleMB: Math.round(rssIdle / 1048576), serverRssSeededMB: Math.round(rssSeeded / 1048576),
       serverBytesPerUserSeeded: Math.round((rssSeeded - rssIdle) / users), redisBytesPerUser,
@@ -146,13 +154,13 @@ export async function scenarioStatus(env, log) {
       p.mode === 'closed' ? `closed, ${p.concurrency} conns` : `${p.offered.toLocaleString('en-US')}/s open`,
       p.ours.perSec.toLocaleString('en-US'), p.base.perSec.toLocaleString('en-US'), p.throughputRatio,
       ms(p.ours.p50), ms(p.ours.p99), ms(p.ours.p999), ms(p.base.p99),
-      `${p.ours.cpuPercent} % / ${p.base.cpuPercent} %`, `${p.ours.rssMB} MB`, pct(p.ours.cacheHitRate),
+      `${p.ours.cpuPercent} % / ${p.base.cpuPercent} %`, `${p.ours.cpuUsPerRequest} / ${p.base.cpuUsPerRequest}`, `${p.ours.rssMB} MB`, pct(p.ours.cacheHitRate),
       `${pct(p.ours.lateShare)} / ${pct(p.base.lateShare)}`, `${p.ours.errors} / ${p.base.errors}`,
     ]);
     const lines = [
       `### user status REST API (${engine} engine, ${users.toLocaleString('en-US')} users, median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`,
       '',
-      table(['request', 'load', 'ours req/s', 'bare req/s', 'ratio', 'ours p50', 'ours p99', 'ours p99.9', 'bare p99', 'server CPU ours / bare', 'ours RSS', 'cache hit rate', 'generator late ours / bare', 'errors ours / bare'], rows),
+      table(['request', 'load', 'ours req/s', 'bare req/s', 'ratio', 'ours p50', 'ours p99', 'ours p99.9', 'bare p99', 'server CPU ours / bare', 'server CPU µs per request ours / bare', 'ours RSS', 'cache hit rate', 'generator late ours / bare', 'errors ours / bare'], rows),
       '',
       `Latencies in ms. Seeded ${result.seed.puts.toLocaleString('en-US')} PUTs in ${seedSeconds} s; server RSS ${result.serverRssIdleMB} MB idle, ${result.serverRssSeededMB} MB seeded (${result.serverBytesPerUserSeeded} B/user, store + cache)${redisBytesPerUser ? `; Redis ${redisBytesPerUser} B/user` : ''}.`,
       `Cache memory (bench/status-cache-memory.mjs): ${memory.bytesPerRecord} B/record with ${memory.records.toLocaleString('en-US')} records (${memory.bytesPerRecordMarginal} B/record beyond the empty cache's preallocated ${memory.emptyCacheKB} KB).`,
