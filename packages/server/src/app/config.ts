@@ -71,6 +71,8 @@ const EnvSchema = z.object({
   API_KEY: optionalString.refine((v) => v === undefined || /^[\x21-\x7e]{16,256}$/.test(v), {
     message: 'API_KEY must be 16-256 printable ASCII characters without spaces',
   }),
+  STATUS_RATE_LIMIT: int('STATUS_RATE_LIMIT', 0, 100),
+  STATUS_RATE_LIMIT_BURST: int('STATUS_RATE_LIMIT_BURST', 1, 200),
   STATUS_READS: optionalString.refine((v) => v === undefined || v === 'public' || v === 'token', { message: "STATUS_READS must be 'public' or 'token'" }),
   ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -138,6 +140,13 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     apiKey: e.API_KEY,
     /** Who may read user status over REST: anyone, or a valid token / the API key. */
     statusReads: (e.STATUS_READS ?? 'public') as 'public' | 'token',
+    /**
+     * Per-client limit of the status REST routes: on average `perSecond`
+     * requests per second, `burst` at once (a window of burst / perSecond s);
+     * `false` when STATUS_RATE_LIMIT=0.
+     */
+    statusRateLimit: e.STATUS_RATE_LIMIT > 0 ? { perSecond: e.STATUS_RATE_LIMIT, burst: e.STATUS_RATE_LIMIT_BURST } : (false as const),
+    /** Origins allowed for Socket.IO and for CORS on /api/v2; undefined allows every origin. */
     allowedOrigins: e.ALLOWED_ORIGINS,
     workers: e.WORKERS,
     logLevel: e.LOG_LEVEL,

@@ -156,7 +156,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     engine,
     metrics,
     demoDir,
-    status: presence.status ? { service: presence.status, verifyToken, apiKey: config.apiKey, reads: config.statusReads } : undefined,
+    status: presence.status ? { service: presence.status, verifyToken, apiKey: config.apiKey, reads: config.statusReads, rateLimit: config.statusRateLimit } : undefined,
+    allowedOrigins: config.allowedOrigins,
   });
   const http = app.server;
   io.attach(http);

@@ -54,6 +54,15 @@ export class StatusCache {
     return e.state;
   }
 
+  /**
+   * The cached state however old (past `ttlMs` too), without counting a hit
+   * or miss; undefined when the user is not held. For answers marked stale
+   * while the store cannot be reached.
+   */
+  peekStale(userId: UserId): StatusState | null | undefined {
+    return this.lru.peek(userId, { allowStale: true })?.state;
+  }
+
   /** Starts a store read of `userId`; call the returned function with its answer (`ok` false: the read failed, fill nothing). */
   beginRead(userId: UserId): (state: StatusState | undefined, ok?: boolean) => void {
     let p = this.pending.get(userId);

@@ -13,7 +13,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { StatusCache, type StatusCacheOptions } from './cache.js';
 import { toRecord, type StatusState } from './model.js';
-import type { StatusCommand, StatusCommandType, StatusContext, StatusFeedItem, StatusStore, SweepResult } from './store.js';
+import type { StatusCommand, StatusCommandType, StatusContext, StatusFeedItem, StatusFeedState, StatusStore, SweepResult } from './store.js';
 
 export interface StatusServiceOptions {
   /** Where status lives: `new MemoryStatusStore()` or a Redis status store. */
@@ -54,6 +54,23 @@ export interface ConnectionChange {
 
 export type StatusListener = (event: StatusRecord) => void;
 
+/**
+ * What {@link StatusService.getManyOrStale} answers: fresh records, or
+ * records from this node's cache while the store cannot be reached.
+ */
+export type StatusRead =
+  | { users: StatusRecord[]; stale: false }
+  | {
+      users: StatusRecord[];
+      stale: true;
+      /**
+       * Since when this node may have missed changes (ms since epoch): the
+       * records are exact as of then (and their expiries are applied as of
+       * now). The moment the feed broke, or now when only the store read failed.
+       */
+      since: number;
+    };
+
 const MAX_SWEEP_CALLS = 100;
 
 /**
@@ -78,8 +95,12 @@ export class StatusService {
   private readonly logger: Logger;
   private readonly options: StatusServiceOptions;
   private readonly cache: StatusCache | undefined;
-  /** True while the feed is subscribed: only then may the cache answer. */
+  /** True while the feed is subscribed and delivering: only then may the cache answer or be filled. */
   private feedLive = false;
+  /** The feed's subscription resolved (it may be interrupted since). */
+  private feedSubscribed = false;
+  /** When the store reported the feed interrupted; undefined while it delivers. */
+  private feedLostAt: number | undefined;
   private readonly listeners = new Set<StatusListener>();
   private unsubscribeFeed: (() => Promise<void>) | undefined;
   private starting: Promise<void> | undefined;
@@ -112,16 +133,42 @@ export class StatusService {
   start(opts: { sweep?: boolean } = {}): Promise<void> {
     this.checkOpen();
     if (opts.sweep !== false && !this.sweepTimer) this.startSweeper();
-    return (this.starting ??= this.call('subscribe', () => this.store.subscribe((item) => this.onFeed(item))).then(
+    return (this.starting ??= this.call('subscribe', () =>
+      this.store.subscribe(
+        (item) => this.onFeed(item),
+        (state) => this.onFeedState(state),
+      ),
+    ).then(
       (off) => {
         this.unsubscribeFeed = off;
-        this.feedLive = !this.disposed;
+        this.feedSubscribed = true;
+        this.feedLive = !this.disposed && this.feedLostAt === undefined;
       },
       (err: unknown) => {
         this.starting = undefined;
         throw err;
       },
     ));
+  }
+
+  /**
+   * The feed broke: invalidations may be lost from now on, so the cache
+   * neither answers nor fills, but keeps its entries (exact as of now) for
+   * {@link getManyOrStale}. When it resumes, whatever was written meanwhile
+   * never reached the cache: it is emptied before it answers again.
+   */
+  private onFeedState(state: StatusFeedState): void {
+    if (state === 'interrupted') {
+      this.feedLostAt ??= this.clock.now();
+      this.feedLive = false;
+      this.logger.warn({ store: this.store.kind }, 'status feed interrupted: reads go to the store (cached answers only while it is unreachable, marked stale)');
+      return;
+    }
+    if (this.feedLostAt === undefined) return;
+    this.feedLostAt = undefined;
+    this.cache?.clear();
+    this.feedLive = this.feedSubscribed && !this.disposed;
+    this.logger.info({ store: this.store.kind }, 'status feed resumed: the node-local cache was emptied');
   }
 
   private onFeed(item: StatusFeedItem): void {
@@ -191,6 +238,37 @@ export class StatusService {
     }
     const now = this.clock.now();
     return ids.map((id, i) => toRecord(id, states[i] ?? undefined, now, this.awayAfterMs));
+  }
+
+  /**
+   * {@link getMany} that degrades instead of failing while the store cannot
+   * be reached: when the store read fails with `unavailable` and every
+   * requested user is held in this node's cache (filled while the feed
+   * delivered, so exact as of the moment the node lost the store), answers
+   * from the cache with `stale: true`. Any other failure, or a user not
+   * held, throws as getMany does. Once the feed resumes, the cache is
+   * emptied, so no stale entry is served after recovery.
+   *
+   * @example
+   * const read = await status.getManyOrStale(['ada', 'bob']);
+   * if (read.stale) reply.header('x-status-stale', 'true');
+   */
+  async getManyOrStale(userIds: readonly string[]): Promise<StatusRead> {
+    try {
+      return { users: await this.getMany(userIds), stale: false };
+    } catch (err) {
+      const cache = this.cache;
+      if (!cache || !(err instanceof PresenceError) || err.code !== 'unavailable') throw err;
+      const now = this.clock.now();
+      const users: StatusRecord[] = [];
+      for (const raw of userIds) {
+        const id = this.parse(StatusUserIdSchema, raw);
+        const state = cache.peekStale(id);
+        if (state === undefined) throw err;
+        users.push(toRecord(id, state ?? undefined, now, this.awayAfterMs));
+      }
+      return { users, stale: true, since: this.feedLostAt ?? now };
+    }
   }
 
   /**
@@ -329,6 +407,7 @@ export class StatusService {
     if (this.disposed) return;
     this.disposed = true;
     this.feedLive = false;
+    this.feedSubscribed = false;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.sweepTimer = undefined;
     this.listeners.clear();

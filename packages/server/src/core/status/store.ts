@@ -58,6 +58,9 @@ export interface StatusFeedItem {
   event?: StatusRecord | undefined;
 }
 
+/** See {@link StatusStore.subscribe}. */
+export type StatusFeedState = 'interrupted' | 'resumed';
+
 export interface SweepCommand extends StatusContext {
   /** Most users to visit in one call; the rest wait for the next. */
   limit: number;
@@ -91,8 +94,15 @@ export interface StatusStore {
   write(cmd: StatusCommand): Promise<StatusWriteResult>;
   /** Visits users whose deadline passed (expiries, automatic away) and emits their events; safe on every node at once. */
   sweep(cmd: SweepCommand): Promise<SweepResult>;
-  /** Delivers every write of every user from every node, in order per user, until the returned function is called. */
-  subscribe(listener: (item: StatusFeedItem) => void): Promise<() => Promise<void>>;
+  /**
+   * Delivers every write of every user from every node, in order per user,
+   * until the returned function is called. A store whose feed can drop items
+   * (a subscriber connection that broke) reports it through `onState`:
+   * `interrupted` as soon as items may be lost, `resumed` once the feed
+   * delivers every item again (after re-subscribing); whatever was written
+   * in between was not delivered. A store that never loses items never calls it.
+   */
+  subscribe(listener: (item: StatusFeedItem) => void, onState?: (state: StatusFeedState) => void): Promise<() => Promise<void>>;
   ping(): Promise<void>;
   /** True when `err` means the store cannot be reached (clients get `unavailable`). @default never */
   isUnavailable?(err: unknown): boolean;

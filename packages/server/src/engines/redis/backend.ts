@@ -8,6 +8,9 @@ import { KeySpace } from './keys.js';
 
 export type RedisClient = Redis | Cluster;
 
+/** Whether the subscriber connection delivers every message (see {@link RedisBackend.onSubscriberState}). */
+export type SubscriberState = 'up' | 'down';
+
 export interface RedisBackendOptions {
   /** Client for commands and scripts. Not closed by the backend. */
   redis: RedisClient;
@@ -48,6 +51,11 @@ export class RedisBackend {
   /** Classic (not sharded) channels: the global presence feed. */
   private readonly globalChannels = new Map<string, (message: string) => void>();
   private readonly resetListeners = new Set<(reset: StorageReset) => void>();
+  private readonly subscriberStateListeners = new Set<(state: SubscriberState) => void>();
+  /** `down` from the subscriber's first close until it is ready and its classic channels are confirmed again. */
+  private subscriberState: SubscriberState = 'up';
+  /** Counts subscriber closes: a re-subscription confirmed after a later close does not report `up`. */
+  private subscriberCloses = 0;
   private readonly identity: IdentityWatcher;
 
   constructor(options: RedisBackendOptions) {
@@ -82,6 +90,48 @@ export class RedisBackend {
     return () => void this.resetListeners.delete(listener);
   }
 
+  /**
+   * Calls `listener('down')` when the subscriber connection closes (messages
+   * published from then on are lost to this node) and `listener('up')` once
+   * it is back and every classic channel ({@link subscribeGlobal}) is
+   * subscribed again, confirmed by Redis. ioredis re-subscribes on its own
+   * after a reconnect; this says when that is done, so a consumer can
+   * resynchronise what it may have missed in between. Returns a function
+   * that stops the calls.
+   */
+  onSubscriberState(listener: (state: SubscriberState) => void): () => void {
+    this.ensureSubscriber();
+    this.subscriberStateListeners.add(listener);
+    return () => void this.subscriberStateListeners.delete(listener);
+  }
+
+  private setSubscriberState(state: SubscriberState): void {
+    if (this.subscriberState === state) return;
+    this.subscriberState = state;
+    for (const listener of [...this.subscriberStateListeners]) {
+      try {
+        listener(state);
+      } catch (err) {
+        this.logger.error({ err }, 'subscriber state listener threw');
+      }
+    }
+  }
+
+  private onSubscriberReady(sub: RedisClient): void {
+    if (this.subscriberState === 'up') return;
+    const closes = this.subscriberCloses;
+    // Redis answers commands of a connection in order: once this SUBSCRIBE is
+    // answered, the channels are subscribed (whether by it or by ioredis's own
+    // re-subscription), and every later message reaches this node.
+    const channels = [...this.globalChannels.keys()];
+    void (channels.length > 0 ? sub.subscribe(...channels) : Promise.resolve()).then(
+      () => {
+        if (closes === this.subscriberCloses && this.subscriber === sub) this.setSubscriberState('up');
+      },
+      (err: unknown) => this.subscriberErrors.note('resubscribe failed', { err: err instanceof Error ? err.message : String(err) }),
+    );
+  }
+
   private ensureSubscriber(): RedisClient {
     if (!this.subscriber) {
       this.subscriber = this.redis.isCluster
@@ -96,6 +146,11 @@ export class RedisBackend {
       sub.on('smessage', (channel: string, message: string) => this.channels.get(channel)?.(message));
       sub.on('message', (channel: string, message: string) => this.globalChannels.get(channel)?.(message));
       sub.on('error', (err: unknown) => this.subscriberErrors.note('subscriber', { err: err instanceof Error ? err.message : String(err) }));
+      sub.on('close', () => {
+        this.subscriberCloses++;
+        if (this.subscriber === sub) this.setSubscriberState('down');
+      });
+      sub.on('ready', () => this.onSubscriberReady(sub));
     }
     return sub;
   }
@@ -148,6 +203,7 @@ export class RedisBackend {
   async close(): Promise<void> {
     this.identity.stop();
     this.resetListeners.clear();
+    this.subscriberStateListeners.clear();
     this.channels.clear();
     this.globalChannels.clear();
     this.subscriberErrors.stop();

@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { ManualStatus, StatusRecord, UserId } from 'realtime-message-protocol';
 import { toRecord, type StatusState } from '../../core/status/model.js';
-import type { StatusCommand, StatusFeedItem, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../../core/status/store.js';
+import type { StatusCommand, StatusFeedItem, StatusFeedState, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../../core/status/store.js';
 import type { Logger } from '../../core/shared/logger.js';
 import type { RedisBackend } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
@@ -169,9 +169,30 @@ export class RedisStatusStore implements StatusStore {
     }
   }
 
-  /** Every write of every user from every node, on the backend's shared subscriber connection (classic pub/sub: every node of a cluster). */
-  async subscribe(listener: (item: StatusFeedItem) => void): Promise<() => Promise<void>> {
+  /**
+   * Every write of every user from every node, on the backend's shared
+   * subscriber connection (classic pub/sub: every node of a cluster).
+   * `onState` follows the subscriber connection: `interrupted` when it
+   * closes, `resumed` when it is subscribed again.
+   */
+  async subscribe(listener: (item: StatusFeedItem) => void, onState?: (state: StatusFeedState) => void): Promise<() => Promise<void>> {
     const channel = this.backend.keys.statusChannel;
+    // Watched before subscribing, so that a drop during the subscription is seen.
+    const offState = onState ? this.backend.onSubscriberState((s) => onState(s === 'up' ? 'resumed' : 'interrupted')) : () => {};
+    let off: () => Promise<void>;
+    try {
+      off = await this.subscribeFeed(channel, listener);
+    } catch (err) {
+      offState();
+      throw err;
+    }
+    return async () => {
+      offState();
+      await off();
+    };
+  }
+
+  private subscribeFeed(channel: string, listener: (item: StatusFeedItem) => void): Promise<() => Promise<void>> {
     return this.backend.subscribeGlobal(channel, (message) => {
       let raw: { u: UserId; v: number; e?: StatusRecord };
       try {

@@ -2,7 +2,8 @@ import swagger from '@fastify/swagger';
 import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
 import { checkHealth, type HealthCheck } from '../../core/shared/health.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
-import { statusRoutes, type StatusRoutesOptions } from './routes/status.js';
+import { API_V2_PREFIX, apiV2 } from './api-v2.js';
+import type { StatusRoutesOptions } from './routes/status.js';
 import { serveStatic } from './static.js';
 
 export interface HttpAppOptions {
@@ -15,8 +16,13 @@ export interface HttpAppOptions {
   demoDir: string | undefined;
   /** How long `/ready` waits for each check. @default 1000 */
   readyTimeoutMs?: number;
-  /** The user status REST API (`/api/v2/presence`, SPEC §7), with its auth settings; left out when undefined. */
+  /**
+   * The user status REST API (`/api/v2/presence`, SPEC §7), with its auth
+   * and rate-limit settings, beside the `/api/v2` docs page; left out when undefined.
+   */
   status?: StatusRoutesOptions | undefined;
+  /** Origins whose browser pages may call `/api/v2` (CORS; `ALLOWED_ORIGINS`); undefined allows every origin. */
+  allowedOrigins?: readonly string[] | undefined;
 }
 
 const statusSchema = {
@@ -97,7 +103,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.type(options.metrics.registry.contentType).send(text);
     });
   });
-  if (options.status) void app.register(statusRoutes(options.status));
+  if (options.status) void app.register(apiV2({ status: options.status, allowedOrigins: options.allowedOrigins }), { prefix: API_V2_PREFIX });
 
   app.setNotFoundHandler({ preHandler: undefined }, async (req, reply) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply.code(405).send({ error: 'method not allowed' });

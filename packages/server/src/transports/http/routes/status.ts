@@ -1,17 +1,49 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { PresenceError, STATUS_LIMITS, StatusUserIdSchema, httpStatusOf, parsePayload, type ErrorCode, type StatusUpdate } from 'realtime-message-protocol';
-import type { StatusService } from '../../../core/status/service.js';
+import rateLimit, { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PresenceError, StatusUserIdSchema, httpStatusOf, parsePayload, type ErrorCode, type StatusUpdate } from 'realtime-message-protocol';
+import type { StatusRead, StatusService } from '../../../core/status/service.js';
 import type { TokenVerifier } from '../../../extensions/jwt.js';
+import {
+  MAX_BATCH_IDS,
+  MAX_QUERY_IDS,
+  STALE_HEADER,
+  STALE_SINCE_HEADER,
+  batchSchema,
+  errors,
+  params,
+  readErrors,
+  recordRead,
+  recordWrite,
+  security,
+  tags,
+  updateSchema,
+  usersQuerySchema,
+  usersRead,
+  writeErrors,
+} from './status-schemas.js';
 
-/** Most ids in `GET /api/v2/presence?users=`. */
-export const MAX_QUERY_IDS = 100;
-/** Most ids in `POST /api/v2/presence/batch`. */
-export const MAX_BATCH_IDS = 1_000;
+export { MAX_BATCH_IDS, MAX_QUERY_IDS } from './status-schemas.js';
+
 /** Largest `PUT` body (a record update is well under 1 KiB). */
 const PUT_BODY_LIMIT = 16 * 1_024;
 /** Largest batch body: 1,000 ids of 128 UTF-16 units, even fully `\u`-escaped, fit. */
 const BATCH_BODY_LIMIT = 1_024 * 1_024;
+
+/**
+ * Per-client limit of the status routes: a fixed window of `burst`
+ * requests per `burst / perSecond` seconds, so a client averages at most
+ * `perSecond` and may send `burst` at once. A client is the API key holder,
+ * a token's `sub`, or else the remote address (IPv6 by /64).
+ */
+export interface StatusRateLimit {
+  /** Requests per second per client, on average (`STATUS_RATE_LIMIT`). */
+  perSecond: number;
+  /** Requests a client may send at once; also the window's size (`STATUS_RATE_LIMIT_BURST`). */
+  burst: number;
+  /** Most clients tracked (an LRU); the least recently seen beyond it start afresh. @default 10000 */
+  maxClients?: number;
+}
 
 export interface StatusRoutesOptions {
   service: StatusService;
@@ -21,6 +53,8 @@ export interface StatusRoutesOptions {
   apiKey?: string | undefined;
   /** `public`: reads need nothing; `token`: reads need a valid bearer token or the API key. @default 'public' */
   reads?: 'public' | 'token';
+  /** Per-client rate limit of every route, or `false` for none. @default false */
+  rateLimit?: StatusRateLimit | false | undefined;
 }
 
 /** Sent when a request fails: `{ error: { code, message } }`. */
@@ -34,67 +68,16 @@ class HttpError extends PresenceError {
   }
 }
 
-const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
-
-const userIdSchema = { type: 'string', minLength: 1, maxLength: 128, description: 'a user id (1-128 UTF-16 code units, no control characters or { })' } as const;
-
-const recordSchema = {
-  type: 'object',
-  description: 'A user status record (SPEC §7)',
-  properties: {
-    userId: { type: 'string' },
-    status: { type: 'string', enum: ['online', 'away', 'busy', 'offline'] },
-    message: nullable('string'),
-    manual: { type: 'boolean' },
-    expiresAt: nullable('integer', { description: 'when the manual status runs out (ms since epoch)' }),
-    messageExpiresAt: nullable('integer'),
-    lastSeen: nullable('integer'),
-    updatedAt: nullable('integer'),
-    nodeId: nullable('string'),
-    seq: { type: 'integer' },
-  },
-  required: ['userId', 'status', 'message', 'manual', 'expiresAt', 'messageExpiresAt', 'lastSeen', 'updatedAt', 'nodeId', 'seq'],
-} as const;
-
-const usersSchema = { type: 'object', properties: { users: { type: 'array', items: recordSchema } }, required: ['users'] } as const;
-
-const errorSchema = {
-  type: 'object',
-  properties: {
-    error: {
-      type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' } },
-      required: ['code', 'message'],
-    },
-  },
-  required: ['error'],
-} as const;
-
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, errorSchema]));
-const readErrors = errors(400, 401, 503);
-const writeErrors = errors(400, 401, 403, 413, 415, 503);
-
-const updateSchema = {
-  type: 'object',
-  properties: {
-    status: { type: 'string', enum: ['online', 'away', 'busy', 'offline'], description: '`online` clears the manual status; `offline` is invisible' },
-    message: nullable('string', { maxLength: STATUS_LIMITS.maxMessageLength, description: 'sets the message; null clears it; absent keeps it' }),
-    ttlSeconds: { type: 'integer', minimum: 1, maximum: STATUS_LIMITS.maxTtlSeconds, description: 'manual status expiry; with `online`, a keep-alive' },
-    messageTtlSeconds: { type: 'integer', minimum: 1, maximum: STATUS_LIMITS.maxTtlSeconds },
-  },
-  required: ['status'],
-} as const;
-
-const security: Array<Record<string, string[]>> = [{ bearer: [] }, { apiKey: [] }];
-const tags = ['status'];
-const params = { type: 'object', properties: { userId: userIdSchema }, required: ['userId'] } as const;
+type Identity = { kind: 'key' } | { kind: 'user'; sub: string } | { kind: 'none' } | { kind: 'refused'; error: HttpError };
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
 /**
- * The user status REST API of SPEC §7 under `/api/v2/presence`. The JSON
+ * The user status REST API of SPEC §7: `/presence` routes, registered
+ * under the `/api/v2` prefix. Reads answer from this node's cache, marked
+ * `X-Status-Stale`, while the store cannot be reached. The JSON
  * schemas document the routes (OpenAPI); the authoritative checks are the
  * protocol's zod schemas (run by the StatusService), so REST and sockets
  * refuse the same input with the same messages.
@@ -104,9 +87,20 @@ export function statusRoutes(options: StatusRoutesOptions) {
   const reads = options.reads ?? 'public';
   const apiKeyHash = options.apiKey === undefined ? undefined : sha256(options.apiKey);
   const openWrites = verifyToken === undefined && apiKeyHash === undefined;
+  /** Each request's identity, found once before the rate limit (which is keyed by it) and checked by the route. */
+  const identities = new WeakMap<FastifyRequest, Identity>();
+
+  async function identify(req: FastifyRequest): Promise<Identity> {
+    try {
+      return await credentials(req);
+    } catch (err) {
+      if (err instanceof HttpError) return { kind: 'refused', error: err };
+      throw err;
+    }
+  }
 
   /** Who the request is: `key` (API key), a token's `sub`, or nobody. Throws 401 for bad credentials. */
-  async function identify(req: FastifyRequest): Promise<{ kind: 'key' } | { kind: 'user'; sub: string } | { kind: 'none' }> {
+  async function credentials(req: FastifyRequest): Promise<Identity> {
     const key = req.headers['x-api-key'];
     if (key !== undefined) {
       if (apiKeyHash === undefined) throw new HttpError('unauthorized', 'X-API-Key was sent but this server has no API_KEY');
@@ -127,16 +121,32 @@ export function statusRoutes(options: StatusRoutesOptions) {
     }
   }
 
-  async function checkRead(req: FastifyRequest): Promise<void> {
-    const who = await identify(req);
-    if (reads === 'token' && who.kind === 'none') throw new HttpError('unauthorized', 'reads need Authorization: Bearer <JWT> or X-API-Key (STATUS_READS=token)');
+  /** The request's identity; throws the 401 of refused credentials. */
+  function who(req: FastifyRequest): Exclude<Identity, { kind: 'refused' }> {
+    const id = identities.get(req);
+    if (id === undefined) throw new HttpError('internal', 'the request was not identified');
+    if (id.kind === 'refused') throw id.error;
+    return id;
   }
 
-  async function checkWrite(req: FastifyRequest, userId: string): Promise<void> {
-    const who = await identify(req);
-    if (who.kind === 'key') return;
-    if (who.kind === 'user') {
-      if (who.sub !== userId) throw new HttpError('forbidden', `this token (sub '${who.sub}') may change only its own status, not '${userId}'`);
+  /** The rate limit's client: the API key holder, a token's sub, or the remote address. */
+  function clientKey(req: FastifyRequest): string {
+    const id = identities.get(req);
+    if (id?.kind === 'key') return 'key';
+    if (id?.kind === 'user') return `sub:${id.sub}`;
+    return `ip:${normalizeIP(req.ip)}`;
+  }
+
+  function checkRead(req: FastifyRequest): void {
+    const id = who(req);
+    if (reads === 'token' && id.kind === 'none') throw new HttpError('unauthorized', 'reads need Authorization: Bearer <JWT> or X-API-Key (STATUS_READS=token)');
+  }
+
+  function checkWrite(req: FastifyRequest, userId: string): void {
+    const id = who(req);
+    if (id.kind === 'key') return;
+    if (id.kind === 'user') {
+      if (id.sub !== userId) throw new HttpError('forbidden', `this token (sub '${id.sub}') may change only its own status, not '${userId}'`);
       return;
     }
     if (openWrites) return;
@@ -153,6 +163,12 @@ export function statusRoutes(options: StatusRoutesOptions) {
       seen.add(id);
     }
     return raw as string[];
+  }
+
+  /** A read's answer, marked when it comes from the cache while the store is unreachable. */
+  function answer<T>(reply: FastifyReply, read: StatusRead, body: (users: StatusRead['users']) => T): T {
+    if (read.stale) void reply.header(STALE_HEADER, 'true').header(STALE_SINCE_HEADER, String(read.since));
+    return body(read.users);
   }
 
   return async function plugin(r: FastifyInstance): Promise<void> {
@@ -186,79 +202,93 @@ export function statusRoutes(options: StatusRoutesOptions) {
       }
     });
 
-    r.get(
-      '/api/v2/openapi.json',
-      { schema: { hide: true } },
-      async () => (r as unknown as { swagger(): unknown }).swagger(),
-    );
+    // Credentials are checked before the rate limit, which counts per client;
+    // refused ones count against the address and are answered 401 by the route.
+    r.addHook('onRequest', async (req) => {
+      identities.set(req, await identify(req));
+    });
+
+    const limit = options.rateLimit;
+    if (limit) {
+      await r.register(rateLimit, {
+        max: limit.burst,
+        timeWindow: Math.max(1, Math.round((limit.burst * 1_000) / limit.perSecond)),
+        cache: limit.maxClients ?? 10_000,
+        // After the headers, before the body is read: a limited client's body is never parsed.
+        hook: 'preParsing',
+        keyGenerator: clientKey,
+        errorResponseBuilder: (_req, ctx) =>
+          new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${ctx.after} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${ctx.after}`),
+      });
+    }
 
     r.get<{ Params: { userId: string } }>(
-      '/api/v2/presence/:userId',
-      { schema: { summary: "A user's status record", tags, params, response: { 200: recordSchema, ...readErrors } } },
-      async (req) => {
-        await checkRead(req);
-        return service.get(req.params.userId);
+      '/presence/:userId',
+      { schema: { summary: "A user's status record", tags, params, response: { 200: recordRead, ...readErrors } } },
+      async (req, reply) => {
+        checkRead(req);
+        return answer(reply, await service.getManyOrStale([req.params.userId]), (users) => users[0]!);
       },
     );
 
     r.get<{ Querystring: { users?: unknown } }>(
-      '/api/v2/presence',
+      '/presence',
       {
         schema: {
           summary: `Records of several users, in request order (at most ${MAX_QUERY_IDS})`,
           tags,
-          querystring: { type: 'object', properties: { users: { type: 'string', description: 'comma-separated user ids' } }, required: ['users'] },
-          response: { 200: usersSchema, ...readErrors },
+          querystring: usersQuerySchema,
+          response: { 200: usersRead, ...readErrors },
         },
       },
-      async (req) => {
-        await checkRead(req);
+      async (req, reply) => {
+        checkRead(req);
         const raw = req.query.users;
         if (typeof raw !== 'string') throw new HttpError('invalid_payload', raw === undefined ? 'users is required: ?users=a,b,c' : 'users must be given once: ?users=a,b,c');
         const ids = idList(raw === '' ? [] : raw.split(','), MAX_QUERY_IDS, 'users');
-        return { users: await service.getMany(ids) };
+        return answer(reply, await service.getManyOrStale(ids), (users) => ({ users }));
       },
     );
 
     r.post<{ Body: unknown }>(
-      '/api/v2/presence/batch',
+      '/presence/batch',
       {
         bodyLimit: BATCH_BODY_LIMIT,
         schema: {
           summary: `Records of several users, in request order (at most ${MAX_BATCH_IDS})`,
           tags,
-          body: { type: 'object', properties: { userIds: { type: 'array', items: userIdSchema, minItems: 1, maxItems: MAX_BATCH_IDS, uniqueItems: true } }, required: ['userIds'] },
-          response: { 200: usersSchema, ...errors(400, 401, 413, 415, 503) },
+          body: batchSchema,
+          response: { 200: usersRead, ...errors(400, 401, 413, 415, 429, 503) },
         },
       },
-      async (req) => {
-        await checkRead(req);
+      async (req, reply) => {
+        checkRead(req);
         const body = req.body;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError('invalid_payload', 'the body must be an object { userIds: [...] }');
         const ids = idList((body as { userIds?: unknown }).userIds, MAX_BATCH_IDS, 'userIds');
-        return { users: await service.getMany(ids) };
+        return answer(reply, await service.getManyOrStale(ids), (users) => ({ users }));
       },
     );
 
     r.put<{ Params: { userId: string }; Body: unknown }>(
-      '/api/v2/presence/:userId',
+      '/presence/:userId',
       {
         bodyLimit: PUT_BODY_LIMIT,
-        schema: { summary: "Sets a user's status and message", tags, security, params, body: updateSchema, response: { 200: recordSchema, ...writeErrors } },
+        schema: { summary: "Sets a user's status and message", tags, security, params, body: updateSchema, response: { 200: recordWrite, ...writeErrors } },
       },
       async (req) => {
         const userId = checkId(req.params.userId);
-        await checkWrite(req, userId);
+        checkWrite(req, userId);
         return service.set(userId, req.body as StatusUpdate);
       },
     );
 
     r.delete<{ Params: { userId: string } }>(
-      '/api/v2/presence/:userId',
-      { schema: { summary: "Clears a user's manual status and message", tags, security, params, response: { 200: recordSchema, ...errors(400, 401, 403, 503) } } },
+      '/presence/:userId',
+      { schema: { summary: "Clears a user's manual status and message", tags, security, params, response: { 200: recordWrite, ...errors(400, 401, 403, 429, 503) } } },
       async (req) => {
         const userId = checkId(req.params.userId);
-        await checkWrite(req, userId);
+        checkWrite(req, userId);
         return service.clear(userId);
       },
     );

@@ -1,0 +1,66 @@
+import cors from '@fastify/cors';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import { statusRoutes, type StatusRoutesOptions } from './routes/status.js';
+import { STALE_HEADER, STALE_SINCE_HEADER } from './routes/status-schemas.js';
+
+/** Where the `/api/v2` routes live. */
+export const API_V2_PREFIX = '/api/v2';
+
+export interface ApiV2Options {
+  /** The user status routes (`/api/v2/presence`) with their auth and rate-limit settings. */
+  status: StatusRoutesOptions;
+  /**
+   * Origins (`scheme://host[:port]`) whose browser pages may call the API
+   * (`ALLOWED_ORIGINS`); undefined allows every origin, as Socket.IO does
+   * without `ALLOWED_ORIGINS`.
+   */
+  allowedOrigins?: readonly string[] | undefined;
+}
+
+/** Response headers a browser script may read: the limits and the stale mark. */
+const EXPOSED_HEADERS = ['retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', STALE_HEADER, STALE_SINCE_HEADER];
+
+/** How long a browser may reuse a preflight answer (seconds). */
+const PREFLIGHT_MAX_AGE_S = 600;
+
+/**
+ * The `/api/v2` HTTP API, registered with `prefix: API_V2_PREFIX`: CORS
+ * that follows `ALLOWED_ORIGINS`, the OpenAPI document
+ * (`/api/v2/openapi.json`), its readable page (`/api/v2/docs`, Swagger UI
+ * served from the package's own files, no CDN) and the user status routes.
+ */
+export function apiV2(options: ApiV2Options) {
+  const allowed = options.allowedOrigins;
+  /** Non-browser clients send no Origin: nothing to check. Browsers send the origin without a trailing slash. */
+  const originAllowed = (origin: string | undefined): boolean => origin === undefined || allowed === undefined || allowed.includes(origin.replace(/\/$/, ''));
+
+  return async function plugin(api: FastifyInstance): Promise<void> {
+    // A preflight from an origin that is not allowed is refused outright (the
+    // browser then never sends the request); other requests from it are
+    // answered without CORS headers, so a browser hides the answer.
+    api.addHook('onRequest', async (req, reply) => {
+      if (req.method !== 'OPTIONS' || originAllowed(req.headers.origin)) return;
+      return reply.code(403).send({ error: { code: 'forbidden', message: `origin '${req.headers.origin}' is not in ALLOWED_ORIGINS` } });
+    });
+    await api.register(cors, {
+      // The request's Origin is echoed when allowed (with Vary: Origin), never `*`.
+      origin: (origin, cb) => cb(null, originAllowed(origin)),
+      methods: ['GET', 'PUT', 'DELETE', 'POST'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-API-Key'],
+      exposedHeaders: EXPOSED_HEADERS,
+      credentials: false,
+      maxAge: PREFLIGHT_MAX_AGE_S,
+    });
+
+    api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+    await api.register(swaggerUi, {
+      routePrefix: '/docs',
+      // The page's asset links are absolute: they need the outer prefix too.
+      indexPrefix: API_V2_PREFIX,
+      uiConfig: { deepLinking: true, displayRequestDuration: true },
+    });
+
+    await api.register(statusRoutes(options.status));
+  };
+}

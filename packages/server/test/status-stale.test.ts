@@ -1,0 +1,150 @@
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { StatusRecordSchema } from 'realtime-message-protocol';
+import { RedisServer, redisCli, startServer, waitFor } from 'realtime-message-testing';
+
+/**
+ * Reads while the status store is unreachable (SPEC §7, issue 13): cached
+ * users answer from the node-local cache marked `X-Status-Stale`, anything
+ * else is 503 `unavailable`, and after recovery no stale entry is served.
+ * A real redis-server is killed and restarted; it keeps its data across the
+ * restart (AOF, fsync always), as a production Redis would.
+ */
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+async function call(url: string, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text === '' ? undefined : JSON.parse(text) };
+}
+
+const p = (id: string) => `/api/v2/presence/${encodeURIComponent(id)}`;
+const uid = (name: string) => `${name}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function durableRedis(): Promise<RedisServer> {
+  const redis = await RedisServer.start(['--appendonly', 'yes', '--appendfsync', 'always']);
+  onTestFinished(() => redis.stop());
+  return redis;
+}
+
+/** A node on `url`, its status feed subscribed (so its cache answers). */
+async function node(url: string) {
+  const n = await startServer({ DEMO_DIR: 'off', REDIS_URL: url, STATUS_RATE_LIMIT: '0' });
+  await n.server.presence.status!.start();
+  return n;
+}
+
+const stale = (a: Answer) => a.headers.get('x-status-stale');
+
+describe('status reads while the store is unreachable', () => {
+  it('cached users answer marked stale, an uncached user and every write are 503, and after the restart answers are fresh and nothing is lost', async () => {
+    const redis = await durableRedis();
+    const { url } = await node(redis.url);
+    const ada = uid('ada');
+    const bob = uid('bob');
+    const carol = uid('carol');
+
+    const put = await call(url, 'PUT', p(ada), { status: 'busy', message: 'in a meeting' });
+    expect(put.status).toBe(200);
+    const fresh = await call(url, 'GET', p(ada));
+    expect(fresh.body).toEqual(put.body);
+    expect(stale(fresh)).toBe(null);
+    expect((await call(url, 'GET', p(bob))).body).toMatchObject({ status: 'offline', lastSeen: null }); // bob: cached as never seen
+
+    const before = Date.now();
+    await redis.kill();
+    const down = await waitFor(async () => {
+      const r = await call(url, 'GET', p(ada));
+      return stale(r) === 'true' ? r : undefined;
+    }, { timeoutMs: 5_000, what: 'a stale answer for ada' });
+    expect(down.status).toBe(200);
+    expect(down.body).toEqual(put.body); // the record is unchanged: the mark is in the headers only
+    StatusRecordSchema.parse(down.body);
+    const since = Number(down.headers.get('x-status-stale-since'));
+    expect(since).toBeGreaterThanOrEqual(before - 1_000);
+    expect(since).toBeLessThanOrEqual(Date.now());
+
+    const many = await call(url, 'GET', `/api/v2/presence?users=${bob},${ada}`);
+    expect(many.status).toBe(200);
+    expect(stale(many)).toBe('true');
+    expect(many.body.users.map((r: { userId: string; message: string | null }) => [r.userId, r.message])).toEqual([[bob, null], [ada, 'in a meeting']]);
+    const batch = await call(url, 'POST', '/api/v2/presence/batch', { userIds: [ada, bob] });
+    expect([batch.status, stale(batch)]).toEqual([200, 'true']);
+
+    // Anything that needs the store: 503 unavailable, never a 500, and no stale mark.
+    for (const [method, path, body] of [
+      ['GET', p(carol), undefined],
+      ['GET', `/api/v2/presence?users=${ada},${carol}`, undefined],
+      ['POST', '/api/v2/presence/batch', { userIds: [ada, carol] }],
+      ['PUT', p(ada), { status: 'away', message: 'lost?' }],
+      ['DELETE', p(ada), undefined],
+    ] as const) {
+      const res = await call(url, method, path, body);
+      expect({ method, path, status: res.status, code: res.body?.error?.code, stale: stale(res) }).toEqual({ method, path, status: 503, code: 'unavailable', stale: null });
+    }
+    // The refused writes changed nothing, here either.
+    expect((await call(url, 'GET', p(ada))).body).toEqual(put.body);
+
+    await redis.launch();
+    const back = await waitFor(async () => {
+      const r = await call(url, 'GET', p(ada));
+      return r.status === 200 && stale(r) === null ? r : undefined;
+    }, { timeoutMs: 10_000, what: 'a fresh answer after the restart' });
+    expect(back.body).toMatchObject({ userId: ada, message: 'in a meeting', seq: put.body.seq, updatedAt: put.body.updatedAt });
+    const write = await call(url, 'PUT', p(ada), { status: 'away', message: 'back' });
+    expect(write.status).toBe(200);
+    expect((await call(url, 'GET', p(ada))).body).toMatchObject({ status: 'offline', message: 'back', seq: put.body.seq + 1 });
+    expect(stale(await call(url, 'GET', p(carol)))).toBe(null);
+  });
+
+  it("a write made on another node while this node's feed was down is visible after recovery: no stale value is served", async () => {
+    const redis = await durableRedis();
+    // Node A logs in as an ACL user; after the restart the user does not exist
+    // until the test creates it again, so A stays cut off (its feed too) while
+    // node B, on the default user, writes.
+    const acl = ['ACL', 'SETUSER', 'node-a', 'on', '>node-a-password', '~*', '&*', '+@all'];
+    await redisCli(redis.port, ...acl);
+    const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
+    const b = await node(redis.url);
+    const ada = uid('ada');
+    const old = await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' });
+    expect(old.status).toBe(200);
+    // A reads (and caches) the record until it shows B's write.
+    await waitFor(async () => (await call(a.url, 'GET', p(ada))).body.message === 'before', { timeoutMs: 2_000, what: 'A sees the first write' });
+
+    await redis.kill();
+    await redis.launch();
+    const written = await waitFor(async () => {
+      const r = await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'while A was away' });
+      return r.status === 200 ? r : undefined;
+    }, { timeoutMs: 10_000, what: 'B writes after the restart' });
+    expect(written.body.message).toBe('while A was away');
+
+    // A cannot reach Redis yet: its cached record answers, marked stale.
+    const cut = await call(a.url, 'GET', p(ada));
+    expect([cut.status, stale(cut), cut.body.message]).toEqual([200, 'true', 'before']);
+
+    await redisCli(redis.port, ...acl);
+    const seen: Array<[string | null, string]> = [];
+    await waitFor(async () => {
+      const r = await call(a.url, 'GET', p(ada));
+      seen.push([stale(r), r.body?.message ?? r.body?.error?.code]);
+      return r.status === 200 && stale(r) === null;
+    }, { timeoutMs: 10_000, what: 'A answers fresh again' });
+    // Every unmarked answer after recovery has B's write; the old one only ever came marked stale.
+    for (let i = 0; i < 20; i++) {
+      const r = await call(a.url, 'GET', p(ada));
+      seen.push([stale(r), r.body.message]);
+    }
+    expect(seen.filter(([mark]) => mark === null).map(([, message]) => message)).toEqual(seen.filter(([mark]) => mark === null).map(() => 'while A was away'));
+    expect(seen.filter(([, message]) => message === 'before').every(([mark]) => mark === 'true')).toBe(true);
+  });
+});
