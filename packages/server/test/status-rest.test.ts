@@ -221,6 +221,21 @@ describe('user status REST API: auth', () => {
     expect(() => loadConfig({ STATUS_READS: 'token' })).toThrow(/STATUS_READS=token needs/);
     expect(loadConfig({}).statusReads).toBe('public');
     expect(loadConfig({ STATUS_READS: 'token', API_KEY }).apiKey).toBe(API_KEY);
+    expect(() => loadConfig({ STATUS_AWAY_AFTER_MS: '-1' })).toThrow(/STATUS_AWAY_AFTER_MS must be an integer >= 0/);
+    expect(() => loadConfig({ MAX_WATCHED_USERS_PER_SOCKET: '0' })).toThrow(/MAX_WATCHED_USERS_PER_SOCKET must be an integer >= 1/);
+    expect([loadConfig({}).statusAwayAfterMs, loadConfig({}).maxWatchedUsersPerSocket]).toEqual([0, 1_000]);
+  });
+
+  it('STATUS_AWAY_AFTER_MS: a connected user without activity turns away; MAX_WATCHED_USERS_PER_SOCKET caps watches', async () => {
+    const { connect, request, waitFor } = await import('realtime-message-testing');
+    const { url } = await startServer({ DEMO_DIR: 'off', STATUS_AWAY_AFTER_MS: '300', MAX_WATCHED_USERS_PER_SOCKET: '2' });
+    const s = await connect(url);
+    expect((await request(s, 'presence:join', { roomId: 'away-room', userId: 'ada' })).ok).toBe(true);
+    expect((await call(url, 'GET', '/api/v2/presence/ada')).body.status).toBe('online');
+    await waitFor(async () => ((await call(url, 'GET', '/api/v2/presence/ada')).body.status === 'away' ? true : undefined), { what: 'automatic away' });
+    expect(await request(s, 'status:activity')).toEqual({ ok: true });
+    expect((await call(url, 'GET', '/api/v2/presence/ada')).body.status).toBe('online');
+    expect((await request(s, 'status:subscribe', { userIds: ['a', 'b', 'c'] })).error.code).toBe('forbidden');
   });
 });
 

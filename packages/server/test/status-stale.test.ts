@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { StatusRecordSchema } from 'realtime-message-protocol';
-import { RedisServer, redisCli, startServer, waitFor } from 'realtime-message-testing';
+import { RedisServer, connect, redisCli, request, startServer, waitFor } from 'realtime-message-testing';
 
 /**
  * Reads while the status store is unreachable (SPEC §7, issue 13): cached
@@ -146,5 +146,33 @@ describe('status reads while the store is unreachable', () => {
     }
     expect(seen.filter(([mark]) => mark === null).map(([, message]) => message)).toEqual(seen.filter(([mark]) => mark === null).map(() => 'while A was away'));
     expect(seen.filter(([, message]) => message === 'before').every(([mark]) => mark === 'true')).toBe(true);
+  });
+
+  it('a socket watcher on a node whose feed was cut gets the change it missed once the feed resumes', async () => {
+    const redis = await durableRedis();
+    const acl = ['ACL', 'SETUSER', 'node-a', 'on', '>node-a-password', '~*', '&*', '+@all'];
+    await redisCli(redis.port, ...acl);
+    const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
+    const b = await node(redis.url);
+    const ada = uid('ada');
+    expect((await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' })).status).toBe(200);
+    const watcher = await connect(a.url);
+    const events: Array<{ message: string | null; seq: number }> = [];
+    watcher.on('status:event', (e) => events.push(e));
+    const sub = await request(watcher, 'status:subscribe', { userIds: [ada] });
+    expect(sub.users[0]).toMatchObject({ message: 'before' });
+
+    await redis.kill();
+    await redis.launch();
+    // B writes while A is cut off: the event is published while A's subscriber is not there.
+    const written = await waitFor(async () => {
+      const r = await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'missed by the feed' });
+      return r.status === 200 ? r : undefined;
+    }, { timeoutMs: 10_000, what: 'B writes after the restart' });
+    expect(events).toEqual([]);
+    await redisCli(redis.port, ...acl);
+    // A's feed resumes: the watched user is read again and pushed.
+    const got = await waitFor(() => events.find((e) => e.message === 'missed by the feed'), { timeoutMs: 10_000, what: 'the missed change pushed after the resume' });
+    expect(got.seq).toBe(written.body.seq);
   });
 });

@@ -73,6 +73,8 @@ const EnvSchema = z.object({
   }),
   STATUS_RATE_LIMIT: int('STATUS_RATE_LIMIT', 0, 100),
   STATUS_RATE_LIMIT_BURST: int('STATUS_RATE_LIMIT_BURST', 1, 200),
+  STATUS_AWAY_AFTER_MS: int('STATUS_AWAY_AFTER_MS', 0, 0),
+  MAX_WATCHED_USERS_PER_SOCKET: int('MAX_WATCHED_USERS_PER_SOCKET', 1, 1_000),
   STATUS_READS: optionalString.refine((v) => v === undefined || v === 'public' || v === 'token', { message: "STATUS_READS must be 'public' or 'token'" }),
   ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -140,6 +142,10 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     apiKey: e.API_KEY,
     /** Who may read user status over REST: anyone, or a valid token / the API key. */
     statusReads: (e.STATUS_READS ?? 'public') as 'public' | 'token',
+    /** Automatic away after this long without reported activity; 0 = off. */
+    statusAwayAfterMs: e.STATUS_AWAY_AFTER_MS,
+    /** Most users one socket may watch with `status:subscribe`. */
+    maxWatchedUsersPerSocket: e.MAX_WATCHED_USERS_PER_SOCKET,
     /**
      * Per-client limit of the status REST routes: on average `perSecond`
      * requests per second, `burst` at once (a window of burst / perSecond s);

@@ -102,6 +102,7 @@ export class StatusService {
   /** When the store reported the feed interrupted; undefined while it delivers. */
   private feedLostAt: number | undefined;
   private readonly listeners = new Set<StatusListener>();
+  private readonly resumeListeners = new Set<() => void>();
   private unsubscribeFeed: (() => Promise<void>) | undefined;
   private starting: Promise<void> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -169,6 +170,24 @@ export class StatusService {
     this.cache?.clear();
     this.feedLive = this.feedSubscribed && !this.disposed;
     this.logger.info({ store: this.store.kind }, 'status feed resumed: the node-local cache was emptied');
+    for (const l of [...this.resumeListeners]) {
+      try {
+        l();
+      } catch (err) {
+        this.logger.error({ err }, 'status feed-resume listener threw');
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` each time the store's feed resumes after an
+   * interruption: events of the gap may have been missed, so whoever
+   * forwards them (the socket transport) reads its users again. Returns a
+   * function that removes the listener.
+   */
+  onFeedResumed(listener: () => void): () => void {
+    this.resumeListeners.add(listener);
+    return () => this.resumeListeners.delete(listener);
   }
 
   private onFeed(item: StatusFeedItem): void {

@@ -65,6 +65,11 @@ export class StatusWatchers {
     return this.byUser.get(userId);
   }
 
+  /** Every user watched by a socket of this node. */
+  users(): UserId[] {
+    return [...this.byUser.keys()];
+  }
+
   /** Users watched by at least one socket of this node. */
   get size(): number {
     return this.byUser.size;
@@ -76,6 +81,26 @@ export function deliverStatus(ctx: HandlerContext, event: StatusRecord): void {
   const sessions = ctx.status?.watchers.of(event.userId);
   if (!sessions) return;
   for (const session of sessions) sendGuarded(ctx, session, STATUS_EVENTS.event, event);
+}
+
+/**
+ * The node's status feed resumed after an interruption (a Redis subscriber
+ * reconnect): changes of the gap never reached the watchers. Reads every
+ * watched user again, in batches, and pushes the records: a client keeps a
+ * record only when its `seq` is higher than the one it holds, so unchanged
+ * users cost a send and nothing else.
+ */
+export async function repushWatched(ctx: HandlerContext, batch = 1_000): Promise<number> {
+  const status = ctx.status;
+  if (!status) return 0;
+  const users = status.watchers.users();
+  let pushed = 0;
+  for (let i = 0; i < users.length; i += batch) {
+    const records = await status.service.getMany(users.slice(i, i + batch));
+    for (const r of records) deliverStatus(ctx, r);
+    pushed += records.length;
+  }
+  return pushed;
 }
 
 function statusOf(ctx: HandlerContext): StatusContext {

@@ -11,7 +11,7 @@ import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.j
 import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
 import { SocketSession, type AnySocket, type Membership } from './session.js';
-import { STATUS_HANDLERS, StatusWatchers, deliverStatus } from './status-handlers.js';
+import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 
 /** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
@@ -105,6 +105,12 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   // One listener for every status event of every user: sockets watching the user get it.
   const offStatus = ctx.status ? options.status!.subscribe((event) => deliverStatus(ctx, event)) : undefined;
   offStatus?.catch((err: unknown) => logger.warn({ err }, 'status events could not be followed; watchers get no events on this node'));
+  const offResume = options.status?.onFeedResumed(() => {
+    repushWatched(ctx).then(
+      (n) => logger.info({ users: n }, 'status feed resumed: watched users were read again and pushed'),
+      (err: unknown) => problems.note('status re-push after a feed gap failed', { err }),
+    );
+  });
 
   /** Registers a handler that runs in the session's queue and always acks exactly once. */
   function handle(session: SocketSession, event: string, fn: Handler): void {
@@ -217,6 +223,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       disposed = true;
       nsp.off('connection', onConnection);
       offReset();
+      offResume?.();
       await (await offStatus?.catch(() => undefined))?.();
       const all = [...sessions.values()];
       sessions.clear();
