@@ -29,3 +29,7 @@ export type { RateLimitOptions } from './transports/shared/rate-limit.js';
 // The standalone server.
 export { loadConfig, ConfigError, type Config } from './app/config.js';
 export { createRealtimeServer, type RealtimeServer } from './app/server.js';
+// Channels (SPEC §8): the service over a small broker interface, and its brokers.
+export * from './core/channels/index.js';
+export { MemoryBroker } from './engines/memory/channel-broker.js';
+export { RedisBroker, type RedisBrokerOptions } from './engines/redis/channel-broker.js';

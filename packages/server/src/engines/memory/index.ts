@@ -1,2 +1,3 @@
 export { MemoryEngine } from './memory-engine.js';
 export { MemoryStatusStore } from './status-store.js';
+export { MemoryBroker } from './channel-broker.js';

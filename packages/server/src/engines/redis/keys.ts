@@ -52,6 +52,17 @@ export interface RoomKeys {
   slot: number;
 }
 
+/** The keys of one channel: all under the hash tag `{ch:<name>}`, so its scripts reach them (and publish) in one slot. */
+export interface ChannelKeys {
+  /** The history: a Redis Stream whose entry ids are the offsets (`<offset>-0`). */
+  stream: string;
+  /** The meta record: a hash of `e` (epoch) and `s` (newest offset). */
+  meta: string;
+  /** The sharded pub/sub channel of the channel's publications. */
+  pubsub: string;
+  slot: number;
+}
+
 /**
  * The one place Redis key names are made. Everything of a room shares the
  * hash tag `{room:<id>}`; ids cannot contain braces, so the tag always ends
@@ -109,6 +120,13 @@ export class KeySpace {
   /** The classic pub/sub channel that carries every presence event of every room (the scripts derive it from the room prefix). */
   get allEvents(): string {
     return `${this.prefix}events`;
+  }
+
+  /** The keys of one channel (channel names cannot contain braces, so the tag ends right after the name). */
+  channel(name: string): ChannelKeys {
+    const tag = `{ch:${name}}`;
+    const base = `${this.prefix}${tag}:`;
+    return { stream: `${base}stream`, meta: `${base}meta`, pubsub: `${base}pub`, slot: clusterKeySlot(tag) };
   }
 
   /** The keys of one user's status (user ids cannot contain braces, so the tag ends right after the id). */

@@ -1,0 +1,56 @@
+import type { StreamPosition } from 'realtime-message-protocol';
+import type { PublishCommand } from '../../../core/channels/broker.js';
+import { NUM, luaScript } from './lua.js';
+import { replyArray, replyInt, replyString, type Script } from './script.js';
+
+/**
+ * A channel publication, in one atomic step: take the channel's epoch (a new
+ * one when the meta record is missing: never stored, expired, evicted, or
+ * lost with a restart; the stream left by the lost epoch is deleted), the
+ * next offset, append to the stream (entry id = offset, exact MAXLEN), set
+ * both TTLs, and SPUBLISH `__p1:<offset>:<epoch>__<payload>` on the
+ * channel's sharded pub/sub channel. Redis runs scripts one at a time, so
+ * offsets are contiguous whoever publishes, and the pub/sub order is the
+ * offset order. The header is Centrifugo's (its payload is protobuf, ours
+ * JSON text of `{ data, info?, tags? }`).
+ *
+ * KEYS: stream meta. ARGV: pubsub payload historySize historyTtlMs metaTtlMs newEpoch.
+ * Reply: {offset, epoch}.
+ */
+export const channelPublish: Script<PublishCommand, StreamPosition> = {
+  command: 'rmChannelPublish',
+  numberOfKeys: 2,
+  lua: luaScript([NUM], /* lua */ `
+local stream, meta = KEYS[1], KEYS[2]
+local pubsub, payload = ARGV[1], ARGV[2]
+local size, ttl, meta_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local epoch = redis.call('HGET', meta, 'e')
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'e', epoch)
+end
+local top = redis.call('HINCRBY', meta, 's', 1)
+redis.call('PEXPIRE', meta, meta_ttl)
+if size > 0 then
+  local id = num(top) .. '-0'
+  local ok = redis.pcall('XADD', stream, 'MAXLEN', size, id, 'd', payload)
+  if type(ok) == 'table' and ok.err then
+    -- The stream holds ids at or above the offset: left from a record that was replaced. It is not this epoch's history.
+    redis.call('DEL', stream)
+    redis.call('XADD', stream, 'MAXLEN', size, id, 'd', payload)
+  end
+  redis.call('PEXPIRE', stream, ttl)
+end
+redis.call('SPUBLISH', pubsub, '__p1:' .. num(top) .. ':' .. epoch .. '__' .. payload)
+return {top, epoch}
+`),
+  args(cmd, ctx) {
+    const k = ctx.keys.channel(cmd.channel);
+    return [k.stream, k.meta, k.pubsub, cmd.encoded, cmd.historySize, cmd.historyTtlMs, cmd.metaTtlMs, cmd.newEpoch];
+  },
+  decode(reply) {
+    const r = replyArray('rmChannelPublish', reply);
+    return { offset: replyInt('rmChannelPublish', r[0], 'offset'), epoch: replyString('rmChannelPublish', r[1], 'epoch') };
+  },
+};
