@@ -2,6 +2,7 @@
 export { freePort } from './ports.js';
 export { waitFor } from './wait.js';
 export { RedisServer, RedisClusterServers, redisCli } from './redis-server.js';
+export { NatsServer, NatsHubAndLeaves, LinkProxy, natsServerBinary, type NatsServerOptions } from './nats-server.js';
 export { redisFixture, redisNodes, redisClient, keysUnder, startRedis, type EngineFixture, type RedisTarget } from './redis-fixture.js';
 export { NodeProcess, CLI } from './node-process.js';
 export { startGateway, testEngine, connect, request, listen, settle, room, type Gateway, type GatewayOptions, type Client, type Listener } from './gateway.js';
