@@ -1,6 +1,17 @@
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { decodeMessage } from '../src/engines/redis/channel-broker.js';
 import {
+  ChannelFeeds,
   ChannelNamespaces,
+  Hub,
+  KeySpace,
+  RedisBroker,
+  channelSources,
+  type ChannelFeedsOptions,
+  type ChannelPublication,
+  type ReadCommand,
   ChannelService,
   ChannelsConfigError,
   MemoryBroker,
@@ -225,5 +236,122 @@ describe('MemoryBroker', () => {
     await broker.publish({ ...t, channel: 'live' as Channel, body: { data: 1 }, encoded: '', newEpoch: 'X', now: 2_100 });
     const r = await broker.read({ channel: 'live' as Channel, limit: 10, reverse: false, metaTtlMs: 1_000, newEpoch: 'Y', now: 2_300 });
     expect(r).toEqual({ publications: [], position: { offset: 1, epoch: 'F' } });
+  });
+});
+
+/**
+ * A real MemoryBroker with faults a memory broker cannot produce on its own:
+ * live deliveries dropped (a pub/sub reconnect), reads that fail or wait.
+ */
+class FaultyBroker extends MemoryBroker {
+  drop = 0;
+  failReads = 0;
+  gate: Promise<void> | undefined;
+  rewind: number | undefined;
+  override async subscribe(channel: Channel, deliver: (p: ChannelPublication) => void) {
+    return super.subscribe(channel, (p) => {
+      if (this.drop > 0) this.drop--;
+      else deliver(p);
+    });
+  }
+  override async read(cmd: ReadCommand) {
+    await this.gate;
+    if (this.failReads > 0) {
+      this.failReads--;
+      throw new Error('read failed');
+    }
+    const res = await super.read(cmd);
+    if (this.rewind !== undefined) return { publications: [], position: { ...res.position, offset: this.rewind } };
+    return res;
+  }
+}
+
+describe('ChannelFeeds', () => {
+  async function setup(opts: Partial<ChannelFeedsOptions> = {}) {
+    const broker = new FaultyBroker();
+    const namespaces = ChannelNamespaces.defaults();
+    const feeds = new ChannelFeeds({ broker, namespaces, positionCheckMs: 0, fillPageSize: 3, retryMs: 5, ...opts });
+    const hub = new Hub(channelSources(feeds));
+    const svc = new ChannelService({ broker, namespaces, hub });
+    onTestFinished(async () => {
+      await svc.dispose();
+      feeds.dispose();
+      await hub.dispose();
+    });
+    const got: ChannelFeedItem[] = [];
+    const sub = await svc.subscribe('c', (e) => got.push(e));
+    const offsets = () => got.flatMap((e) => (e.type === 'publication' ? [e.publication.offset] : []));
+    return { broker, feeds, svc, sub, got, offsets };
+  }
+
+  it('fills a gap from history in pages, and retries a failed read with backoff', async () => {
+    const { broker, svc, offsets, got } = await setup();
+    await svc.publish('c', 1);
+    broker.drop = 10;
+    broker.failReads = 2;
+    for (let i = 2; i <= 12; i++) await svc.publish('c', i);
+    await expect.poll(offsets).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    expect(got.every((e) => e.type === 'publication')).toBe(true);
+  });
+
+  it('the position check finds a lost tail; a stream that went back is reported as rewound', async () => {
+    const { broker, feeds, svc, offsets, got } = await setup();
+    await svc.publish('c', 1);
+    broker.drop = 2;
+    await svc.publish('c', 2);
+    await svc.publish('c', 3);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(offsets()).toEqual([1]);
+    feeds.checkAll();
+    feeds.checkAll(); // a second check while one is queued is merged
+    await expect.poll(offsets).toEqual([1, 2, 3]);
+    broker.rewind = 1;
+    feeds.checkAll();
+    await expect.poll(() => got.at(-1)).toMatchObject({ type: 'unrecoverable', reason: 'rewound', position: { offset: 1 } });
+  });
+
+  it('too many publications held while storage does not answer: they are dropped and re-read from history, none lost', async () => {
+    const { broker, svc, got, offsets } = await setup({ maxPending: 5 });
+    await svc.publish('c', 1);
+    let open!: () => void;
+    broker.gate = new Promise((r) => (open = r));
+    broker.drop = 1;
+    for (let i = 2; i <= 10; i++) await svc.publish('c', i);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(offsets()).toEqual([1]);
+    open();
+    broker.gate = undefined;
+    await svc.publish('c', 11);
+    await expect.poll(offsets).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+    expect(got.every((e) => e.type === 'publication')).toBe(true);
+  });
+});
+
+describe('RedisBroker', () => {
+  it('over a client of its own: pings, classifies errors, drops foreign pub/sub messages, removes history', async () => {
+    const redis = new Redis(inject('redisUrl'));
+    const broker = new RedisBroker({ redis, keyPrefix: `tcb:${randomUUID().slice(0, 8)}:` });
+    onTestFinished(async () => {
+      await broker.close();
+      redis.disconnect();
+    });
+    await broker.ping();
+    expect(broker.isUnavailable(new Error('connect ECONNREFUSED 127.0.0.1:1'))).toBe(true);
+    expect(broker.isUnavailable(new Error('ERR wrong number of arguments'))).toBe(false);
+    expect(() => new RedisBroker({})).toThrow(TypeError);
+    const ch = 'c' as Channel;
+    const got: ChannelPublication[] = [];
+    await broker.subscribe(ch, (p) => got.push(p));
+    const keys = new KeySpace(`tcb:`).channel('c');
+    expect(keys.pubsub).toMatch(/\{ch:c\}:pub$/);
+    const pubsub = (broker as unknown as { backend: { keys: KeySpace } }).backend.keys.channel('c').pubsub;
+    for (const junk of ['junk', '__p1:x:E__{}', '__p1:1:E__not json', '__p1:1']) await redis.spublish(pubsub, junk);
+    const cmd = { channel: ch, body: { data: 1 }, encoded: '{"data":1}', historySize: 5, historyTtlMs: 60_000, metaTtlMs: 120_000, newEpoch: 'Epochabc', now: Date.now() };
+    expect(await broker.publish(cmd)).toEqual({ offset: 1, epoch: 'Epochabc' });
+    await expect.poll(() => got).toEqual([{ channel: 'c', epoch: 'Epochabc', offset: 1, data: 1 }]);
+    await broker.removeHistory(ch);
+    expect(await broker.read({ channel: ch, limit: 5, reverse: false, metaTtlMs: 120_000, newEpoch: 'Other', now: Date.now() })).toEqual({ publications: [], position: { offset: 1, epoch: 'Epochabc' } });
+    expect(decodeMessage(ch, '__p1:0:E__{"data":1}')).toBeUndefined();
+    expect(decodeMessage(ch, '__p1:2:E__{"data":1,"tags":{"a":"b"}}')).toEqual({ channel: 'c', epoch: 'E', offset: 2, data: 1, tags: { a: 'b' } });
   });
 });

@@ -32,7 +32,7 @@ export interface ChannelFeedsOptions {
    * was lost with nothing published after them. 0 = off. @default 10000
    */
   positionCheckMs?: number;
-  /** Most live publications held while a gap is being filled; beyond it continuity is given up (`gap`). @default 10000 */
+  /** Most live publications held while a gap is being filled; beyond it they are dropped and re-read from history. @default 10000 */
   maxPending?: number;
   /** First retry delay of a failed history read (doubling, with jitter, up to 5 s). @default 100 */
   retryMs?: number;
@@ -45,7 +45,7 @@ type Job = { kind: 'pub'; p: ChannelPublication } | { kind: 'check' };
 interface Feed {
   channel: Channel;
   deliver: (item: ChannelFeedItem) => void;
-  /** The last position handed on; undefined until the first read (or after continuity was given up under overflow). */
+  /** The last position handed on; undefined until the first read. */
   position: StreamPosition | undefined;
   queue: Job[];
   busy: boolean;
@@ -149,11 +149,10 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
     if (job.kind === 'check' && feed.queue.some((j) => j.kind === 'check')) return;
     feed.queue.push(job);
     if (feed.queue.length > this.maxPending) {
-      // Storage has been unreachable for long while publications keep coming: give up continuity, start over from the stream.
+      // Storage has not answered for long while publications keep coming: drop what is held. Nothing is lost silently:
+      // the check compares with the stream and re-reads what was dropped from history (or reports a gap).
+      this.logger.warn({ channel: feed.channel, held: feed.queue.length }, 'too many live publications held while a channel read is pending; re-reading them from history');
       feed.queue = [{ kind: 'check' }];
-      const position = feed.position ?? { offset: 0, epoch: '' };
-      feed.position = undefined;
-      feed.deliver({ type: 'unrecoverable', channel: feed.channel, reason: 'gap', position });
     }
     if (!feed.busy) this.drain(feed);
   }
@@ -202,7 +201,7 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
     if (feed.closed) return;
     const top = head.position;
     if (!pos) {
-      feed.position = top; // after an overflow the subscribers were told already
+      feed.position = top;
     } else if (top.epoch !== pos.epoch) {
       feed.position = top;
       feed.deliver({ type: 'unrecoverable', channel: feed.channel, reason: 'epoch_changed', position: top });

@@ -119,8 +119,8 @@ export class ChannelSubscription {
 
   private handle(item: ChannelFeedItem): void {
     if (item.type === 'unrecoverable') {
-      // A notice about a jump the subscriber is already past (its own read was newer than the feed): nothing was missed.
-      if (item.position.epoch === this.epoch && item.position.offset <= this.offset) return;
+      // A jump forward to where the subscriber already is (its own read was newer than the feed's): nothing was missed.
+      if (item.reason !== 'rewound' && item.position.epoch === this.epoch && item.position.offset <= this.offset) return;
       this.end({ ...item, position: item.position });
       return;
     }
