@@ -73,7 +73,8 @@ export class NatsServer {
       ...(o.domain ? [`  domain: ${o.domain}`] : []),
       '}',
     ];
-    if (this.leafPort !== undefined) lines.push(`leafnodes { listen: 127.0.0.1:${this.leafPort} }`);
+    // A hub tells its leaves where to reconnect (its INFO); seen here with no_advertise too. A leaf must reach the hub only through its configured URL, which a test may cut: the advertised address refuses connections.
+    if (this.leafPort !== undefined) lines.push(`leafnodes { listen: 127.0.0.1:${this.leafPort}, advertise: "127.0.0.1:1" }`);
     // reconnect: seconds between a leaf's attempts to reach its hub.
     if (o.leafRemote) lines.push(`leafnodes { reconnect: 1, remotes: [ { urls: ["nats://${o.leafRemote}"] } ] }`);
     return lines.join('\n') + '\n';
