@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { startRedis } from 'realtime-message-testing';
 import { decodeMessage } from '../src/engines/redis/channel-broker.js';
 import {
   ChannelFeeds,
@@ -354,4 +355,22 @@ describe('RedisBroker', () => {
     expect(decodeMessage(ch, '__p1:0:E__{"data":1}')).toBeUndefined();
     expect(decodeMessage(ch, '__p1:2:E__{"data":1,"tags":{"a":"b"}}')).toEqual({ channel: 'c', epoch: 'E', offset: 2, data: 1, tags: { a: 'b' } });
   });
+});
+
+it('RedisBroker.onResync fires when the subscriber connection is back after a drop (the feeds then check every position)', async () => {
+  const server = await startRedis();
+  const redis = new Redis(server.url);
+  const broker = new RedisBroker({ redis });
+  onTestFinished(async () => {
+    await broker.close();
+    redis.disconnect();
+  });
+  let resyncs = 0;
+  const off = broker.onResync(() => resyncs++);
+  await broker.subscribe('c' as Channel, () => {});
+  const list = (await redis.client('LIST')) as string;
+  const id = /id=(\d+) .*ssub=1/.exec(list)![1]!;
+  await redis.client('KILL', 'ID', id);
+  await expect.poll(() => resyncs, { timeout: 5_000 }).toBeGreaterThan(0);
+  off();
 });

@@ -1,5 +1,4 @@
 import type { Channel, ChannelPublication, ClientInfo, JsonValue, Publication, StreamPosition } from 'realtime-message-protocol';
-import type { StorageReset } from '../presence/engine.js';
 
 /** What a publication carries besides its place in the stream. */
 export interface PublicationBody {
@@ -83,11 +82,13 @@ export interface ChannelBroker {
   /** True when `err` means the storage cannot be reached (clients get `unavailable`). @default never */
   isUnavailable?(err: unknown): boolean;
   /**
-   * Calls `listener` when the storage may have lost data or pub/sub messages
-   * (a restart, a failover): every channel position held by the node is
-   * checked at once. Optional: storage that cannot lose data (memory) has none.
+   * Calls `listener` when the node may have missed publications or the
+   * storage may have lost data: the pub/sub connection is back after a drop,
+   * or the storage restarted or failed over. The feeds then check every
+   * channel position at once (instead of at the next periodic check).
+   * Optional: a broker that cannot lose messages (memory) has none.
    */
-  onReset?(listener: (reset: StorageReset) => void): () => void;
+  onResync?(listener: () => void): () => void;
   /** Releases what the broker opened itself (never a client handed to it). */
   close(): Promise<void>;
 }

@@ -94,7 +94,7 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
       this.checkTimer = setInterval(() => this.checkAll(), every);
       this.checkTimer.unref();
     }
-    this.stopReset = this.broker.onReset?.(() => this.checkAll());
+    this.stopReset = this.broker.onResync?.(() => this.checkAll());
   }
 
   /** Channels followed on this node. */

@@ -1,6 +1,5 @@
 import type { Channel, ChannelPublication, StreamPosition } from 'realtime-message-protocol';
 import type { ChannelBroker, PublishCommand, ReadCommand, ReadResult } from '../../core/channels/broker.js';
-import type { StorageReset } from '../../core/presence/engine.js';
 import type { Logger } from '../../core/shared/logger.js';
 import { RedisBackend, type RedisClient } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
@@ -80,9 +79,20 @@ export class RedisBroker implements ChannelBroker {
     return isConnectionError(err);
   }
 
-  /** A restart or failover that replaced the data (see RedisBackend.onReset): the feeds check every position. */
-  onReset(listener: (reset: StorageReset) => void): () => void {
-    return this.backend.onReset(listener);
+  /**
+   * The subscriber connection is back after a drop (messages published
+   * meanwhile are lost to this node), or Redis restarted or failed over
+   * (RedisBackend.onReset): the feeds check every position.
+   */
+  onResync(listener: () => void): () => void {
+    const offState = this.backend.onSubscriberState((state) => {
+      if (state === 'up') listener();
+    });
+    const offReset = this.backend.onReset(() => listener());
+    return () => {
+      offState();
+      offReset();
+    };
   }
 
   async close(): Promise<void> {
