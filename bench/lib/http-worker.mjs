@@ -8,6 +8,33 @@ import { histogram, recordSince } from './stats.mjs';
 const { url, connections } = workerData;
 const pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 });
 
+/**
+ * One request through undici's dispatcher API: about a quarter less CPU per
+ * request than `pool.request()` and its body stream, which the generator
+ * needs on two shared cores. Resolves with the status and, if `keep`, the body.
+ */
+function send(opts, keep) {
+  return new Promise((resolve, reject) => {
+    let status = 0;
+    const chunks = keep ? [] : undefined;
+    pool.dispatch(opts, {
+      onConnect() {},
+      onHeaders(code) {
+        status = code;
+        return true;
+      },
+      onData(chunk) {
+        chunks?.push(chunk);
+        return true;
+      },
+      onComplete() {
+        resolve({ status, body: chunks ? Buffer.concat(chunks).toString() : undefined });
+      },
+      onError: reject,
+    });
+  });
+}
+
 /** A cheap deterministic PRNG per run (xorshift32), so rounds draw comparable id sequences. */
 function rng(seed) {
   let x = seed >>> 0 || 1;
@@ -62,16 +89,15 @@ async function run(msg) {
   const fire = (since) => {
     inflight++;
     const n = sent++;
-    const opts = reqs.next();
-    return pool.request(opts).then(
-      async (res) => {
-        const text = await res.body.text();
+    // A sample of the answers is parsed: the server must say what was asked.
+    const sample = n % 997 === 0;
+    return send(reqs.next(), sample).then(
+      (res) => {
         if (record) recordSince(h, since);
-        if (res.statusCode === 200) {
+        if (res.status === 200) {
           ok++;
-          // A sample of the answers is parsed: the server must say what was asked.
-          if (n % 997 === 0 && !reqs.check(text)) bad++;
-        } else errors[res.statusCode] = (errors[res.statusCode] ?? 0) + 1;
+          if (sample && !reqs.check(res.body)) bad++;
+        } else errors[res.status] = (errors[res.status] ?? 0) + 1;
       },
       (err) => {
         if (record) recordSince(h, since);

@@ -142,6 +142,7 @@ export async function scenarioStatus(env, log) {
     const result = {
       scenario: 'status', engine, users, rounds, durationMs, warmupMs, batchSize, concurrency, loadThreads: threads, lateMs,
       loadAvg: { start: loadAvgStart, end: load1() },
+      oursCli: process.env.OURS_CLI ?? 'packages/server/dist/app/cli.js (this tree)',
       pids: { ours: servers.ours.pid, base: servers.base.pid }, profiles: profileDir,
       seed: { seconds: seedSeconds, putsPerSec: seedRate, puts: users + seed.manualCount },
       serverRssIdleMB: Math.round(rssIdle / 1048576), serverRssSeededMB: Math.round(rssSeeded / 1048576),
