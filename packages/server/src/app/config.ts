@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 
 const int = (name: string, min: number, def: number) =>
@@ -75,6 +75,12 @@ const EnvSchema = z.object({
   STATUS_RATE_LIMIT_BURST: int('STATUS_RATE_LIMIT_BURST', 1, 200),
   STATUS_AWAY_AFTER_MS: int('STATUS_AWAY_AFTER_MS', 0, 0),
   MAX_WATCHED_USERS_PER_SOCKET: int('MAX_WATCHED_USERS_PER_SOCKET', 1, 1_000),
+  STATUS_STORE: optionalString.refine((v) => v === undefined || v === 'memory' || v === 'redis' || v === 'nats', { message: "STATUS_STORE must be 'memory', 'redis' or 'nats'" }),
+  NATS_URL: optionalString.refine((v) => v === undefined || v.split(',').every((u) => /^(nats|tls):\/\/[^\s/]+$/.test(u.trim())), { message: 'NATS_URL must be nats://host:port (or tls://), several comma-separated' }),
+  NATS_HUB_DOMAIN: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: "NATS_HUB_DOMAIN must be a JetStream domain name (letters, digits, '_' and '-')" }),
+  NATS_BUCKET: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: "NATS_BUCKET must be 1-64 letters, digits, '_' or '-'" }),
+  NODE_ID: optionalString.refine((v) => v === undefined || /^[\x21-\x7e]{1,64}$/.test(v), { message: 'NODE_ID must be 1-64 printable ASCII characters without spaces' }),
+  REGION: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.-]{1,32}$/.test(v), { message: "REGION must be 1-32 letters, digits, '_', '.' or '-'" }),
   STATUS_READS: optionalString.refine((v) => v === undefined || v === 'public' || v === 'token', { message: "STATUS_READS must be 'public' or 'token'" }),
   ALLOWED_ORIGINS: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -144,6 +150,13 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     statusReads: (e.STATUS_READS ?? 'public') as 'public' | 'token',
     /** Automatic away after this long without reported activity; 0 = off. */
     statusAwayAfterMs: e.STATUS_AWAY_AFTER_MS,
+    /** Where user status lives: `memory` (this process), `redis` (the presence Redis) or `nats` (a JetStream KV bucket on a hub, SPEC §10). */
+    statusStore: (e.STATUS_STORE ?? (e.REDIS_CLUSTER_NODES || e.REDIS_URL ? 'redis' : 'memory')) as 'memory' | 'redis' | 'nats',
+    /** The NATS status store (`STATUS_STORE=nats`): the region's own server, the hub's JetStream domain, the bucket. */
+    nats: { url: e.NATS_URL, hubDomain: e.NATS_HUB_DOMAIN, bucket: e.NATS_BUCKET ?? 'rm_status' },
+    /** `nodeId` of the records this node writes: `<REGION>-<NODE_ID>` (either part alone when the other is unset); undefined: `<hostname>-<pid>`. */
+    nodeId: e.REGION && e.NODE_ID ? `${e.REGION}-${e.NODE_ID}` : (e.NODE_ID ?? (e.REGION ? `${e.REGION}-${hostname()}-${process.pid}` : undefined)),
+    region: e.REGION,
     /** Most users one socket may watch with `status:subscribe`. */
     maxWatchedUsersPerSocket: e.MAX_WATCHED_USERS_PER_SOCKET,
     /**
@@ -186,6 +199,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.workers > 1 && c.engine === 'memory') {
     problems.push(`WORKERS=${c.workers} needs REDIS_URL or REDIS_CLUSTER_NODES: the memory engine lives in one process, so workers would not share presence`);
   }
+  if (c.statusStore === 'nats' && !c.nats.url) problems.push('STATUS_STORE=nats needs NATS_URL (the region\'s own NATS server, hub or leaf)');
+  if (c.statusStore === 'redis' && c.engine === 'memory') problems.push('STATUS_STORE=redis needs REDIS_URL or REDIS_CLUSTER_NODES');
+  if (c.statusStore !== 'nats' && (c.nats.url || c.nats.hubDomain)) problems.push(`NATS_URL and NATS_HUB_DOMAIN are used only with STATUS_STORE=nats (it is ${c.statusStore})`);
   if (c.disconnectGraceMs > c.ttlMs) problems.push('PRESENCE_DISCONNECT_GRACE_MS must not exceed PRESENCE_TTL_MS (a connection expires at the TTL anyway)');
   if (c.rateLimit.burst < 1) problems.push('RATE_LIMIT_BURST must be >= 1');
   if (c.maxFrameBytes < c.maxMessageBytes + 1_024) problems.push(`MAX_FRAME_BYTES must be at least MAX_MESSAGE_BYTES + 1024 (${c.maxMessageBytes + 1_024}) so that a message at its limit fits in a frame`);

@@ -16,6 +16,8 @@ import { LogSummary } from '../core/shared/log-summary.js';
 import { checkHealth } from '../core/shared/health.js';
 import type { Config } from './config.js';
 import { initPresence, type PresenceRuntime } from './init-presence.js';
+import { DeferredNatsStatusStore } from './nats-status.js';
+import { MemoryStatusStore } from '../engines/memory/status-store.js';
 
 export interface RealtimeServer {
   /** The Node HTTP server every endpoint shares. */
@@ -130,6 +132,10 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger.warn('auth is off (open mode): clients assert their own userId; set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL for production');
   }
   const verifyToken = config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined;
+  // User status on its own store when STATUS_STORE says so (NATS: a hub bucket reached through the region's server).
+  const natsStatus =
+    config.statusStore === 'nats' ? new DeferredNatsStatusStore({ servers: config.nats.url!.split(',').map((u) => u.trim()), hubDomain: config.nats.hubDomain, bucket: config.nats.bucket, name: config.nodeId, logger }) : undefined;
+  const statusStore = natsStatus ?? (config.statusStore === 'memory' && config.engine !== 'memory' ? new MemoryStatusStore() : undefined);
   const presence = initPresence({
     io,
     redis: redis?.command,
@@ -145,7 +151,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     maxRoomsPerSocket: config.maxRoomsPerSocket,
     maxWatchedUsersPerSocket: config.maxWatchedUsersPerSocket,
     statusReads: config.statusReads,
-    status: { awayAfterMs: config.statusAwayAfterMs },
+    status: { awayAfterMs: config.statusAwayAfterMs, nodeId: config.nodeId, store: statusStore },
     maxOutboundBytes: config.maxOutboundBytes,
     snapshotBytesPerSecond: config.snapshotBytesPerSecond > 0 ? config.snapshotBytesPerSecond : false,
     verifyToken,
@@ -155,7 +161,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   const engine = config.engine;
 
   const app = createHttpApp({
-    health: presence.health,
+    health: natsStatus ? [...presence.health, natsStatus.health] : presence.health,
     engine,
     metrics,
     demoDir,
@@ -178,6 +184,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger,
     listen: async () => {
       await app.ready();
+      // A wrong NATS setting (bucket) stops the start with its message; NATS not reachable yet is retried (/ready 503 meanwhile).
+      await natsStatus?.waitOpen(3_000);
       if (redis && redis.command.status !== 'ready') {
         // Without an offline queue, requests before the first connection would
         // fail: give Redis a moment to answer before accepting clients.
@@ -220,6 +228,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           http.close();
           refusals.stop();
           await presence.dispose({ leave: true });
+          await natsStatus?.close();
           await io.close();
           if (redis) for (const c of [redis.command, redis.sub]) c.disconnect();
         })();
