@@ -12,7 +12,7 @@ export default defineConfig({
     // dist in child processes, the SDK bundle and the demo in Chromium.
     alias: [
       { find: /^realtime-message$/, replacement: src('packages/server/src/index.ts') },
-      { find: /^realtime-message\/(memory|redis)$/, replacement: src('packages/server/src/engines/$1/index.ts') },
+      { find: /^realtime-message\/(memory|redis|nats)$/, replacement: src('packages/server/src/engines/$1/index.ts') },
       { find: /^realtime-message-protocol$/, replacement: src('packages/protocol/src/index.ts') },
       { find: /^realtime-message-protocol\/core$/, replacement: src('packages/protocol/src/core.ts') },
       { find: /^realtime-message-testing$/, replacement: src('packages/testing/src/index.ts') },
