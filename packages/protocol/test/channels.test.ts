@@ -17,7 +17,7 @@ describe('channel names', () => {
     expect(ChannelSchema.safeParse(name).success).toBe(true);
   });
 
-  it.each([
+  it.each<[unknown, string]>([
     ['', 'empty'],
     ['x'.repeat(CHANNEL_LIMITS.maxChannelLength + 1), 'too long'],
     ['chat:{a}', 'hash tag braces'],
