@@ -4,7 +4,7 @@ import type { Logger } from '../core/shared/logger.js';
 import type { StatusState } from '../core/status/model.js';
 import type { StatusCommand, StatusFeedItem, StatusFeedState, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../core/status/store.js';
 import { isNatsUnavailable, StatusLinkDownError } from '../engines/nats/errors.js';
-import { NatsStatusStore, type NatsStatusStoreOptions } from '../engines/nats/status-store.js';
+import type { NatsStatusStore, NatsStatusStoreOptions } from '../engines/nats/status-store.js';
 
 /**
  * The NATS status store of the standalone server (`STATUS_STORE=nats`),
@@ -35,6 +35,8 @@ export class DeferredNatsStatusStore implements StatusStore {
   private async openLoop(): Promise<NatsStatusStore | undefined> {
     for (let attempt = 0; !this.closed; attempt++) {
       try {
+        // Loaded only here: servers without STATUS_STORE=nats never load nats.js.
+        const { NatsStatusStore } = await import('../engines/nats/status-store.js');
         const store = await NatsStatusStore.open(this.options);
         if (this.closed) {
           await store.close();
