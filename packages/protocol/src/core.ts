@@ -17,5 +17,6 @@ export type { JoinRequest, HeartbeatRequest, LeaveRequest, MessageRequest } from
 export * from './status/types.js';
 export * from './status/events.js';
 export * from './channels/types.js';
+export * from './channels/events.js';
 export type { Channel } from './channels/schemas.js';
 export { CHANNEL_ERROR_REASONS, ChannelError, type ChannelErrorReason } from './channels/errors.js';

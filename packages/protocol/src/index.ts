@@ -49,6 +49,7 @@ export {
 } from './status/schemas.js';
 // channels
 export * from './channels/types.js';
+export * from './channels/events.js';
 export {
   ChannelSchema,
   OffsetSchema,

@@ -12,9 +12,9 @@ import {
 } from '../src/index.js';
 
 describe('error registry', () => {
-  it('holds the codes of SPEC §3', () => {
+  it('holds the codes of SPEC §3 and §8', () => {
     expect([...ERROR_CODE_LIST].sort()).toEqual(
-      ['internal', 'invalid_payload', 'not_joined', 'payload_too_large', 'rate_limited', 'stale_epoch', 'unauthorized', 'forbidden', 'unavailable'].sort(),
+      ['internal', 'invalid_payload', 'not_joined', 'payload_too_large', 'rate_limited', 'stale_epoch', 'unauthorized', 'forbidden', 'unavailable', 'already_subscribed'].sort(),
     );
     expect(isErrorCode('unavailable')).toBe(true);
     expect(isErrorCode('stale_epoch')).toBe(true);
@@ -36,6 +36,7 @@ describe('error registry', () => {
       forbidden: 403,
       not_joined: 404,
       stale_epoch: 409,
+      already_subscribed: 409,
       payload_too_large: 413,
       rate_limited: 429,
       internal: 500,
@@ -53,6 +54,7 @@ describe('error registry', () => {
       unauthorized: 101,
       forbidden: 103,
       rate_limited: 111,
+      already_subscribed: 105,
       internal: 100,
       unavailable: 100,
       not_joined: undefined,

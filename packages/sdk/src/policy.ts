@@ -27,6 +27,8 @@ export function heartbeatErrorAction(code: ErrorCode | ClientErrorCode): Heartbe
     // A heartbeat of our own connection is never forbidden today; if a server
     // refuses one, sending the same patch again would be refused again.
     case 'forbidden':
+    // Channel codes: a heartbeat never gets them.
+    case 'already_subscribed':
       return 'reject';
     case 'rate_limited':
     case 'internal':

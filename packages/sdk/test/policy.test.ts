@@ -10,6 +10,7 @@ const expected: Record<ErrorCode | ClientErrorCode, HeartbeatAction> = {
   invalid_payload: 'reject',
   payload_too_large: 'reject',
   forbidden: 'reject',
+  already_subscribed: 'reject',
   rate_limited: 'retry',
   internal: 'retry',
   unavailable: 'retry',

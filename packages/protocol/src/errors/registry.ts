@@ -52,6 +52,11 @@ export const ERROR_REGISTRY = {
     http: 429,
     centrifugo: 111, // too many requests (temporary)
   },
+  already_subscribed: {
+    doc: 'The socket is subscribed to this channel already; unsubscribe first, or keep the subscription it has.',
+    http: 409,
+    centrifugo: 105, // already subscribed
+  },
   payload_too_large: {
     doc: 'The state (after merging the patch) or the message is larger than the configured limit.',
     http: 413,

@@ -4,6 +4,18 @@ import type { PresenceWireEvent, RoomMessage, ServerNotice } from './events.js';
 import type { HeartbeatRequest, JoinRequest, LeaveRequest, MessageRequest } from './payloads.js';
 import type { StatusActivityAck, StatusActivityRequest, StatusSetAck, StatusSetRequest, StatusSubscribeAck, StatusUnsubscribeAck, StatusWatchRequest } from '../status/events.js';
 import type { StatusEvent } from '../status/types.js';
+import type {
+  ChannelHistoryAck,
+  ChannelHistoryRequest,
+  ChannelPublishAck,
+  ChannelPublishRequest,
+  ChannelResubscribeNotice,
+  ChannelSubscribeAck,
+  ChannelSubscribeRequest,
+  ChannelUnsubscribeAck,
+  ChannelUnsubscribeRequest,
+} from '../channels/events.js';
+import type { ChannelPublication } from '../channels/types.js';
 
 /** Socket.IO events a client sends. Payloads are typed as a client writes them; the server validates them. */
 export interface ClientToServerEvents {
@@ -15,6 +27,10 @@ export interface ClientToServerEvents {
   'status:unsubscribe': (payload: StatusWatchRequest, ack: (res: StatusUnsubscribeAck) => void) => void;
   'status:set': (payload: StatusSetRequest, ack: (res: StatusSetAck) => void) => void;
   'status:activity': (payload: StatusActivityRequest | undefined, ack?: (res: StatusActivityAck) => void) => void;
+  'channel:subscribe': (payload: ChannelSubscribeRequest, ack: (res: ChannelSubscribeAck) => void) => void;
+  'channel:unsubscribe': (payload: ChannelUnsubscribeRequest, ack: (res: ChannelUnsubscribeAck) => void) => void;
+  'channel:publish': (payload: ChannelPublishRequest, ack: (res: ChannelPublishAck) => void) => void;
+  'channel:history': (payload: ChannelHistoryRequest, ack: (res: ChannelHistoryAck) => void) => void;
 }
 
 /** Socket.IO events the server sends. */
@@ -27,6 +43,10 @@ export interface ServerToClientEvents {
   'presence:resync': (notice: ResyncNotice) => void;
   /** A watched user's record right after a change of their status or message. */
   'status:event': (event: StatusEvent) => void;
+  /** A publication of a channel this socket subscribed to, in offset order. */
+  'channel:publication': (publication: ChannelPublication) => void;
+  /** The server ended a subscription it could no longer keep gap-free: subscribe again from the last position applied. */
+  'channel:resubscribe': (notice: ChannelResubscribeNotice) => void;
 }
 
 /**
