@@ -7,6 +7,9 @@ import { RedisEngine } from '../engines/redis/redis-engine.js';
 import type { StatusStore } from '../core/status/store.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
 import { RedisStatusStore } from '../engines/redis/status-store.js';
+import type { ChannelBroker } from '../core/channels/broker.js';
+import { MemoryBroker } from '../engines/memory/channel-broker.js';
+import { RedisBroker } from '../engines/redis/channel-broker.js';
 
 /** The storage of one node, chosen once by the composition root and shared by every capability. */
 export interface Backends {
@@ -15,6 +18,8 @@ export interface Backends {
   readonly presence: PresenceEngine;
   /** User status on the same storage; undefined for backends around an engine the caller made (status needs its own store then). */
   readonly status?: StatusStore | undefined;
+  /** Channels on the same storage; undefined for backends around an engine the caller made. */
+  readonly channels?: ChannelBroker | undefined;
   /** What `/ready` checks. */
   readonly health: readonly HealthCheck[];
   /** Releases what was opened here (subscriber connections); never a client that was handed in. */
@@ -36,28 +41,34 @@ export function createBackends(options: BackendOptions): Backends {
   if (!options.redis) {
     const presence = new MemoryEngine();
     const status = new MemoryStatusStore();
+    const channels = new MemoryBroker();
     return {
       kind: 'memory',
       presence,
       status,
+      channels,
       health: [{ name: 'memory', check: async () => {} }],
       close: async () => {
         await presence.close();
         await status.close();
+        await channels.close();
       },
     };
   }
   const redis = new RedisBackend({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger: options.logger });
   const presence = new RedisEngine({ backend: redis, logger: options.logger });
   const status = new RedisStatusStore({ backend: redis, logger: options.logger });
+  const channels = new RedisBroker({ backend: redis, logger: options.logger });
   return {
     kind: redis.kind,
     presence,
     status,
+    channels,
     health: [redis.health],
     close: async () => {
       await presence.close();
       await status.close();
+      await channels.close();
       await redis.close();
     },
   };

@@ -15,6 +15,11 @@ import { backendsOf, createBackends, type Backends } from './backends.js';
 import { StatusService, type StatusServiceOptions } from '../core/status/service.js';
 import type { StatusStore } from '../core/status/store.js';
 import { bridgePresenceToStatus } from './status-bridge.js';
+import { ChannelService, type ChannelServiceOptions } from '../core/channels/service.js';
+import { ChannelFeeds, channelSources, type ChannelTopics } from '../core/channels/feeds.js';
+import { ChannelNamespaces } from '../core/channels/namespaces.js';
+import type { ChannelBroker, ChannelPresencePort } from '../core/channels/broker.js';
+import type { ClientInfo } from 'realtime-message-protocol';
 
 /** A Socket.IO server of any event maps. */
 type AnyServer = Server<any, any, any, any>;
@@ -59,6 +64,14 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
    * @default on, with the defaults of StatusServiceOptions
    */
   status?: (Partial<Omit<StatusServiceOptions, 'store'>> & { store?: StatusStore }) | false;
+  /**
+   * Channels (SPEC §8) on the same storage, or `false` to leave them out.
+   * With an explicit `engine`, channels need `channels.broker` (otherwise
+   * they are left out). `namespaces` comes from a channels config
+   * (`ChannelNamespaces.fromConfig(json)`).
+   * @default on, every channel open (ChannelNamespaces.defaults())
+   */
+  channels?: (Partial<Omit<ChannelServiceOptions, 'broker' | 'hub' | 'presence'>> & { broker?: ChannelBroker }) | false;
 }
 
 export interface PresenceRuntime {
@@ -68,6 +81,8 @@ export interface PresenceRuntime {
   readonly health: readonly HealthCheck[];
   /** User status of this node (following presence), unless turned off with `status: false`. */
   readonly status: StatusService | undefined;
+  /** Channels of this node (publish, history, subscribe), unless turned off with `channels: false`. */
+  readonly channels: ChannelService | undefined;
   /**
    * Sends a custom event from the server application to every member socket
    * of a room, on every node, through the engine's pub/sub (ordered with the
@@ -107,22 +122,34 @@ export function legacyExtensions(options: Pick<InitPresenceOptions, 'verifyToken
   return new Extensions(list);
 }
 
-/** A node Hub whose deliveries are counted in `metrics`. */
-export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger): Hub<PresenceTopics> {
+/** The node's one Hub: presence topics over the engine and, with `channelFeeds`, channel topics; deliveries counted in `metrics`. */
+export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger, channelFeeds?: ChannelFeeds): Hub<PresenceTopics & ChannelTopics> {
   const counters = new Map<string, { inc(n?: number): void }>();
-  return new Hub<PresenceTopics>(
-    presenceSources(engine),
-    {
-      logger,
-      onDeliver: (_kind, item) => {
-        const type = (item as RoomFeedItem).type;
-        if (_kind !== 'presence') return;
-        let c = counters.get(type);
-        if (!c) counters.set(type, (c = metrics.eventsReceived.labels(type)));
-        c.inc();
-      },
+  const sources = { ...presenceSources(engine), ...(channelFeeds ? channelSources(channelFeeds) : {}) } as ConstructorParameters<typeof Hub<PresenceTopics & ChannelTopics>>[0];
+  return new Hub<PresenceTopics & ChannelTopics>(sources, {
+    logger,
+    onDeliver: (_kind, item) => {
+      if (_kind !== 'presence') return;
+      const type = (item as RoomFeedItem).type;
+      let c = counters.get(type);
+      if (!c) counters.set(type, (c = metrics.eventsReceived.labels(type)));
+      c.inc();
     },
-  );
+  });
+}
+
+/** A channel's presence is the presence room of the same name: both protocols see one set of members. */
+export function channelPresence(service: PresenceService): ChannelPresencePort {
+  return {
+    async presence(channel) {
+      const snap = await service.snapshot(channel);
+      return Object.fromEntries(snap.connections.map((c): [string, ClientInfo] => [c.connId, { user: c.userId, client: c.connId }]));
+    },
+    async stats(channel) {
+      const snap = await service.snapshot(channel);
+      return { numClients: snap.connections.length, numUsers: snap.members.length };
+    },
+  };
 }
 
 /**
@@ -144,7 +171,11 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   const logger = options.logger ?? silentLogger;
   const metrics = options.metrics ?? new PresenceMetrics();
   const backends: Backends = options.engine ? backendsOf(options.engine) : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger });
-  const hub = presenceHub(backends.presence, metrics, logger);
+  const channelOptions = options.channels === false ? undefined : (options.channels ?? {});
+  const channelBroker = channelOptions?.broker ?? backends.channels;
+  const channelNamespaces = channelOptions?.namespaces ?? ChannelNamespaces.defaults();
+  const channelFeeds = channelOptions && channelBroker ? new ChannelFeeds({ broker: channelBroker, namespaces: channelNamespaces, positionCheckMs: channelOptions.positionCheckMs, clock: options.clock, logger }) : undefined;
+  const hub = presenceHub(backends.presence, metrics, logger, channelFeeds);
   const service = new PresenceService({
     ...options,
     engine: backends.presence,
@@ -178,6 +209,10 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           },
         })
       : undefined;
+  const channels =
+    channelOptions && channelBroker
+      ? new ChannelService({ clock: options.clock, logger, ...channelOptions, namespaces: channelNamespaces, broker: channelBroker, hub, presence: channelPresence(service) })
+      : undefined;
   const transport = attachSocketIo({
     nsp: (options.io as AnyServer).of(options.namespace ?? '/'),
     service,
@@ -194,6 +229,8 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     maxWatchedUsersPerSocket: options.maxWatchedUsersPerSocket,
     statusReads: options.statusReads,
     status,
+    channels,
+    maxChannelsPerSocket: options.maxChannelsPerSocket,
   });
   if (options.startReaper !== false) service.start();
   // The bridge and the feed start in the background; a failure (storage down at start) is logged, and status reads go to the store meanwhile.
@@ -212,6 +249,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     metrics,
     health: backends.health,
     status,
+    channels,
     broadcast: (roomId, event, data) => transport.broadcast(roomId, event, data),
     membership: (socket, roomId) => transport.membership(socket, roomId),
     dispose: (opts) =>
@@ -219,6 +257,8 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
         await transport.dispose(opts);
         await (await statusReady)?.();
         await status?.dispose();
+        await channels?.dispose();
+        channelFeeds?.dispose();
         await service.dispose();
         await hub.dispose();
         await backends.close();

@@ -21,6 +21,7 @@ import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import type { Membership, SocketSession } from './session.js';
 import type { StatusContext } from './status-handlers.js';
+import type { ChannelContext } from './channel-handlers.js';
 
 /** What the handlers share: the services and settings of one transport. */
 export interface HandlerContext {
@@ -38,6 +39,8 @@ export interface HandlerContext {
   disposed(): boolean;
   /** User status over sockets; undefined when status is turned off. */
   status?: StatusContext | undefined;
+  /** Channels over sockets; undefined when channels are turned off. */
+  channels?: ChannelContext | undefined;
 }
 
 export type Handler = (ctx: HandlerContext, session: SocketSession, raw: unknown) => Promise<{ ok: boolean }>;

@@ -1,5 +1,6 @@
 import type { Socket } from 'socket.io';
-import { PresenceError, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
+import { PresenceError, type Channel, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
+import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { Unsubscribe } from '../../core/shared/hub.js';
 import type { ByteBudget, TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
@@ -38,6 +39,10 @@ export class SocketSession {
    * ack already have the form the client asked for; absent = `state`.
    */
   readonly updateForms = new Map<RoomId, UpdateForm>();
+  /** Channel subscriptions of this socket (`channel:subscribe`). */
+  readonly channels = new Map<Channel, ChannelSubscription>();
+  /** Channels whose subscribe is in flight (a second one is `already_subscribed`). */
+  readonly subscribing = new Set<Channel>();
   /** Users whose status this socket watches (`status:subscribe`). */
   readonly watched = new Set<UserId>();
   readonly queue: RequestQueue;

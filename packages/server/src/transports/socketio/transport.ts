@@ -13,6 +13,8 @@ import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middl
 import { SocketSession, type AnySocket, type Membership } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
+import type { ChannelService } from '../../core/channels/service.js';
+import { CHANNEL_HANDLERS, unsubscribeAll } from './channel-handlers.js';
 
 /** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
 export interface SocketIoLimits {
@@ -32,6 +34,8 @@ export interface SocketIoLimits {
   maxWatchedUsersPerSocket?: number;
   /** `token`: only sockets with a verified token may watch status (SPEC §7 `STATUS_READS`). @default 'public' */
   statusReads?: 'public' | 'token';
+  /** Most channels one socket may be subscribed to at once. @default 128 */
+  maxChannelsPerSocket?: number;
 }
 
 export interface SocketIoTransportOptions extends SocketIoLimits {
@@ -42,6 +46,8 @@ export interface SocketIoTransportOptions extends SocketIoLimits {
   metrics: PresenceMetrics;
   /** User status over sockets (`status:*` events); without it they answer `forbidden`. */
   status?: StatusService | undefined;
+  /** Channels over sockets (`channel:*` events); without it they answer `forbidden`. */
+  channels?: ChannelService | undefined;
   logger?: Logger;
   clock?: Clock;
 }
@@ -101,6 +107,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
           reads: options.statusReads ?? 'public',
         }
       : undefined,
+    channels: options.channels ? { service: options.channels, maxChannelsPerSocket: positive('maxChannelsPerSocket', options.maxChannelsPerSocket ?? 128) } : undefined,
   };
   // One listener for every status event of every user: sockets watching the user get it.
   const offStatus = ctx.status ? options.status!.subscribe((event) => deliverStatus(ctx, event)) : undefined;
@@ -143,6 +150,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     session.detach();
     ctx.status?.watchers.removeAll(session);
     void session.queue.drain().then(async () => {
+      await unsubscribeAll(session).catch((err: unknown) => problems.note('channel unsubscribe at disconnect failed', { err }));
       const rooms = [...session.rooms.values()];
       session.rooms.clear();
       sessions.delete(session.socket);
@@ -178,6 +186,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     if (rateLimit) rateLimitMiddleware(socket, session, rateLimit, { metrics, logger, disposed: () => disposed });
     for (const [event, fn] of HANDLERS) handle(session, event, fn);
     for (const [event, fn] of STATUS_HANDLERS) handle(session, event, fn);
+    for (const [event, fn] of CHANNEL_HANDLERS) handle(session, event, fn);
     const disconnect = (): void => onDisconnect(session);
     socket.once('disconnect', disconnect);
     session.handlers.push(['disconnect', disconnect]);
@@ -232,6 +241,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
           session.detach();
           ctx.status?.watchers.removeAll(session);
           await session.queue.drain();
+          await unsubscribeAll(session).catch(() => undefined);
           const rooms = [...session.rooms.values()];
           session.rooms.clear();
           await Promise.all([...session.feeds.keys()].map((roomId) => session.unfollow(roomId)));
