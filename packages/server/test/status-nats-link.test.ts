@@ -47,6 +47,21 @@ async function expectUnavailable(p: Promise<unknown>): Promise<void> {
   expect((err as PresenceError).code).toBe('unavailable');
 }
 
+describe('NATS status: concurrent writers in two regions', () => {
+  it('compare-and-set loses no update; every node reports every change once, in seq order', async () => {
+    const [r1, r2] = await regions();
+    const ada = user();
+    const writes = 20;
+    await Promise.all([r1, r2].flatMap((r, i) => Array.from({ length: writes }, (_, k) => r.service.set(ada, { status: 'busy', message: `r${i + 1}-${k}` }))));
+    const final = await r1.service.get(ada);
+    expect(final.seq).toBe(2 * writes);
+    for (const r of [r1, r2]) {
+      await waitFor(() => r.of(ada).at(-1)?.seq === 2 * writes, { what: 'the last change reaches every node' });
+      expect(r.of(ada).map((e) => e.seq)).toEqual(Array.from({ length: 2 * writes }, (_, k) => k + 1));
+    }
+  });
+});
+
 describe('NATS status: a region loses its link to the hub', () => {
   it('serves stale reads, fails writes fast, and converges when the link returns', async () => {
     const [r1, r2] = await regions();
