@@ -56,15 +56,15 @@ describe('the server with STATUS_STORE=nats', () => {
     const written = await put(eu!.url, ada, { status: 'busy', message: 'from eu' });
     expect(written).toMatchObject({ status: 200, body: { userId: ada, message: 'from eu', nodeId: 'eu-1' } });
     await expect.poll(async () => (await get(us!.url, ada)).body.message, { timeout: 2_000 }).toBe('from eu');
-    expect((await get(eu!.url, ada)).headers.get('x-status-stale')).toBeNull();
+    expect((await get(eu!.url, ada)).headers.get('status-stale')).toBeNull();
 
     await topo.links[0]!.cut();
     onTestFinished(async () => {
       await topo.links[0]!.heal();
       await topo.linked();
     });
-    await expect.poll(async () => (await get(eu!.url, ada)).headers.get('x-status-stale'), { timeout: 5_000 }).toBe('true');
-    expect((await get(eu!.url, ada)).body).toMatchObject({ message: 'from eu' });
+    await expect.poll(async () => (await get(eu!.url, ada)).headers.get('status-stale'), { timeout: 5_000 }).toBe('1');
+    expect((await get(eu!.url, ada)).body).toMatchObject({ message: 'from eu', stale: true });
     expect(await put(eu!.url, ada, { status: 'away' })).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } } });
     expect(await ready(eu!.url)).toMatchObject({ status: 503, body: { checks: { nats: 'unavailable' } } });
     expect(await put(us!.url, ada, { status: 'away', message: 'from us' })).toMatchObject({ status: 200 });
@@ -72,7 +72,7 @@ describe('the server with STATUS_STORE=nats', () => {
     await topo.links[0]!.heal();
     await expect.poll(async () => (await ready(eu!.url)).status, { timeout: 10_000 }).toBe(200);
     await expect.poll(async () => (await get(eu!.url, ada)).body.message, { timeout: 2_000 }).toBe('from us');
-    expect((await get(eu!.url, ada)).headers.get('x-status-stale')).toBeNull();
+    expect((await get(eu!.url, ada)).headers.get('status-stale')).toBeNull();
   });
 
   it('NATS down at start: the server starts, status answers 503 and /ready says why, until NATS is there', async () => {

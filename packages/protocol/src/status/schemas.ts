@@ -99,6 +99,7 @@ export const StatusRecordSchema = z
     updatedAt: timeSchema.nullable(),
     nodeId: z.string().nullable(),
     seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    stale: z.literal(true).optional(),
   })
   .refine((r) => r.manual || r.expiresAt === null, { error: 'expiresAt is set only for a manual status', path: ['expiresAt'] })
   .refine((r) => r.message !== null || r.messageExpiresAt === null, { error: 'messageExpiresAt is set only with a message', path: ['messageExpiresAt'] });

@@ -49,6 +49,12 @@ export interface StatusRecord {
    * above the record it already holds. 0 for a user never changed.
    */
   seq: number;
+  /**
+   * Present (true) only on a record a node answered from its cache while the
+   * status storage could not be reached (SPEC §10): exact as of the loss,
+   * with expiries applied as of the read. Never on events.
+   */
+  stale?: true;
 }
 
 /** The payload of a pushed `status:event`: the user's record right after the change. */

@@ -270,7 +270,7 @@ export class StatusService {
    *
    * @example
    * const read = await status.getManyOrStale(['ada', 'bob']);
-   * if (read.stale) reply.header('x-status-stale', 'true');
+   * if (read.stale) reply.header('status-stale', '1');
    */
   async getManyOrStale(userIds: readonly string[]): Promise<StatusRead> {
     try {
@@ -284,7 +284,7 @@ export class StatusService {
         const id = this.parse(StatusUserIdSchema, raw);
         const state = cache.peekStale(id);
         if (state === undefined) throw err;
-        users.push(toRecord(id, state ?? undefined, now, this.awayAfterMs));
+        users.push({ ...toRecord(id, state ?? undefined, now, this.awayAfterMs), stale: true });
       }
       return { users, stale: true, since: this.feedLostAt ?? now };
     }

@@ -12,9 +12,9 @@ export const MAX_QUERY_IDS = 100;
 export const MAX_BATCH_IDS = 1_000;
 
 /** Set to `true` on a read answered from the node-local cache while the store cannot be reached. */
-export const STALE_HEADER = 'x-status-stale';
+export const STALE_HEADER = 'status-stale';
 /** With {@link STALE_HEADER}: since when (ms since epoch) the node may have missed changes. */
-export const STALE_SINCE_HEADER = 'x-status-stale-since';
+export const STALE_SINCE_HEADER = 'status-stale-since';
 
 const nullable = (type: string, extra: Record<string, unknown> = {}) => ({ type: [type, 'null'], ...extra });
 
@@ -34,6 +34,7 @@ export const recordSchema = {
     updatedAt: nullable('integer'),
     nodeId: nullable('string'),
     seq: { type: 'integer' },
+    stale: { type: 'boolean', enum: [true], description: "present (true) only when the status storage cannot be reached and the record comes from this node's cache (exact as of status-stale-since)" },
   },
   required: ['userId', 'status', 'message', 'manual', 'expiresAt', 'messageExpiresAt', 'lastSeen', 'updatedAt', 'nodeId', 'seq'],
 } as const;
@@ -50,10 +51,10 @@ const rateLimitHeaders = {
 const staleHeaders = {
   [STALE_HEADER]: {
     type: 'string',
-    enum: ['true'],
-    description: 'present when the status storage cannot be reached and every requested user was answered from this node\'s cache; the records are exact as of x-status-stale-since',
+    enum: ['1'],
+    description: 'present (1) when the status storage cannot be reached and every requested user was answered from this node\'s cache; each record then carries "stale": true and is exact as of status-stale-since',
   },
-  [STALE_SINCE_HEADER]: { type: 'integer', description: 'with x-status-stale: since when (ms since epoch) this node may have missed changes' },
+  [STALE_SINCE_HEADER]: { type: 'integer', description: 'with status-stale: since when (ms since epoch) this node may have missed changes' },
 } as const;
 
 /** A successful read: the body, the rate-limit headers and the stale mark. */

@@ -77,7 +77,7 @@ function sha256(s: string): Buffer {
 /**
  * The user status REST API of SPEC §7: `/presence` routes, registered
  * under the `/api/v2` prefix. Reads answer from this node's cache, marked
- * `X-Status-Stale`, while the store cannot be reached. The JSON
+ * `Status-Stale: 1` and `"stale": true` on each record, while the store cannot be reached. The JSON
  * schemas document the routes (OpenAPI); the authoritative checks are the
  * protocol's zod schemas (run by the StatusService), so REST and sockets
  * refuse the same input with the same messages.
@@ -167,7 +167,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
 
   /** A read's answer, marked when it comes from the cache while the store is unreachable. */
   function answer<T>(reply: FastifyReply, read: StatusRead, body: (users: StatusRead['users']) => T): T {
-    if (read.stale) void reply.header(STALE_HEADER, 'true').header(STALE_SINCE_HEADER, String(read.since));
+    if (read.stale) void reply.header(STALE_HEADER, '1').header(STALE_SINCE_HEADER, String(read.since));
     return body(read.users);
   }
 
