@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
+import { ChannelNamespaces, ChannelsConfigError } from '../core/channels/namespaces.js';
 
 const int = (name: string, min: number, def: number) =>
   z
@@ -61,6 +63,9 @@ const EnvSchema = z.object({
   RATE_LIMIT_EVENTS_PER_SEC: int('RATE_LIMIT_EVENTS_PER_SEC', 1, 20),
   RATE_LIMIT_BURST: int('RATE_LIMIT_BURST', 1, 40),
   MAX_ROOMS_PER_SOCKET: int('MAX_ROOMS_PER_SOCKET', 1, 64),
+  CHANNELS_CONFIG: optionalString,
+  MAX_CHANNELS_PER_SOCKET: int('MAX_CHANNELS_PER_SOCKET', 1, 128),
+  CHANNEL_MAX_DATA_BYTES: int('CHANNEL_MAX_DATA_BYTES', 1, 65_536),
   AUTH_JWT_SECRET: optionalString,
   AUTH_JWT_PUBLIC_KEY: optionalString,
   AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'AUTH_JWKS_URL must be an http(s) URL' }),
@@ -134,6 +139,16 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     snapshotBytesPerSecond: e.SNAPSHOT_BYTES_PER_SEC,
     rateLimit: { eventsPerSecond: e.RATE_LIMIT_EVENTS_PER_SEC, burst: e.RATE_LIMIT_BURST },
     maxRoomsPerSocket: e.MAX_ROOMS_PER_SOCKET,
+    channels: {
+      /** `CHANNELS_CONFIG`: a Centrifugo-shaped config.json whose namespaces the channels follow; undefined = every channel open (SPEC §8 defaults). */
+      configPath: e.CHANNELS_CONFIG,
+      /** The namespaces read from `configPath` by loadConfig (its warnings are logged at start); undefined without a config. */
+      namespaces: undefined as ChannelNamespaces | undefined,
+      /** Most channels one socket may be subscribed to at once. */
+      maxChannelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
+      /** Largest `data` of one publication, in UTF-8 bytes of JSON. */
+      maxDataBytes: e.CHANNEL_MAX_DATA_BYTES,
+    },
     auth: {
       secret: e.AUTH_JWT_SECRET,
       publicKey: e.AUTH_JWT_PUBLIC_KEY,
@@ -205,6 +220,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.disconnectGraceMs > c.ttlMs) problems.push('PRESENCE_DISCONNECT_GRACE_MS must not exceed PRESENCE_TTL_MS (a connection expires at the TTL anyway)');
   if (c.rateLimit.burst < 1) problems.push('RATE_LIMIT_BURST must be >= 1');
   if (c.maxFrameBytes < c.maxMessageBytes + 1_024) problems.push(`MAX_FRAME_BYTES must be at least MAX_MESSAGE_BYTES + 1024 (${c.maxMessageBytes + 1_024}) so that a message at its limit fits in a frame`);
+  if (c.maxFrameBytes < c.channels.maxDataBytes + 1_024) problems.push(`MAX_FRAME_BYTES must be at least CHANNEL_MAX_DATA_BYTES + 1024 (${c.channels.maxDataBytes + 1_024}) so that a publication at its limit fits in a frame`);
+  if (c.channels.configPath !== undefined) {
+    const read = readChannelsConfig(c.channels.configPath);
+    if (typeof read === 'string') problems.push(read);
+    else c.channels.namespaces = read;
+  }
   if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return c;
+}
+
+/** The namespaces of the `CHANNELS_CONFIG` file, or the problem with it (naming the setting, the file and the option). */
+function readChannelsConfig(path: string): ChannelNamespaces | string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return `CHANNELS_CONFIG=${path} cannot be read: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (err as Error).message}`;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return `CHANNELS_CONFIG=${path} is not valid JSON: ${(err as Error).message}`;
+  }
+  try {
+    return ChannelNamespaces.fromConfig(json);
+  } catch (err) {
+    if (err instanceof ChannelsConfigError) return `CHANNELS_CONFIG=${path}: ${err.message}`;
+    throw err;
+  }
 }

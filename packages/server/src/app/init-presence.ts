@@ -16,7 +16,7 @@ import { StatusService, type StatusServiceOptions } from '../core/status/service
 import type { StatusStore } from '../core/status/store.js';
 import { bridgePresenceToStatus } from './status-bridge.js';
 import { ChannelService, type ChannelServiceOptions } from '../core/channels/service.js';
-import { ChannelFeeds, channelSources, type ChannelTopics } from '../core/channels/feeds.js';
+import { ChannelFeeds, channelSources, type ChannelHub, type ChannelTopics } from '../core/channels/feeds.js';
 import { ChannelNamespaces } from '../core/channels/namespaces.js';
 import type { ChannelBroker, ChannelPresencePort } from '../core/channels/broker.js';
 import type { ClientInfo } from 'realtime-message-protocol';
@@ -83,6 +83,8 @@ export interface PresenceRuntime {
   readonly status: StatusService | undefined;
   /** Channels of this node (publish, history, subscribe), unless turned off with `channels: false`. */
   readonly channels: ChannelService | undefined;
+  /** This node's connections and channel subscriptions (what the server API's `/api/info`, `/api/channels` and `/api/disconnect` use). */
+  readonly local: LocalNode;
   /**
    * Sends a custom event from the server application to every member socket
    * of a room, on every node, through the engine's pub/sub (ordered with the
@@ -101,6 +103,52 @@ export interface PresenceRuntime {
    * and Redis client stay usable.
    */
   dispose(opts?: { leave?: boolean }): Promise<void>;
+}
+
+/** This node's share of the deployment: its Socket.IO connections (of the served namespace) and channel subscriptions. */
+export interface LocalNode {
+  /** Connected sockets on this node, and their distinct users (sockets without a user count as one anonymous user, `''`). */
+  clients(): { numClients: number; numUsers: number };
+  /** Live channel subscriptions on this node (sockets and in-process subscribers), by channel. */
+  channels(): ReadonlyMap<string, number>;
+  /**
+   * Disconnects this node's sockets of `user` (the token's `sub`, or the
+   * user the socket joined its rooms as): all of them, or only `client` (a
+   * socket id or a presence connId), except those in `whitelist`. The
+   * client sees Socket.IO's `io server disconnect` and does not reconnect on
+   * its own. Returns how many sockets were disconnected.
+   */
+  disconnectUser(user: string, opts?: { client?: string | undefined; whitelist?: readonly string[] | undefined }): number;
+}
+
+/** The ids of a socket as the transport publishes them on `socket.data`: its user (or undefined) and its presence connIds. */
+function socketIdentity(socket: AnySocket): { user: string | undefined; users: string[]; connIds: string[] } {
+  const data = (socket.data ?? {}) as { presenceUserId?: unknown; presenceRooms?: unknown };
+  const rooms = Array.isArray(data.presenceRooms) ? (data.presenceRooms as Array<{ userId?: unknown; connId?: unknown }>) : [];
+  const users = rooms.map((r) => r.userId).filter((u): u is string => typeof u === 'string');
+  if (typeof data.presenceUserId === 'string') users.push(data.presenceUserId);
+  return { user: users[0], users, connIds: rooms.map((r) => r.connId).filter((c): c is string => typeof c === 'string') };
+}
+
+/** A channel Hub that counts the live subscriptions per channel it carries. */
+function countingHub(hub: ChannelHub, counts: Map<string, number>): ChannelHub {
+  const add = (id: string, n: number): void => {
+    const v = (counts.get(id) ?? 0) + n;
+    if (v > 0) counts.set(id, v);
+    else counts.delete(id);
+  };
+  return {
+    async subscribe(kind, id, listener) {
+      const off = await hub.subscribe(kind, id, listener);
+      add(id, 1);
+      let done = false;
+      return async () => {
+        if (!done) add(id, -1);
+        done = true;
+        await off();
+      };
+    },
+  };
 }
 
 /** The extensions the documented `verifyToken` and `authorize` options stand for. */
@@ -209,12 +257,36 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           },
         })
       : undefined;
+  const channelCounts = new Map<string, number>();
   const channels =
     channelOptions && channelBroker
-      ? new ChannelService({ clock: options.clock, logger, ...channelOptions, namespaces: channelNamespaces, broker: channelBroker, hub, presence: channelPresence(service) })
+      ? new ChannelService({ clock: options.clock, logger, ...channelOptions, namespaces: channelNamespaces, broker: channelBroker, hub: countingHub(hub, channelCounts), presence: channelPresence(service) })
       : undefined;
+  const nsp = (options.io as AnyServer).of(options.namespace ?? '/');
+  const local: LocalNode = {
+    clients() {
+      const users = new Set<string>();
+      for (const socket of nsp.sockets.values()) users.add(socketIdentity(socket).user ?? '');
+      return { numClients: nsp.sockets.size, numUsers: users.size };
+    },
+    channels: () => channelCounts,
+    disconnectUser(user, opts = {}) {
+      const keep = new Set(opts.whitelist ?? []);
+      let n = 0;
+      for (const socket of [...nsp.sockets.values()]) {
+        const id = socketIdentity(socket);
+        if (!id.users.includes(user)) continue;
+        const ids = [socket.id, ...id.connIds];
+        if (opts.client !== undefined && !ids.includes(opts.client)) continue;
+        if (ids.some((c) => keep.has(c))) continue;
+        socket.disconnect(true);
+        n++;
+      }
+      return n;
+    },
+  };
   const transport = attachSocketIo({
-    nsp: (options.io as AnyServer).of(options.namespace ?? '/'),
+    nsp,
     service,
     extensions: legacyExtensions(options),
     metrics,
@@ -250,6 +322,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     health: backends.health,
     status,
     channels,
+    local,
     broadcast: (roomId, event, data) => transport.broadcast(roomId, event, data),
     membership: (socket, roomId) => transport.membership(socket, roomId),
     dispose: (opts) =>

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Cluster, Redis } from 'ioredis';
@@ -40,6 +43,15 @@ export function createLogger(level: string): PinoLogger {
     // Never log credentials, wherever they appear.
     redact: { paths: ['token', '*.token', 'auth', '*.auth', 'headers.authorization', '*.headers.authorization', 'req.headers.cookie'], censor: '[redacted]' },
   });
+}
+
+/** The package's version, for `/api/info`. */
+function packageVersion(): string {
+  try {
+    return String((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? '0.0.0');
+  } catch {
+    return '0.0.0';
+  }
 }
 
 function originAllowed(origin: string | undefined, allowed: string[] | undefined): boolean {
@@ -132,6 +144,10 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     logger.warn('auth is off (open mode): clients assert their own userId; set AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL for production');
   }
   const verifyToken = config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined;
+  const channelNamespaces = config.channels.namespaces;
+  if (channelNamespaces?.warnings.length) {
+    logger.warn({ setting: 'CHANNELS_CONFIG', path: config.channels.configPath, ignored: channelNamespaces.warnings }, `CHANNELS_CONFIG: ${channelNamespaces.warnings.length} option(s) not supported and ignored: ${channelNamespaces.warnings.join('; ')}`);
+  }
   // User status on its own store when STATUS_STORE says so (NATS: a hub bucket reached through the region's server).
   const natsStatus =
     config.statusStore === 'nats' ? new DeferredNatsStatusStore({ servers: config.nats.url!.split(',').map((u) => u.trim()), hubDomain: config.nats.hubDomain, bucket: config.nats.bucket, name: config.nodeId, logger }) : undefined;
@@ -149,6 +165,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     maxMessageBytes: config.maxMessageBytes,
     rateLimit: config.rateLimit,
     maxRoomsPerSocket: config.maxRoomsPerSocket,
+    maxChannelsPerSocket: config.channels.maxChannelsPerSocket,
+    channels: { maxDataBytes: config.channels.maxDataBytes, ...(channelNamespaces ? { namespaces: channelNamespaces } : {}) },
     maxWatchedUsersPerSocket: config.maxWatchedUsersPerSocket,
     statusReads: config.statusReads,
     status: { awayAfterMs: config.statusAwayAfterMs, nodeId: config.nodeId, store: statusStore },
@@ -167,6 +185,15 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     demoDir,
     status: presence.status ? { service: presence.status, verifyToken, apiKey: config.apiKey, reads: config.statusReads, rateLimit: config.statusRateLimit } : undefined,
     allowedOrigins: config.allowedOrigins,
+    serverApi:
+      config.apiKey && presence.channels
+        ? {
+            channels: presence.channels,
+            apiKey: config.apiKey,
+            maxDataBytes: config.channels.maxDataBytes,
+            node: { uid: randomUUID(), name: config.nodeId ?? `${hostname()}-${process.pid}`, version: packageVersion(), startedAt: Date.now(), local: presence.local },
+          }
+        : undefined,
   });
   const http = app.server;
   io.attach(http);

@@ -4,6 +4,7 @@ import { checkHealth, type HealthCheck } from '../../core/shared/health.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import { API_V2_PREFIX, apiV2 } from './api-v2.js';
 import type { StatusRoutesOptions } from './routes/status.js';
+import { SERVER_API_PREFIX, serverApi, serverApiOff, type ServerApiOptions } from './routes/server-api.js';
 import { serveStatic } from './static.js';
 
 export interface HttpAppOptions {
@@ -21,6 +22,8 @@ export interface HttpAppOptions {
    * and rate-limit settings, beside the `/api/v2` docs page; left out when undefined.
    */
   status?: StatusRoutesOptions | undefined;
+  /** The server HTTP API (`POST /api/<method>`, Centrifugo's shapes); undefined: off, every `/api/<method>` is 404 (no `API_KEY`). */
+  serverApi?: ServerApiOptions | undefined;
   /** Origins whose browser pages may call `/api/v2` (CORS; `ALLOWED_ORIGINS`); undefined allows every origin. */
   allowedOrigins?: readonly string[] | undefined;
 }
@@ -103,6 +106,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
       return reply.type(options.metrics.registry.contentType).send(text);
     });
   });
+  void app.register(options.serverApi ? serverApi(options.serverApi) : serverApiOff(), { prefix: SERVER_API_PREFIX });
   if (options.status) void app.register(apiV2({ status: options.status, allowedOrigins: options.allowedOrigins }), { prefix: API_V2_PREFIX });
 
   app.setNotFoundHandler({ preHandler: undefined }, async (req, reply) => {

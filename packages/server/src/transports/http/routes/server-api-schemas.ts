@@ -1,0 +1,179 @@
+/**
+ * JSON schemas of the server HTTP API (`POST /api/<method>`, Centrifugo's
+ * request and response shapes): they document the routes in the OpenAPI
+ * document only. Input is checked by the routes and the ChannelService;
+ * answers are written as they are (no schema serialization), so arbitrary
+ * `data` passes through untouched.
+ */
+
+export const tags = ['server-api'];
+export const security = [{ apiKey: [] }];
+
+/** Most channels of one `/api/broadcast`. */
+export const MAX_BROADCAST_CHANNELS = 1_000;
+
+const channel = { type: 'string', minLength: 1, maxLength: 128, description: "a channel name, `ns:name` for namespace `ns` (the namespace must be configured when CHANNELS_CONFIG is set)" } as const;
+const anyJson = { description: 'any JSON value' } as const;
+const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
+const position = {
+  type: 'object',
+  properties: { offset: { type: 'integer', minimum: 0 }, epoch: { type: 'string' } },
+  required: ['offset', 'epoch'],
+} as const;
+
+const clientInfo = {
+  type: 'object',
+  properties: { client: { type: 'string' }, user: { type: 'string' }, conn_info: anyJson, chan_info: anyJson },
+  required: ['client', 'user'],
+} as const;
+
+const publication = {
+  type: 'object',
+  properties: { data: anyJson, info: clientInfo, offset: { type: 'integer' }, tags: stringMap },
+  required: ['data', 'offset'],
+} as const;
+
+/** `{ error: { code, message } }`: a Centrifugo API error code (100 internal, 102 unknown channel, 104 not found, 107 bad request, 108 not available, 112 unrecoverable position). */
+export const apiErrorSchema = {
+  type: 'object',
+  properties: { code: { type: 'integer', enum: [100, 101, 102, 103, 104, 107, 108, 112] }, message: { type: 'string' } },
+  required: ['code', 'message'],
+} as const;
+
+const errorBody = (description: string) => ({ type: 'object', description, properties: { error: apiErrorSchema }, required: ['error'] }) as const;
+
+/** The answer of a method: `{ result }`, or `{ error }` with HTTP 200 (Centrifugo's default error mode). */
+const answer = (result: object, description: string) => ({
+  200: {
+    description: `{ result } on success; { error } with HTTP 200 on a failure (send X-Centrifugo-Error-Mode: transport to get 400/404/416/500 instead)`,
+    type: 'object',
+    properties: { result: { ...result, description }, error: apiErrorSchema },
+  },
+  400: errorBody('the body is not JSON, not an object, or (transport error mode) a bad request / not available'),
+  401: errorBody('X-API-Key (or Authorization: apikey <key>) is missing or not API_KEY'),
+  413: errorBody('the body is larger than the limit'),
+});
+
+const empty = { type: 'object', properties: {} } as const;
+
+const publishFields = {
+  data: { ...anyJson, description: 'the publication (any JSON value); required' },
+  tags: { ...stringMap, description: 'at most 32 string tags, delivered with the publication' },
+  idempotency_key: { type: 'string', maxLength: 256, description: 'a publish with the same channel and key within 5 minutes returns the first result and publishes nothing (per node)' },
+  skip_history: { type: 'boolean', description: 'only false is supported (true: 107)' },
+  delta: { type: 'boolean', description: 'accepted and ignored: subscribers always get the full data' },
+  b64data: { type: 'string', description: 'not supported (107): send JSON data' },
+} as const;
+
+const publishResult = { type: 'object', properties: { offset: { type: 'integer' }, epoch: { type: 'string' } } } as const;
+
+export const schemas = {
+  publish: {
+    summary: 'Publishes data to a channel',
+    description: 'Appended to the channel\'s history (when its namespace keeps one) and delivered to every subscriber on every node. `offset` and `epoch` are returned when the namespace keeps history, as in Centrifugo.',
+    body: { type: 'object', properties: { channel, ...publishFields }, required: ['channel', 'data'] },
+    response: answer(publishResult, '{ offset, epoch } with history, {} without'),
+  },
+  broadcast: {
+    summary: 'Publishes the same data to several channels',
+    description: `At most ${MAX_BROADCAST_CHANNELS} channels; each is published on its own, and \`responses\` holds one \`{ result }\` or \`{ error }\` per channel, in request order.`,
+    body: { type: 'object', properties: { channels: { type: 'array', items: channel, minItems: 1, maxItems: MAX_BROADCAST_CHANNELS }, ...publishFields }, required: ['channels', 'data'] },
+    response: answer(
+      { type: 'object', properties: { responses: { type: 'array', items: { type: 'object', properties: { result: publishResult, error: apiErrorSchema } } } }, required: ['responses'] },
+      'one answer per channel',
+    ),
+  },
+  history: {
+    summary: "Reads a channel's history",
+    description: 'Publications after `since` (exclusive; with `reverse`, before it, newest first), at most `limit` (0, the default: only the stream position; -1: as many as allowed, 300), and the current position. 108 when the namespace keeps no history; 112 when `since` is of another epoch.',
+    body: {
+      type: 'object',
+      properties: { channel, limit: { type: 'integer', minimum: -1, maximum: 300 }, since: position, reverse: { type: 'boolean' } },
+      required: ['channel'],
+    },
+    response: answer({ type: 'object', properties: { publications: { type: 'array', items: publication }, offset: { type: 'integer' }, epoch: { type: 'string' } }, required: ['publications', 'offset', 'epoch'] }, 'the page and the stream position'),
+  },
+  history_remove: {
+    summary: "Drops a channel's history",
+    description: 'The epoch and the newest offset stay, so older positions are no longer recoverable.',
+    body: { type: 'object', properties: { channel }, required: ['channel'] },
+    response: answer(empty, '{}'),
+  },
+  presence: {
+    summary: 'Connections present in a channel',
+    description: "A channel's presence is the presence room of the same name (Socket.IO `presence:join`): client id (the connection's connId) → ClientInfo. 108 when the namespace has presence off.",
+    body: { type: 'object', properties: { channel }, required: ['channel'] },
+    response: answer({ type: 'object', properties: { presence: { type: 'object', additionalProperties: clientInfo } }, required: ['presence'] }, 'client id → client info'),
+  },
+  presence_stats: {
+    summary: 'How many connections and distinct users are present in a channel',
+    body: { type: 'object', properties: { channel }, required: ['channel'] },
+    response: answer({ type: 'object', properties: { num_clients: { type: 'integer' }, num_users: { type: 'integer' } }, required: ['num_clients', 'num_users'] }, 'the counts'),
+  },
+  channels: {
+    summary: 'Channels with subscribers on this node',
+    description: 'Per node: the channels this node has live subscriptions to, with how many (`num_clients`). `pattern` filters names (`*` any characters, `?` one).',
+    body: { type: 'object', properties: { pattern: { type: 'string' } } },
+    response: answer(
+      { type: 'object', properties: { channels: { type: 'object', additionalProperties: { type: 'object', properties: { num_clients: { type: 'integer' } }, required: ['num_clients'] } } }, required: ['channels'] },
+      'channel → its subscriber count on this node',
+    ),
+  },
+  info: {
+    summary: 'Information about this node',
+    description: 'One node: the one that answered (`num_clients`: its Socket.IO connections, `num_users`: their distinct users, `num_channels`/`num_subs`: channels with subscribers and subscriptions on it, `uptime` in seconds).',
+    body: { type: 'object' },
+    response: answer(
+      {
+        type: 'object',
+        properties: {
+          nodes: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                uid: { type: 'string' },
+                name: { type: 'string' },
+                version: { type: 'string' },
+                num_clients: { type: 'integer' },
+                num_users: { type: 'integer' },
+                num_channels: { type: 'integer' },
+                num_subs: { type: 'integer' },
+                uptime: { type: 'integer' },
+              },
+              required: ['uid', 'name', 'version', 'num_clients', 'num_users', 'num_channels', 'num_subs', 'uptime'],
+            },
+          },
+        },
+        required: ['nodes'],
+      },
+      'the nodes',
+    ),
+  },
+  disconnect: {
+    summary: "Disconnects a user's connections on this node",
+    description:
+      "Every Socket.IO connection of `user` (the token's sub, or the user it joined rooms as) on the node that answers, or only `client` / `session` (a socket id or a presence connId), except those in `whitelist`. The client sees `io server disconnect` and does not reconnect by itself; `disconnect.code`/`reason` are checked but Socket.IO has no way to deliver them.",
+    body: {
+      type: 'object',
+      properties: {
+        user: { type: 'string', minLength: 1 },
+        client: { type: 'string' },
+        session: { type: 'string' },
+        whitelist: { type: 'array', items: { type: 'string' } },
+        disconnect: { type: 'object', properties: { code: { type: 'integer', minimum: 3000, maximum: 4999 }, reason: { type: 'string', maxLength: 127 } } },
+      },
+      required: ['user'],
+    },
+    response: answer(empty, '{}'),
+  },
+  unsubscribe: {
+    summary: 'Unsubscribes a user from a channel (not available yet: 108)',
+    description: 'Socket.IO clients have no server-side unsubscribe notice yet, so this answers 108 "not available" after checking the request; use /api/disconnect, or namespace permissions.',
+    body: { type: 'object', properties: { user: { type: 'string', minLength: 1 }, channel, client: { type: 'string' }, session: { type: 'string' } }, required: ['user', 'channel'] },
+    response: answer(empty, '{}'),
+  },
+} as const;
+
+export type ServerApiMethod = keyof typeof schemas;
+export const SERVER_API_METHODS = Object.keys(schemas) as ServerApiMethod[];
