@@ -33,3 +33,4 @@ export { createRealtimeServer, type RealtimeServer } from './app/server.js';
 export * from './core/channels/index.js';
 export { MemoryBroker } from './engines/memory/channel-broker.js';
 export { RedisBroker, type RedisBrokerOptions } from './engines/redis/channel-broker.js';
+export { BackendLog, logPartition, type BackendLogOptions } from './engines/redis/backend-log.js';

@@ -3,6 +3,7 @@ import type { HealthCheck } from '../core/shared/health.js';
 import type { Logger } from '../core/shared/logger.js';
 import { MemoryEngine } from '../engines/memory/memory-engine.js';
 import { RedisBackend, type RedisClient } from '../engines/redis/backend.js';
+import type { BackendLogOptions } from '../engines/redis/backend-log.js';
 import { RedisEngine } from '../engines/redis/redis-engine.js';
 import type { StatusStore } from '../core/status/store.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
@@ -33,12 +34,16 @@ export interface BackendOptions {
   subscriber?: RedisClient | undefined;
   /** @default 'rm:' */
   keyPrefix?: string | undefined;
+  /** The backend log (Redis only; docs/channels.md, "Backend log"). @default off */
+  backendLog?: BackendLogOptions | undefined;
   logger?: Logger | undefined;
 }
 
 /** Memory when no Redis is given, Redis (single or Cluster) otherwise. */
 export function createBackends(options: BackendOptions): Backends {
+  const logOn = options.backendLog !== undefined && options.backendLog.partitions > 0;
   if (!options.redis) {
+    if (logOn) throw new TypeError('backendLog needs `redis`: the log is a set of Redis Streams, and the memory backends have none');
     const presence = new MemoryEngine();
     const status = new MemoryStatusStore();
     const channels = new MemoryBroker();
@@ -55,7 +60,13 @@ export function createBackends(options: BackendOptions): Backends {
       },
     };
   }
-  const redis = new RedisBackend({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger: options.logger });
+  const redis = new RedisBackend({
+    redis: options.redis,
+    subscriber: options.subscriber,
+    keyPrefix: options.keyPrefix,
+    backendLog: logOn ? options.backendLog : undefined,
+    logger: options.logger,
+  });
   const presence = new RedisEngine({ backend: redis, logger: options.logger });
   const status = new RedisStatusStore({ backend: redis, logger: options.logger });
   const channels = new RedisBroker({ backend: redis, logger: options.logger });

@@ -3,6 +3,7 @@ import type { StorageReset } from '../../core/presence/engine.js';
 import type { HealthCheck } from '../../core/shared/health.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
+import { BackendLog, type BackendLogOptions } from './backend-log.js';
 import { IdentityWatcher } from './identity.js';
 import { KeySpace } from './keys.js';
 
@@ -28,6 +29,12 @@ export interface RedisBackendOptions {
    * @default 5000
    */
   identityCheckIntervalMs?: number;
+  /**
+   * The backend log (docs/channels.md, "Backend log"): every channel
+   * publication and user status event also appended to one of `partitions`
+   * Redis Streams. @default off
+   */
+  backendLog?: BackendLogOptions | undefined;
   logger?: Logger;
 }
 
@@ -43,6 +50,8 @@ export class RedisBackend {
   readonly keys: KeySpace;
   readonly logger: Logger;
   readonly health: HealthCheck;
+  /** The backend log, when `backendLog` turned it on (the broker and the status store append through it). */
+  readonly log: BackendLog | undefined;
   private subscriber: RedisClient | undefined;
   private readonly ownsSubscriber: boolean;
   private readonly channels = new Map<string, (message: string) => void>();
@@ -63,6 +72,7 @@ export class RedisBackend {
     this.kind = options.redis.isCluster ? 'redis-cluster' : 'redis';
     this.keys = new KeySpace(options.keyPrefix ?? 'rm:');
     this.logger = options.logger ?? silentLogger;
+    this.log = options.backendLog && options.backendLog.partitions > 0 ? new BackendLog({ ...options.backendLog, redis: options.redis, keys: this.keys, logger: this.logger }) : undefined;
     this.subscriberErrors = new LogSummary(this.logger, 'redis subscriber error');
     this.subscriber = options.subscriber;
     this.ownsSubscriber = options.subscriber === undefined;
@@ -202,6 +212,7 @@ export class RedisBackend {
   /** Drops every subscription and closes the subscriber connection the backend made. Never closes `redis`. */
   async close(): Promise<void> {
     this.identity.stop();
+    this.log?.close();
     this.resetListeners.clear();
     this.subscriberStateListeners.clear();
     this.channels.clear();

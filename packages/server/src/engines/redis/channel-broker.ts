@@ -24,7 +24,9 @@ const CHANNEL_SCRIPTS = { channelPublish, channelRead };
  * one Stream (the history; entry id = offset) and one meta hash (epoch,
  * newest offset), both under the hash tag `{ch:<name>}`, both with a TTL.
  * A publish is one script (append + trim + TTLs + SPUBLISH), a read another
- * (position + range). See docs/channels.md for the data model.
+ * (position + range). With the backend log on (`RedisBackend` option
+ * `backendLog`), the publish script also appends to the log. See
+ * docs/channels.md for the data model.
  */
 export class RedisBroker implements ChannelBroker {
   readonly kind: string;
@@ -48,8 +50,13 @@ export class RedisBroker implements ChannelBroker {
     this.scripts = new Scripts(this.redis, CHANNEL_SCRIPTS, { keys: this.backend.keys, keySlackMs: 0 });
   }
 
-  publish(cmd: PublishCommand): Promise<StreamPosition> {
-    return this.scripts.run('channelPublish', cmd);
+  async publish(cmd: PublishCommand): Promise<StreamPosition> {
+    const log = this.backend.log;
+    if (!log) return this.scripts.run('channelPublish', cmd);
+    const slot = this.backend.keys.channel(cmd.channel).slot;
+    const position = await this.scripts.run('channelPublish', { ...cmd, log: log.target(cmd.channel, slot) });
+    log.written(slot);
+    return position;
   }
 
   read(cmd: ReadCommand): Promise<ReadResult> {

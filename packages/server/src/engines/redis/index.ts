@@ -3,3 +3,4 @@ export { RedisBackend, type RedisBackendOptions, type RedisClient } from './back
 export { KeySpace, type RoomKeys, type ChannelKeys } from './keys.js';
 export { RedisStatusStore } from './status-store.js';
 export { RedisBroker, type RedisBrokerOptions } from './channel-broker.js';
+export { BackendLog, logPartition, type BackendLogOptions } from './backend-log.js';

@@ -157,6 +157,26 @@ export class KeySpace {
     return `${this.prefix}status`;
   }
 
+  /** Partition `p` of the backend log, a Stream: `<prefix>log:<p>` (docs/channels.md, "Backend log"). */
+  logPartition(p: number): string {
+    return `${this.logBase}${p}`;
+  }
+
+  /** What every partition key starts with. */
+  get logBase(): string {
+    return `${this.prefix}log:`;
+  }
+
+  /** The backend log's outbox of one cluster slot (a Stream tagged to lie in that slot; Cluster only). */
+  logOutbox(slot: number): string {
+    return `${this.prefix}logq:{${slotTag(slot)}}`;
+  }
+
+  /** Pattern matching every outbox key, for the relay's repair. */
+  get logOutboxPattern(): string {
+    return `${this.prefix}logq:{*}`;
+  }
+
   /** Slots that have something to reap, scored by their earliest deadline (or a claim marker). */
   get hint(): string {
     return `${this.prefix}reaphint`;

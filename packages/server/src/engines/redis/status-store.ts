@@ -38,7 +38,8 @@ export interface RedisStatusStoreOptions {
  * status or message, PUBLISHes the feed message (with the event) and moves the
  * user in its slot's deadline index. Deadlines are found through a hint of
  * due slots (`sduehint`), swept by every node with compare-and-set claims,
- * as the presence reaper does. See docs/status.md.
+ * as the presence reaper does. With the backend log on, every event is also
+ * appended to the log by the same script. See docs/status.md.
  */
 export class RedisStatusStore implements StatusStore {
   readonly kind: string;
@@ -76,7 +77,16 @@ export class RedisStatusStore implements StatusStore {
   }
 
   async write(cmd: StatusCommand): Promise<StatusWriteResult> {
-    const res = await this.scripts.run('statusWrite', { cmd, channel: this.backend.keys.statusChannel, keepMs: this.retentionMs, connRetentionMs: this.connRetentionMs });
+    const log = this.backend.log;
+    const slot = this.backend.keys.user(cmd.userId).slot;
+    const res = await this.scripts.run('statusWrite', {
+      cmd,
+      channel: this.backend.keys.statusChannel,
+      keepMs: this.retentionMs,
+      connRetentionMs: this.connRetentionMs,
+      log: log?.target(cmd.userId, slot),
+    });
+    if (res.evented) log?.written(slot);
     if (res.lowered !== undefined) this.lowerHint(this.backend.keys.user(cmd.userId).slot, res.lowered);
     const h: Record<string, string> = {};
     for (let i = 0; i + 1 < res.flat.length; i += 2) h[res.flat[i]!] = res.flat[i + 1]!;
@@ -129,7 +139,10 @@ export class RedisStatusStore implements StatusStore {
             channel: this.backend.keys.statusChannel,
             keepMs: this.retentionMs,
             limit: cmd.limit,
+            // On a single Redis the script finds each user's partition itself; the declared key matters on a Cluster only (the slot's outbox).
+            log: this.backend.log?.target('', slot),
           });
+          if (r.events > 0) this.backend.log?.written(slot);
           result.visited += r.visited;
           result.events += r.events;
           if (r.newMin !== undefined && Number(r.newMin) <= cmd.now) result.more = true;

@@ -1,7 +1,11 @@
 import type { StreamPosition } from 'realtime-message-protocol';
 import type { PublishCommand } from '../../../core/channels/broker.js';
 import { NUM, luaScript } from './lua.js';
+import { LOG, logArgs, type LogTarget } from './log-lua.js';
 import { replyArray, replyInt, replyString, type Script } from './script.js';
+
+/** A publish, and where the backend log wants it (undefined: no log). */
+export type PublishInput = PublishCommand & { log?: LogTarget | undefined };
 
 /**
  * A channel publication, in one atomic step: take the channel's epoch (a new
@@ -14,16 +18,23 @@ import { replyArray, replyInt, replyString, type Script } from './script.js';
  * offset order. The header is Centrifugo's (its payload is protobuf, ours
  * JSON text of `{ data, info?, tags? }`).
  *
- * KEYS: stream meta. ARGV: pubsub payload historySize historyTtlMs metaTtlMs newEpoch.
- * Reply: {offset, epoch}.
+ * With the backend log on, the same script appends the publication to the
+ * log (kind, channel, epoch, offset, payload, ts); a log key of another type
+ * refuses the publish before anything is written.
+ *
+ * KEYS: stream meta log. ARGV: pubsub payload historySize historyTtlMs metaTtlMs newEpoch now
+ * logMode logBase logSizes (log-lua.ts) channel. Reply: {offset, epoch}.
  */
-export const channelPublish: Script<PublishCommand, StreamPosition> = {
+export const channelPublish: Script<PublishInput, StreamPosition> = {
   command: 'rmChannelPublish',
-  numberOfKeys: 2,
-  lua: luaScript([NUM], /* lua */ `
+  numberOfKeys: 3,
+  lua: luaScript([NUM, LOG], /* lua */ `
 local stream, meta = KEYS[1], KEYS[2]
 local pubsub, payload = ARGV[1], ARGV[2]
 local size, ttl, meta_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local log = log_open(KEYS[3], ARGV[8], ARGV[9], ARGV[10])
+local refused = log_check(log, ARGV[11])
+if refused then return refused end
 local epoch = redis.call('HGET', meta, 'e')
 if not epoch then
   epoch = ARGV[6]
@@ -42,12 +53,16 @@ if size > 0 then
   end
   redis.call('PEXPIRE', stream, ttl)
 end
+if log then
+  log_append(log, ARGV[11], 'kind', 'publication', 'channel', ARGV[11], 'epoch', epoch, 'offset', num(top), 'payload', payload, 'ts', ARGV[7])
+end
 redis.call('SPUBLISH', pubsub, '__p1:' .. num(top) .. ':' .. epoch .. '__' .. payload)
 return {top, epoch}
 `),
   args(cmd, ctx) {
     const k = ctx.keys.channel(cmd.channel);
-    return [k.stream, k.meta, k.pubsub, cmd.encoded, cmd.historySize, cmd.historyTtlMs, cmd.metaTtlMs, cmd.newEpoch];
+    const log = logArgs(cmd.log, k.meta);
+    return [k.stream, k.meta, log.key, k.pubsub, cmd.encoded, cmd.historySize, cmd.historyTtlMs, cmd.metaTtlMs, cmd.newEpoch, cmd.now, ...log.argv, cmd.channel];
   },
   decode(reply) {
     const r = replyArray('rmChannelPublish', reply);

@@ -12,6 +12,7 @@
  * user's score in its slot's deadline index.
  */
 import { luaScript, NUM, type LuaFragment } from './lua.js';
+import { LOG } from './log-lua.js';
 
 export { luaScript };
 
@@ -21,7 +22,7 @@ const NUMERIC = ['v', 'seq', 'n', 'ka', 'mx', 'mmx', 'ls', 'la', 'ua', 'due'];
 const FIELDS = ['v', 'seq', 'n', 'ka', 'ms', 'mx', 'm', 'mmx', 'ls', 'la', 'ua', 'nd', 'ps', 'pm', 'due'];
 
 /** Loading, the model's predicates, the record's JSON, and saving with change detection, deadline and feed message. */
-export const STATUS = fragment([NUM], /* lua */ `
+export const STATUS = fragment([NUM, LOG], /* lua */ `
 local ST_NUMERIC = { ${NUMERIC.map((f) => `${f} = true`).join(', ')} }
 local ST_FIELDS = { ${FIELDS.map((f) => `'${f}'`).join(', ')} }
 
@@ -77,9 +78,10 @@ end
 
 -- Saves s (its version already bumped), publishes the feed message (with the
 -- status event when the effective status or message changed since the last
--- event), and moves the user in its slot's deadline index. Returns
--- evented (0/1) and the index's new minimum as text when it went lower, else ''.
-local function st_save(k, idx, user, s, now, away, channel, keep)
+-- event), appends the event to the backend log (when \`log\` is on), and
+-- moves the user in its slot's deadline index. Returns evented (0/1) and the
+-- index's new minimum as text when it went lower, else ''.
+local function st_save(k, idx, user, s, now, away, channel, keep, log)
   local status, msg = st_eff(s, now, away)
   local event = nil
   if status ~= (s.ps or 'offline') or (msg or '') ~= (s.pm or '') then
@@ -114,6 +116,7 @@ local function st_save(k, idx, user, s, now, away, channel, keep)
   redis.call('HSET', k, unpack(set))
   redis.call('PEXPIRE', k, keep)
   redis.call('PUBLISH', channel, '{"u":' .. cjson.encode(user) .. ',"v":' .. num(s.v) .. (event and (',"e":' .. event) or '') .. '}')
+  if event and log then log_append(log, user, 'kind', 'status', 'user', user, 'seq', num(s.seq), 'record', event, 'ts', num(now)) end
   if event then return 1, lowered end
   return 0, lowered
 end

@@ -1,5 +1,6 @@
 import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg } from './script.js';
 import { STATUS, luaScript } from './status-lua.js';
+import { logArgs, type LogTarget } from './log-lua.js';
 
 export interface StatusSweepSlotInput {
   slot: number;
@@ -10,6 +11,8 @@ export interface StatusSweepSlotInput {
   keepMs: number;
   /** Most due users visited in this call. */
   limit: number;
+  /** Where the backend log wants the slot's events (undefined: no log). */
+  log?: LogTarget | undefined;
 }
 
 export interface StatusSweepSlotReply {
@@ -27,17 +30,22 @@ export interface StatusSweepSlotReply {
  * nothing due), so sweepers of many nodes never double an event; the claim
  * in the hint only keeps them from doing the same work.
  *
- * KEYS: dueIndex. ARGV: now node away channel keep limit userKeyPrefix.
+ * Each event is also appended to the backend log when it is on (on a single
+ * Redis to the user's partition, which the script computes; on a Cluster to
+ * the slot's outbox, KEYS[2]).
+ *
+ * KEYS: dueIndex log. ARGV: now node away channel keep limit userKeyPrefix logMode logBase logSizes.
  * Reply: { visited, events, newMin|'' }.
  */
 export const statusSweepSlot: Script<StatusSweepSlotInput, StatusSweepSlotReply> = {
   command: 'rmStatusSweepSlot',
-  numberOfKeys: 1,
+  numberOfKeys: 2,
   lua: luaScript(
     [STATUS],
     /* lua */ `
 local idx = KEYS[1]
 local now, node, away, channel, keep, limit, base = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local log = log_open(KEYS[2], ARGV[8], ARGV[9], ARGV[10])
 local due = redis.call('ZRANGEBYSCORE', idx, '-inf', num(now), 'LIMIT', 0, limit)
 local visited, events = 0, 0
 for i = 1, #due do
@@ -66,7 +74,7 @@ for i = 1, #due do
       s.ua = now
       s.nd = node
       s.due = -1 -- force st_save to re-score
-      local evented = st_save(k, idx, user, s, now, away, channel, keep)
+      local evented = st_save(k, idx, user, s, now, away, channel, keep, log)
       events = events + evented
     end
   end
@@ -76,7 +84,9 @@ return { visited, events, first[2] or '' }
 `,
   ),
   args(input, { keys }) {
-    const args: ScriptArg[] = [keys.statusDueIndex(input.slot), input.now, input.nodeId, input.awayAfterMs, input.channel, input.keepMs, input.limit, `${keys.prefix}{user:`];
+    const idx = keys.statusDueIndex(input.slot);
+    const log = logArgs(input.log, idx);
+    const args: ScriptArg[] = [idx, log.key, input.now, input.nodeId, input.awayAfterMs, input.channel, input.keepMs, input.limit, `${keys.prefix}{user:`, ...log.argv];
     return args;
   },
   decode(reply) {

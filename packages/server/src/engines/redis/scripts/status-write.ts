@@ -1,6 +1,7 @@
 import type { StatusCommand } from '../../../core/status/store.js';
 import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg } from './script.js';
 import { STATUS, luaScript } from './status-lua.js';
+import { logArgs, type LogTarget } from './log-lua.js';
 
 export interface StatusWriteInput {
   cmd: StatusCommand;
@@ -10,6 +11,8 @@ export interface StatusWriteInput {
   keepMs: number;
   /** How long the mark of an ended connection is kept (late or repeated events of it are ignored meanwhile). */
   connRetentionMs: number;
+  /** Where the backend log wants the user's events (undefined: no log). */
+  log?: LogTarget | undefined;
 }
 
 export interface StatusWriteReply {
@@ -31,26 +34,33 @@ export interface StatusWriteReply {
  * order and the live count `n` moves once per real change; the record is
  * written only when `n` crosses zero.
  *
- * KEYS: record conns dueIndex. ARGV: user op now node away channel retention keep, then
+ * An event is also appended to the backend log when it is on (a log key of
+ * another type refuses the write before anything is written).
+ *
+ * KEYS: record conns dueIndex log. ARGV: user op now node away channel retention keep
+ * logMode logBase logSizes (log-lua.ts), then
  * set: manual|'' manualExpiresAt|'' keepAliveUntil|'' msgMode('keep'|'set') message messageExpiresAt|'';
  * conn: conn epoch live(1|0). Reply: { flat record, evented 0|1, lowered|'' }.
  */
 export const statusWrite: Script<StatusWriteInput, StatusWriteReply> = {
   command: 'rmStatusWrite',
-  numberOfKeys: 3,
+  numberOfKeys: 4,
   lua: luaScript(
     [STATUS],
     /* lua */ `
 local k, ck, idx = KEYS[1], KEYS[2], KEYS[3]
 local user, op, now, node, away, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local retention, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
+local log = log_open(KEYS[4], ARGV[9], ARGV[10], ARGV[11])
+local refused = log_check(log, user)
+if refused then return refused end
 local s = st_load(k)
 local existed = s.v ~= nil
 if op == 'activity' and not existed then return { {}, 0, '' } end
 local was_conn = existed and st_connected(s, now)
 local was_invis = existed and st_manual(s, now) == 'offline'
 if op == 'conn' then
-  local conn, epoch, live = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
+  local conn, epoch, live = ARGV[12], tonumber(ARGV[13]), ARGV[14] == '1'
   local cur = redis.call('HGET', ck, conn)
   local cur_live = false
   if cur then
@@ -81,10 +91,10 @@ if op == 'conn' then
   s.n = n
   if n > 0 then s.la = now end
 elseif op == 'set' then
-  if ARGV[9] == '' then s.ms = nil; s.mx = nil else s.ms = ARGV[9]; s.mx = tonumber(ARGV[10]) end
-  if ARGV[11] ~= '' then s.ka = tonumber(ARGV[11]); s.la = now end
-  if ARGV[12] == 'set' then
-    if ARGV[13] == '' then s.m = nil; s.mmx = nil else s.m = ARGV[13]; s.mmx = tonumber(ARGV[14]) end
+  if ARGV[12] == '' then s.ms = nil; s.mx = nil else s.ms = ARGV[12]; s.mx = tonumber(ARGV[13]) end
+  if ARGV[14] ~= '' then s.ka = tonumber(ARGV[14]); s.la = now end
+  if ARGV[15] == 'set' then
+    if ARGV[16] == '' then s.m = nil; s.mmx = nil else s.m = ARGV[16]; s.mmx = tonumber(ARGV[17]) end
   end
 elseif op == 'clear' then
   s.ms = nil; s.mx = nil; s.m = nil; s.mmx = nil
@@ -96,13 +106,14 @@ if (st_connected(s, now) or was_conn) and not (invis and was_invis) then s.ls = 
 s.v = (s.v or 0) + 1
 s.ua = now
 s.nd = node
-local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep)
+local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep, log)
 return { redis.call('HGETALL', k), evented, lowered }
 `,
   ),
-  args({ cmd, channel, keepMs, connRetentionMs }, { keys }) {
+  args({ cmd, channel, keepMs, connRetentionMs, log }, { keys }) {
     const k = keys.user(cmd.userId);
-    const args: ScriptArg[] = [k.record, k.conns, k.dueIndex, cmd.userId, cmd.type, cmd.now, cmd.nodeId, cmd.awayAfterMs, channel, connRetentionMs, keepMs];
+    const l = logArgs(log, k.record);
+    const args: ScriptArg[] = [k.record, k.conns, k.dueIndex, l.key, cmd.userId, cmd.type, cmd.now, cmd.nodeId, cmd.awayAfterMs, channel, connRetentionMs, keepMs, ...l.argv];
     switch (cmd.type) {
       case 'set':
         args.push(cmd.manual ?? '', cmd.manualExpiresAt ?? '', cmd.keepAliveUntil ?? '', cmd.message === undefined ? 'keep' : 'set', cmd.message ?? '', cmd.messageExpiresAt ?? '');
