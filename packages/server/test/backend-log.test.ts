@@ -1,10 +1,13 @@
-import { describe, expect, inject, it } from 'vitest';
-import { keysUnder, redisNodes, type RedisTarget } from 'realtime-message-testing';
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { keysUnder, redisClient, redisNodes, startGateway, type RedisTarget } from 'realtime-message-testing';
 import type { StatusRecord, UserId } from 'realtime-message-protocol';
 import { ChannelService, RedisBackend, RedisBroker, type RedisClient } from '../src/index.js';
 import { RedisStatusStore } from '../src/engines/redis/status-store.js';
 import { checkBackendLogOptions, crc32, logPartition, type BackendLogOptions } from '../src/engines/redis/backend-log.js';
 import { createBackends } from '../src/app/backends.js';
+import { loadConfig } from '../src/app/config.js';
 import type { StatusCommand } from '../src/core/status/store.js';
 
 /** One node: a backend with the log, its broker, status store and a channel service. */
@@ -50,6 +53,12 @@ async function readLog(client: RedisClient, prefix: string, partitions: number):
 async function setup(target: RedisTarget, log: BackendLogOptions) {
   const { prefix, clients, first, peer } = await redisNodes(target, 'bl', (redis, keyPrefix) => new LogNode(redis, keyPrefix, log));
   const second = await peer();
+  // Partitions have no TTL (they are bounded by length): deleted after the test, as a deployment's are never.
+  onTestFinished(async () => {
+    const c = redisClient(target);
+    for (const k of (await keysUnder(c, prefix)).filter((k) => k.includes(':log'))) await c.del(k);
+    c.disconnect();
+  });
   const settled = () => Promise.all([first.settled(), second.settled()]);
   return { prefix, client: clients[0]!, a: first, b: second, settled };
 }
@@ -86,6 +95,38 @@ describe('partition choice', () => {
     expect(() => createBackends({ backendLog: { partitions: 2 } })).toThrow(/backendLog needs `redis`/);
     // 0 partitions is off: the memory backends accept it.
     expect(createBackends({ backendLog: { partitions: 0 } }).kind).toBe('memory');
+  });
+
+  it('BACKEND_LOG_PARTITIONS and BACKEND_LOG_MAXLEN', () => {
+    const redis = { REDIS_URL: 'redis://127.0.0.1:1' };
+    expect(loadConfig(redis).backendLog).toBeUndefined();
+    expect(loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: '0' }).backendLog).toBeUndefined();
+    expect(loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: '16' }).backendLog).toEqual({ partitions: 16, maxLen: 100_000 });
+    expect(loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: '4', BACKEND_LOG_MAXLEN: '500' }).backendLog).toEqual({ partitions: 4, maxLen: 500 });
+    expect(() => loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: '1025' })).toThrow(/BACKEND_LOG_PARTITIONS must be 0 \(off\) \.\. 1024/);
+    expect(() => loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: 'x' })).toThrow(/BACKEND_LOG_PARTITIONS must be an integer/);
+    expect(() => loadConfig({ ...redis, BACKEND_LOG_PARTITIONS: '4', BACKEND_LOG_MAXLEN: '0' })).toThrow(/BACKEND_LOG_MAXLEN must be an integer >= 1/);
+    expect(() => loadConfig({ BACKEND_LOG_PARTITIONS: '4' })).toThrow(/BACKEND_LOG_PARTITIONS needs REDIS_URL or REDIS_CLUSTER_NODES/);
+  });
+});
+
+describe('initPresence({ backendLog })', () => {
+  it('passes the option to the backends: a publication and a status event land in the log', async () => {
+    const keyPrefix = `blg:${randomUUID().slice(0, 8)}:`;
+    const gw = await startGateway({ redisUrl: inject('redisUrl'), keyPrefix, backendLog: { partitions: 2, maxLen: 1_000 } });
+    await gw.runtime.channels!.publish('chat:1', { hi: 1 });
+    await gw.runtime.status!.set('ada' as UserId, { status: 'online', ttlSeconds: 60 });
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const keys = await redis.keys(`${keyPrefix}log:*`);
+      const kinds = new Set<string>();
+      for (const k of keys) for (const [, f] of await redis.xrange(k, '-', '+')) kinds.add(f[1]!);
+      expect(kinds).toEqual(new Set(['publication', 'status']));
+      await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+    await expect(startGateway({ backendLog: { partitions: 2 } })).rejects.toThrow(/backendLog needs `redis`/);
   });
 });
 

@@ -84,6 +84,8 @@ const EnvSchema = z.object({
   NATS_URL: optionalString.refine((v) => v === undefined || v.split(',').every((u) => /^(nats|tls):\/\/[^\s/]+$/.test(u.trim())), { message: 'NATS_URL must be nats://host:port (or tls://), several comma-separated' }),
   NATS_HUB_DOMAIN: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: "NATS_HUB_DOMAIN must be a JetStream domain name (letters, digits, '_' and '-')" }),
   NATS_BUCKET: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_-]{1,64}$/.test(v), { message: "NATS_BUCKET must be 1-64 letters, digits, '_' or '-'" }),
+  BACKEND_LOG_PARTITIONS: int('BACKEND_LOG_PARTITIONS', 0, 0).refine((n) => n <= 1024, { message: 'BACKEND_LOG_PARTITIONS must be 0 (off) .. 1024' }),
+  BACKEND_LOG_MAXLEN: int('BACKEND_LOG_MAXLEN', 1, 100_000).refine((n) => n <= 1e9, { message: 'BACKEND_LOG_MAXLEN must be 1 .. 1000000000' }),
   NODE_ID: optionalString.refine((v) => v === undefined || /^[\x21-\x7e]{1,64}$/.test(v), { message: 'NODE_ID must be 1-64 printable ASCII characters without spaces' }),
   REGION: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.-]{1,32}$/.test(v), { message: "REGION must be 1-32 letters, digits, '_', '.' or '-'" }),
   STATUS_READS: optionalString.refine((v) => v === undefined || v === 'public' || v === 'token', { message: "STATUS_READS must be 'public' or 'token'" }),
@@ -123,6 +125,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     /** When > 0, the server exits at start unless Redis answers within this many ms; 0 = wait for it (/ready 503 meanwhile). */
     redisFailFastMs: e.REDIS_FAIL_FAST_MS,
     engine: (e.REDIS_CLUSTER_NODES ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory') as 'memory' | 'redis' | 'redis-cluster',
+    /** The backend log (docs/channels.md): publications and status events in N partitioned Redis Streams; undefined = off. */
+    backendLog: e.BACKEND_LOG_PARTITIONS > 0 ? { partitions: e.BACKEND_LOG_PARTITIONS, maxLen: e.BACKEND_LOG_MAXLEN } : undefined,
     ttlMs,
     reaperIntervalMs: e.PRESENCE_REAPER_INTERVAL_MS,
     reaperLookbackMs: e.PRESENCE_REAPER_LOOKBACK_MS || 2 * ttlMs,
@@ -216,6 +220,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.statusStore === 'nats' && !c.nats.url) problems.push('STATUS_STORE=nats needs NATS_URL (the region\'s own NATS server, hub or leaf)');
   if (c.statusStore === 'redis' && c.engine === 'memory') problems.push('STATUS_STORE=redis needs REDIS_URL or REDIS_CLUSTER_NODES');
+  if (c.backendLog && c.engine === 'memory') problems.push('BACKEND_LOG_PARTITIONS needs REDIS_URL or REDIS_CLUSTER_NODES (the log is a set of Redis Streams)');
   if (c.statusStore !== 'nats' && (c.nats.url || c.nats.hubDomain)) problems.push(`NATS_URL and NATS_HUB_DOMAIN are used only with STATUS_STORE=nats (it is ${c.statusStore})`);
   if (c.disconnectGraceMs > c.ttlMs) problems.push('PRESENCE_DISCONNECT_GRACE_MS must not exceed PRESENCE_TTL_MS (a connection expires at the TTL anyway)');
   if (c.rateLimit.burst < 1) problems.push('RATE_LIMIT_BURST must be >= 1');

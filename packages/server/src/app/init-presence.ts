@@ -6,6 +6,7 @@ import { Hub } from '../core/shared/hub.js';
 import type { HealthCheck } from '../core/shared/health.js';
 import { silentLogger } from '../core/shared/logger.js';
 import type { RedisClient } from '../engines/redis/backend.js';
+import type { BackendLogOptions } from '../engines/redis/backend-log.js';
 import { Extensions, type Extension } from '../extensions/extension.js';
 import { tokenAuth, type TokenVerifier } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
@@ -45,6 +46,14 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   engine?: PresenceEngine;
   /** Key and channel prefix in Redis. @default 'rm:' */
   keyPrefix?: string;
+  /**
+   * The backend log (docs/channels.md, "Backend log"): every channel
+   * publication and user status event also appended to one of `partitions`
+   * Redis Streams (`<prefix>log:<p>`), each bounded by `maxLen` (`MAXLEN ~`,
+   * default 100000), for the application's workers (consumer groups). Needs
+   * `redis`; not with an explicit `engine`. @default off
+   */
+  backendLog?: BackendLogOptions;
   /** Namespace to serve. @default '/' */
   namespace?: string;
   /** Verifies `handshake.auth.token`; when set, every connection needs a valid token and acts as its user. @default open mode */
@@ -218,7 +227,10 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   }
   const logger = options.logger ?? silentLogger;
   const metrics = options.metrics ?? new PresenceMetrics();
-  const backends: Backends = options.engine ? backendsOf(options.engine) : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, logger });
+  if (options.engine && options.backendLog && options.backendLog.partitions > 0) throw new TypeError('backendLog needs `redis` (the backends made here), not an explicit `engine`');
+  const backends: Backends = options.engine
+    ? backendsOf(options.engine)
+    : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, backendLog: options.backendLog, logger });
   const channelOptions = options.channels === false ? undefined : (options.channels ?? {});
   const channelBroker = channelOptions?.broker ?? backends.channels;
   const channelNamespaces = channelOptions?.namespaces ?? ChannelNamespaces.defaults();

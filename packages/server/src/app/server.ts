@@ -157,6 +157,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     redis: redis?.command,
     subscriber: redis?.sub,
     keyPrefix: config.redisKeyPrefix,
+    backendLog: config.backendLog,
     ttlMs: config.ttlMs,
     reaperIntervalMs: config.reaperIntervalMs,
     reaperLookbackMs: config.reaperLookbackMs,
