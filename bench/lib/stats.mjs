@@ -78,3 +78,14 @@ export function countError(errors, ack, fallback = 'unknown') {
   const code = ack?.error?.code ?? fallback;
   errors[code] = (errors[code] ?? 0) + 1;
 }
+
+/** Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat: to tell how much other processes took during a run. */
+export function machineCpu() {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / TICKS;
+  } catch {
+    return NaN;
+  }
+}

@@ -10,7 +10,7 @@ import { httpEach, httpLoad } from './http-load.mjs';
 import { startRedis } from './redis.mjs';
 import { RESULTS_DIR, save, table } from './report.mjs';
 import { startServer } from './servers.mjs';
-import { median, sampleTree, usage } from './stats.mjs';
+import { machineCpu, median, sampleTree, usage } from './stats.mjs';
 
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
 const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(x < 0.999 ? 1 : 2)} %` : '-');
@@ -37,6 +37,25 @@ function seedWrites(prefix, users) {
     return put(i, i % 6 === 0 ? { status: 'busy', message: 'in a meeting', ttlSeconds: 3600 } : { status: 'away', message: 'back at 3 pm' });
   };
   return { first, second, manualCount: manual.filter((i) => i < users).length };
+}
+
+/**
+ * Waits until the rest of the machine is quiet: the whole machine's busy CPU
+ * over one second (between runs only other users' processes work) at most
+ * `maxPercent` of one core, for at most `maxWaitMs`. Returns the seconds waited
+ * and whether it became quiet. On a shared machine, other test runs come in
+ * bursts; measuring between them gives numbers about the server, not them.
+ */
+async function waitQuiet(maxPercent, maxWaitMs) {
+  const t0 = performance.now();
+  for (;;) {
+    const m0 = machineCpu();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const busy = (machineCpu() - m0) * 100;
+    const waited = Math.round((performance.now() - t0) / 100) / 10;
+    if (busy <= maxPercent) return { waited, quiet: true, busy };
+    if (performance.now() - t0 > maxWaitMs) return { waited, quiet: false, busy };
+  }
 }
 
 /** The status cache counters of our server's /metrics. */
@@ -68,6 +87,8 @@ export async function scenarioStatus(env, log) {
   const workloads = (env.WORKLOADS ?? 'get,batch').split(',');
   const list = (v) => v.split(',').filter(Boolean).map(Number);
   const rates = { get: list(env.RATES ?? '1000,5000,10000,20000'), batch: list(env.BATCH_RATES ?? '500,1000,2000') };
+  const quietCpu = num('QUIET_CPU', 0);
+  const quietWaitMs = num('QUIET_WAIT_S', 120) * 1000;
   const profileDir = env.PROFILE ? `${RESULTS_DIR}profiles/` : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const loadAvgStart = load1();
@@ -108,19 +129,28 @@ export async function scenarioStatus(env, log) {
           // Alternate who goes first, so drift of a noisy machine hits both.
           for (const who of r % 2 === 0 ? ['base', 'ours'] : ['ours', 'base']) {
             const server = servers[who];
+            const quiet = quietCpu > 0 ? await waitQuiet(quietCpu, quietWaitMs) : undefined;
             const c0 = who === 'ours' ? await cacheCounters(server.url) : undefined;
             const s0 = sampleTree(server.pid);
+            const idle0 = sampleTree(servers[who === 'ours' ? 'base' : 'ours'].pid);
+            const r0 = redis?.pid ? sampleTree(redis.pid) : undefined;
+            const [m0cpu, g0] = [machineCpu(), process.cpuUsage()];
             // CLOCK_MONOTONIC in µs, the clock of a --cpu-prof profile: bench/profile-top.mjs --from/--to cuts one run out of it.
             const m0 = Number(process.hrtime.bigint() / 1000n);
             const res = await loads[who].run({ mode: point.mode, concurrency, rate, durationMs, spec: spec[w], lateMs });
             const monoUs = [m0, Number(process.hrtime.bigint() / 1000n)];
             const s1 = sampleTree(server.pid);
+            const [m1cpu, g1] = [machineCpu(), process.cpuUsage(g0)];
+            // What everything else on the machine (other users' tests, not this run's servers, Redis or generator) took, in % of one core.
+            const redisCpu = redis?.pid ? usage(r0, sampleTree(redis.pid)).cpuPercent : 0;
+            const mine = (s1.cpu - s0.cpu) + (sampleTree(servers[who === 'ours' ? 'base' : 'ours'].pid).cpu - idle0.cpu) + (g1.user + g1.system) / 1e6;
+            const othersCpuPercent = Math.round((((m1cpu - m0cpu - mine) / ((s1.at - s0.at) / 1000)) * 100 - redisCpu) * 10) / 10;
             const c1 = who === 'ours' ? await cacheCounters(server.url) : undefined;
             const hits = c1 ? c1.hits - c0.hits : 0;
             const lookups = c1 ? hits + c1.misses - c0.misses : 0;
-            const row = { ...res, server: { ...usage(s0, s1), cpuUsPerRequest: Math.round(((s1.cpu - s0.cpu) * 1e6) / Math.max(1, res.ok)) }, cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1(), monoUs };
+            const row = { ...res, server: { ...usage(s0, s1), cpuUsPerRequest: Math.round(((s1.cpu - s0.cpu) * 1e6) / Math.max(1, res.ok)) }, cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1(), othersCpuPercent, redisCpuPercent: redisCpu, quiet, monoUs };
             point.runs[who].push(row);
-            log(`[status ${engine}] ${w} ${rate ? `${rate}/s open` : `closed ×${concurrency}`} ${who} r${r + 1}: ${res.perSec}/s p99 ${ms(res.latency.p99)} ms, CPU ${row.server.cpuPercent} %${c1 ? `, hit ${pct(row.cacheHitRate)}` : ''}${res.lateShare > 0.01 ? `, generator late ${pct(res.lateShare)}` : ''}${Object.keys(res.errors).length ? ` errors ${JSON.stringify(res.errors)}` : ''}`);
+            log(`[status ${engine}] ${w} ${rate ? `${rate}/s open` : `closed ×${concurrency}`} ${who} r${r + 1}: ${res.perSec}/s p99 ${ms(res.latency.p99)} ms, CPU ${row.server.cpuPercent} % (others ${othersCpuPercent} %)${c1 ? `, hit ${pct(row.cacheHitRate)}` : ''}${quiet ? `, waited ${quiet.waited} s for quiet${quiet.quiet ? '' : ' (gave up)'}` : ''}${res.lateShare > 0.01 ? `, generator late ${pct(res.lateShare)}` : ''}${Object.keys(res.errors).length ? ` errors ${JSON.stringify(res.errors)}` : ''}`);
           }
         }
         const med = (who, f) => median(point.runs[who].map(f));
@@ -130,6 +160,7 @@ export async function scenarioStatus(env, log) {
             cpuPercent: med(who, (x) => x.server.cpuPercent), cpuUsPerRequest: med(who, (x) => x.server.cpuUsPerRequest), rssMB: med(who, (x) => x.server.rssMB), lateShare: Math.max(...point.runs[who].map((x) => x.lateShare)),
             errors: point.runs[who].reduce((n, x) => n + Object.values(x.errors).reduce((a, b) => a + b, 0) + x.badAnswers, 0),
             generatorCpuPercent: med(who, (x) => x.generatorCpuPercent),
+            othersCpuPercent: med(who, (x) => x.othersCpuPercent),
           };
         }
         point.ours.cacheHitRate = med('ours', (x) => x.cacheHitRate);
@@ -152,17 +183,19 @@ export async function scenarioStatus(env, log) {
     };
     const rows = points.map((p) => [
       p.workload === 'get' ? 'GET one' : `POST batch of ${batchSize}`,
-      p.mode === 'closed' ? `closed, ${p.concurrency} conns` : `${p.offered.toLocaleString('en-US')}/s open`,
+      (p.mode === 'closed' ? `closed, ${p.concurrency} conns` : `${p.offered.toLocaleString('en-US')}/s open`) + (Math.max(p.ours.lateShare, p.base.lateShare) > 0.01 ? ' †' : ''),
       p.ours.perSec.toLocaleString('en-US'), p.base.perSec.toLocaleString('en-US'), p.throughputRatio,
       ms(p.ours.p50), ms(p.ours.p99), ms(p.ours.p999), ms(p.base.p99),
       `${p.ours.cpuPercent} % / ${p.base.cpuPercent} %`, `${p.ours.cpuUsPerRequest} / ${p.base.cpuUsPerRequest}`, `${p.ours.rssMB} MB`, pct(p.ours.cacheHitRate),
-      `${pct(p.ours.lateShare)} / ${pct(p.base.lateShare)}`, `${p.ours.errors} / ${p.base.errors}`,
+      `${pct(p.ours.lateShare)} / ${pct(p.base.lateShare)}`, `${p.ours.othersCpuPercent} % / ${p.base.othersCpuPercent} %`, `${p.ours.errors} / ${p.base.errors}`,
     ]);
     const lines = [
       `### user status REST API (${engine} engine, ${users.toLocaleString('en-US')} users, median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`,
       '',
-      table(['request', 'load', 'ours req/s', 'bare req/s', 'ratio', 'ours p50', 'ours p99', 'ours p99.9', 'bare p99', 'server CPU ours / bare', 'server CPU µs per request ours / bare', 'ours RSS', 'cache hit rate', 'generator late ours / bare', 'errors ours / bare'], rows),
+      table(['request', 'load', 'ours req/s', 'bare req/s', 'ratio', 'ours p50', 'ours p99', 'ours p99.9', 'bare p99', 'server CPU ours / bare', 'server CPU µs per request ours / bare', 'ours RSS', 'cache hit rate', 'generator late ours / bare', 'other processes\' CPU ours / bare', 'errors ours / bare'], rows),
       '',
+      `† the generator sent more than 1 % of the requests of a round over ${lateMs} ms behind schedule (column "generator late", worst round): the machine could not run this rate, and the latencies include the generator's own delay.`,
+      'Other processes\' CPU: what the rest of the machine (not this run\'s servers, Redis or load generator) used during the run, in % of one core, from /proc/stat: the noise of a shared machine.',
       `Latencies in ms. Seeded ${result.seed.puts.toLocaleString('en-US')} PUTs in ${seedSeconds} s; server RSS ${result.serverRssIdleMB} MB idle, ${result.serverRssSeededMB} MB seeded (${result.serverBytesPerUserSeeded} B/user, store + cache)${redisBytesPerUser ? `; Redis ${redisBytesPerUser} B/user` : ''}.`,
       `Cache memory (bench/status-cache-memory.mjs): ${memory.bytesPerRecord} B/record with ${memory.records.toLocaleString('en-US')} records (${memory.bytesPerRecordMarginal} B/record beyond the empty cache's preallocated ${memory.emptyCacheKB} KB).`,
       `Load average: ${loadAvgStart.join(' ')} at start, ${result.loadAvg.end.join(' ')} at end.`,
