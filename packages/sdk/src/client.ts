@@ -1,5 +1,6 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import {
+  CHANNEL_EVENTS,
   EVENTS,
   STATUS_EVENTS,
   isErrorCode,
@@ -16,6 +17,7 @@ import type { RoomHost, RoomLink } from './host.js';
 import { PresenceRoom, type RoomOptions } from './room.js';
 import type { ConnectionChangeReason, ConnectionState, StateChange } from './state.js';
 import { StatusWatches, type StatusWatch } from './status.js';
+import { Subscription, type SubscriptionHost, type SubscriptionLink, type SubscriptionOptions } from './subscription.js';
 import { backoffDelay, defaultTimers, type BackoffOptions, type Timers } from './timers.js';
 
 /** A token, or a function called before every (re)connect so an expiring token can be refreshed. */
@@ -85,6 +87,10 @@ export class RealtimeClient {
   private readonly status: StatusWatches;
   private readonly activity: ActivityThrottle;
   private readonly rooms = new Map<string, { room: PresenceRoom; link: RoomLink }>();
+  private readonly subs = new Map<string, { sub: Subscription; link: SubscriptionLink }>();
+  /** Channels whose ended subscription the server has not confirmed yet: a new one waits for it. */
+  private readonly leaving = new Map<string, Promise<void>>();
+  private readonly subHost: SubscriptionHost;
   /** What rooms see of this client (see host.ts): kept off the public API. */
   private readonly host: RoomHost;
   private attempt = 0;
@@ -140,6 +146,22 @@ export class RealtimeClient {
         if (this.rooms.get(roomId)?.link === link) this.rooms.delete(roomId);
       },
     };
+    this.subHost = {
+      timers: this.opts.timers,
+      random: this.opts.random,
+      ackTimeoutMs: this.opts.ackTimeoutMs,
+      connected: () => this.socket.connected,
+      connect: () => this.connect(),
+      request: (event, payload) => this.request(event, payload),
+      detach: (channel, link, done) => {
+        if (this.subs.get(channel)?.link === link) this.subs.delete(channel);
+        const settled: Promise<void> = done.finally(() => {
+          if (this.leaving.get(channel) === settled) this.leaving.delete(channel);
+        });
+        this.leaving.set(channel, settled);
+      },
+      leaving: (channel) => this.leaving.get(channel) ?? Promise.resolve(),
+    };
     this.socket.on('connect', () => this.onConnect());
     this.socket.on('disconnect', (reason) => this.onDisconnect(reason));
     this.socket.on('connect_error', (err: Error & { data?: { code?: unknown; message?: unknown } }) => {
@@ -150,6 +172,8 @@ export class RealtimeClient {
     this.socket.on(EVENTS.event, (e) => this.rooms.get(e.roomId)?.link.event(e));
     this.socket.on(EVENTS.message, (m) => this.rooms.get(m.roomId)?.link.message(m));
     this.socket.on(EVENTS.resync, (n) => this.rooms.get(n.roomId)?.link.resync());
+    this.socket.on(CHANNEL_EVENTS.publication, (p) => this.subs.get(p.channel)?.link.publication(p));
+    this.socket.on(CHANNEL_EVENTS.resubscribe, (n) => this.subs.get(n.channel)?.link.resubscribe());
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
     this.status = new StatusWatches({ connected: () => this.socket.connected, connect: () => this.connect(), request: (e, p) => this.request(e, p) });
     this.socket.on(STATUS_EVENTS.event, (r) => this.status.event(r));
@@ -210,11 +234,13 @@ export class RealtimeClient {
     this.connecting?.resolve();
     this.connecting = undefined;
     for (const { link } of this.rooms.values()) link.connected();
+    for (const { link } of [...this.subs.values()]) link.connected();
     this.status.connected();
   }
 
   private onDisconnect(reason: string): void {
     for (const { link } of this.rooms.values()) link.disconnected();
+    for (const { link } of [...this.subs.values()]) link.disconnected();
     if (this.closed || reason === 'io client disconnect') {
       this.setState('disconnected', this.closed ? 'shutdown' : 'disconnect');
       return;
@@ -305,6 +331,45 @@ export class RealtimeClient {
     return res.user;
   }
 
+  /**
+   * The subscription object of `channel` (SPEC §8), not subscribed yet:
+   * attach listeners, then `subscribe()`. One per channel and client:
+   * throws `already_subscribed` while one exists (see {@link getSubscription}).
+   * @example
+   * const sub = client.createSubscription('chat:lobby', { since: saved });
+   * sub.on('publication', (p) => show(p.data));
+   * await sub.subscribe();
+   */
+  createSubscription(channel: string, options: SubscriptionOptions = {}): Subscription {
+    if (this.closed) throw new RealtimeError('closed', 'the client was shut down');
+    if (typeof channel !== 'string' || channel === '') throw new RealtimeError('invalid_payload', 'a channel name is a non-empty string');
+    if (this.subs.has(channel)) throw new RealtimeError('already_subscribed', `a subscription to '${channel}' exists already; use getSubscription('${channel}') or unsubscribe it first`);
+    const [sub, link] = Subscription._create(this.subHost, channel, options);
+    this.subs.set(channel, { sub, link });
+    return sub;
+  }
+
+  /**
+   * Creates the subscription of `channel` and subscribes (connecting if
+   * needed); resolves once the ack is applied. With `since`, publications
+   * recovered by this first subscribe are emitted before it resolves: use
+   * {@link createSubscription} to listen to them.
+   * @example
+   * const sub = await client.subscribe('chat:lobby');
+   * sub.on('publication', (p) => show(p.offset, p.data));
+   * await sub.publish({ text: 'hello' });
+   */
+  async subscribe(channel: string, options: SubscriptionOptions = {}): Promise<Subscription> {
+    const sub = this.createSubscription(channel, options);
+    await sub.subscribe();
+    return sub;
+  }
+
+  /** The subscription of `channel` that has not ended, if any. */
+  getSubscription(channel: string): Subscription | undefined {
+    return this.subs.get(channel)?.sub;
+  }
+
   /** Reports user activity for automatic away; cheap to call on every input event (throttled to one report per `activityIntervalMs`). */
   reportActivity(): void {
     if (!this.closed) this.activity.report();
@@ -333,6 +398,8 @@ export class RealtimeClient {
     this.reconnectTimer = undefined;
     for (const { link } of [...this.rooms.values()]) link.dispose();
     this.rooms.clear();
+    for (const { link } of [...this.subs.values()]) link.dispose();
+    this.subs.clear();
     this.status.dispose();
     this.activity.dispose();
     this.connecting?.reject(new RealtimeError('closed', 'the client was shut down'));

@@ -51,3 +51,44 @@ export function heartbeatErrorAction(code: ErrorCode | ClientErrorCode): Heartbe
     }
   }
 }
+
+/**
+ * What a subscription does when a resubscribe (after a reconnect, a gap or
+ * the server's `channel:resubscribe`) fails:
+ * - `retry`: report the error and try again after a backoff delay;
+ * - `wait`: nothing now: the connection is gone and the reconnect resubscribes;
+ * - `unsubscribe_first`: the server still holds this socket's subscription: end it, then subscribe again;
+ * - `reset`: the position is unusable: subscribe without it (surfaced as `recovered: false`);
+ * - `stop`: this can never succeed: report and end the subscription (`unsubscribed`, reason `error`).
+ */
+export type ResubscribeAction = 'retry' | 'wait' | 'unsubscribe_first' | 'reset' | 'stop';
+
+/** The resubscribe error policy: one action for every code (exhaustive, like {@link heartbeatErrorAction}). */
+export function resubscribeErrorAction(code: ErrorCode | ClientErrorCode): ResubscribeAction {
+  switch (code) {
+    case 'already_subscribed':
+      return 'unsubscribe_first';
+    case 'stale_epoch':
+      return 'reset';
+    case 'invalid_payload':
+    case 'payload_too_large':
+    case 'forbidden':
+    case 'unauthorized':
+      return 'stop';
+    case 'rate_limited':
+    case 'internal':
+    case 'unavailable':
+    case 'timeout':
+      return 'retry';
+    // The socket went away during the subscribe; the reconnect resubscribes.
+    case 'not_joined':
+    case 'disconnected':
+    case 'closed':
+      return 'wait';
+    default: {
+      const unhandled: never = code;
+      void unhandled;
+      return 'retry';
+    }
+  }
+}
