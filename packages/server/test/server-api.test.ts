@@ -129,6 +129,15 @@ describe.each(engines)('server HTTP API (%s)', (_name, engineEnv) => {
     // An unsubscribe is seen at once.
     expect((await request(a, 'channel:unsubscribe', { channel: ch })).ok).toBe(true);
     expect((await ok(url, 'channels', { pattern: ch })).channels).toEqual({ [ch]: { num_clients: 1 } });
+    // The server API ends ada's remaining subscription (socket b) and tells the client; bob's stays.
+    const notices: unknown[] = [];
+    b.on('channel:unsubscribed', (n) => notices.push(n));
+    expect(await ok(url, 'unsubscribe', { user: 'ada', channel: ch })).toEqual({});
+    await expect.poll(() => notices).toEqual([{ channel: ch, reason: 'server' }]);
+    expect((await ok(url, 'channels', { pattern: ch })).channels).toEqual({});
+    expect((await ok(url, 'channels', { pattern: other })).channels).toEqual({ [other]: { num_clients: 1 } });
+    // b may subscribe again on its own.
+    expect((await request(b, 'channel:subscribe', { channel: ch })).ok).toBe(true);
   });
 
   it("disconnect closes the user's sockets on this node (all, one client, or all but the whitelist)", async () => {

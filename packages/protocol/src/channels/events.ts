@@ -10,6 +10,7 @@ export const CHANNEL_EVENTS = {
   history: 'channel:history',
   publication: 'channel:publication',
   resubscribe: 'channel:resubscribe',
+  unsubscribed: 'channel:unsubscribed',
 } as const;
 
 /** `channel:subscribe`: with `since`, the publications after it are recovered. */
@@ -61,5 +62,15 @@ export type ChannelHistoryAck = { ok: true; offset: number; epoch: string; publi
 export interface ChannelResubscribeNotice {
   channel: string;
   reason: 'gap' | 'epoch_changed' | 'rewound';
+}
+
+/**
+ * `channel:unsubscribed`: the server ended this socket's subscription on the
+ * application's request (the server API's `unsubscribe`); do not subscribe
+ * again on your own.
+ */
+export interface ChannelUnsubscribedNotice {
+  channel: string;
+  reason: 'server';
 }
 

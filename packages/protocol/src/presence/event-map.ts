@@ -10,6 +10,7 @@ import type {
   ChannelPublishAck,
   ChannelPublishRequest,
   ChannelResubscribeNotice,
+  ChannelUnsubscribedNotice,
   ChannelSubscribeAck,
   ChannelSubscribeRequest,
   ChannelUnsubscribeAck,
@@ -47,6 +48,8 @@ export interface ServerToClientEvents {
   'channel:publication': (publication: ChannelPublication) => void;
   /** The server ended a subscription it could no longer keep gap-free: subscribe again from the last position applied. */
   'channel:resubscribe': (notice: ChannelResubscribeNotice) => void;
+  /** The server ended a subscription on the application's request: do not subscribe again on your own. */
+  'channel:unsubscribed': (notice: ChannelUnsubscribedNotice) => void;
 }
 
 /**

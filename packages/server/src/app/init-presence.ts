@@ -128,6 +128,8 @@ export interface LocalNode {
    * its own. Returns how many sockets were disconnected.
    */
   disconnectUser(user: string, opts?: { client?: string | undefined; whitelist?: readonly string[] | undefined }): number;
+  /** Ends `user`'s subscriptions to `channel` on this node; each client is told (`channel:unsubscribed`). Returns how many ended. */
+  unsubscribeUser(user: string, channel: string): Promise<number>;
 }
 
 /** The ids of a socket as the transport publishes them on `socket.data`: its user (or undefined) and its presence connIds. */
@@ -296,6 +298,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       }
       return n;
     },
+    unsubscribeUser: (user, channel) => transport.unsubscribeUser(user, channel),
   };
   const transport = attachSocketIo({
     nsp,

@@ -110,6 +110,22 @@ export const onChannelHistory: Handler = async (ctx, session, raw): Promise<Chan
   return { ok: true, offset: res.offset, epoch: res.epoch, publications: res.publications };
 };
 
+/**
+ * Ends the subscription of a socket to `channel` on the server's side and
+ * tells the client (`channel:unsubscribed`). True when it was subscribed.
+ */
+export async function unsubscribeBy(ctx: HandlerContext, session: SocketSession, channel: Channel): Promise<boolean> {
+  const sub = session.channels.get(channel);
+  if (!sub) return false;
+  session.channels.delete(channel);
+  await sub.unsubscribe();
+  sendGuarded(ctx, session, CHANNEL_EVENTS.unsubscribed, { channel, reason: 'server' });
+  return true;
+}
+
+/** The user of a socket for channels (exported for the transport's server-side unsubscribe). */
+export const channelUserOf = userOf;
+
 /** Ends every channel subscription of a socket (it disconnected, or the transport stops). */
 export async function unsubscribeAll(session: SocketSession): Promise<void> {
   const subs = [...session.channels.values()];

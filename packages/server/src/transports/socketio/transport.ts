@@ -1,5 +1,5 @@
 import type { Namespace } from 'socket.io';
-import { EVENTS, PresenceError, createPayloadSchemas, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
+import { EVENTS, PresenceError, createPayloadSchemas, type Channel, type JsonValue, type RoomId, type RoomMessage } from 'realtime-message-protocol';
 import type { PresenceService } from '../../core/presence/service.js';
 import { systemClock, type Clock } from '../../core/shared/clock.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
@@ -14,7 +14,7 @@ import { SocketSession, type AnySocket, type Membership } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 import type { ChannelService } from '../../core/channels/service.js';
-import { CHANNEL_HANDLERS, unsubscribeAll } from './channel-handlers.js';
+import { CHANNEL_HANDLERS, channelUserOf, unsubscribeAll, unsubscribeBy } from './channel-handlers.js';
 
 /** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
 export interface SocketIoLimits {
@@ -62,6 +62,12 @@ export interface SocketIoTransport {
   broadcast(roomId: string, event: string, data: JsonValue): Promise<void>;
   /** The socket's presence in a room (or its only room), if it joined. */
   membership(socket: AnySocket, roomId?: string): Membership | undefined;
+  /**
+   * Ends the channel subscriptions of `user`'s sockets on this node (the
+   * token's `sub`, or in open mode the user the socket joined as) and tells
+   * each client with `channel:unsubscribed`. Returns how many ended.
+   */
+  unsubscribeUser(user: string, channel: string): Promise<number>;
   /** Stops serving; by default every local connection leaves at once with reason `disconnect`. */
   dispose(opts?: { leave?: boolean }): Promise<void>;
 }
@@ -217,6 +223,12 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       const sent = service.publishParsed(msg);
       sent.catch((err: unknown) => problems.note('broadcast failed', { err, roomId: msg.roomId, event: msg.event }));
       return sent;
+    },
+    async unsubscribeUser(user, channel) {
+      const ended = await Promise.all(
+        [...sessions.values()].filter((s) => channelUserOf(s) === user).map((s) => unsubscribeBy(ctx, s, channel as Channel)),
+      );
+      return ended.filter(Boolean).length;
     },
     membership(socket, roomId) {
       const session = sessions.get(socket);

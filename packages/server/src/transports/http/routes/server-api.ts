@@ -19,6 +19,7 @@ export interface LocalNodeView {
   clients(): { numClients: number; numUsers: number };
   channels(): ReadonlyMap<string, number>;
   disconnectUser(user: string, opts?: { client?: string | undefined; whitelist?: readonly string[] | undefined }): number;
+  unsubscribeUser(user: string, channel: string): Promise<number>;
 }
 
 export interface ServerApiOptions {
@@ -273,9 +274,10 @@ export function serverApi(options: ServerApiOptions) {
     },
 
     unsubscribe: async (body) => {
-      requiredString(body, 'user');
-      channels.resolve(channelOf(body));
-      throw new ApiError(108, 'unsubscribe is not available on this server yet: Socket.IO clients have no server-side unsubscribe notice; use /api/disconnect, or namespace permissions');
+      const user = requiredString(body, 'user');
+      const { channel } = channels.resolve(channelOf(body));
+      await node.local.unsubscribeUser(user, channel);
+      return {};
     },
   };
 
