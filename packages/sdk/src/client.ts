@@ -20,8 +20,12 @@ import { StatusWatches, type StatusWatch } from './status.js';
 import { Subscription, type SubscriptionHost, type SubscriptionLink, type SubscriptionOptions } from './subscription.js';
 import { backoffDelay, defaultTimers, type BackoffOptions, type Timers } from './timers.js';
 
-/** A token, or a function called before every (re)connect so an expiring token can be refreshed. */
-export type TokenProvider = string | (() => string | Promise<string>);
+/**
+ * A token, or a function called before every (re)connect so an expiring
+ * token can be refreshed; a function that returns undefined connects
+ * without one. The attempt waits for the function.
+ */
+export type TokenProvider = string | (() => string | undefined | Promise<string | undefined>);
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -174,6 +178,8 @@ export class RealtimeClient {
     this.socket.on(EVENTS.resync, (n) => this.rooms.get(n.roomId)?.link.resync());
     this.socket.on(CHANNEL_EVENTS.publication, (p) => this.subs.get(p.channel)?.link.publication(p));
     this.socket.on(CHANNEL_EVENTS.resubscribe, (n) => this.subs.get(n.channel)?.link.resubscribe());
+    // The server ended a subscription on the application's request (the server API's unsubscribe).
+    (this.socket as unknown as { on(e: string, h: (n: { channel: string }) => void): void }).on('channel:unsubscribed', (n) => this.subs.get(n.channel)?.link.unsubscribed());
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
     this.status = new StatusWatches({ connected: () => this.socket.connected, connect: () => this.connect(), request: (e, p) => this.request(e, p) });
     this.socket.on(STATUS_EVENTS.event, (r) => this.status.event(r));

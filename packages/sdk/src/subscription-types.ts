@@ -13,10 +13,11 @@ export type SubscriptionState = 'idle' | 'subscribing' | 'subscribed' | 'unsubsc
  * - `gap`: a live publication did not follow `position` (offset or epoch); it resubscribes from `position` and never applies the gap;
  * - `resubscribe`: the server ended the subscription (`channel:resubscribe`); it resubscribes from `position`;
  * - `unsubscribe`: `unsubscribe()` was called;
+ * - `server`: the server ended it on the application's request (`channel:unsubscribed`, e.g. the server API's `unsubscribe`);
  * - `shutdown`: the client was shut down;
  * - `error`: the first subscribe failed, or the server refused a resubscribe for good.
  */
-export type SubscriptionChangeReason = 'subscribe' | 'disconnect' | 'gap' | 'resubscribe' | 'unsubscribe' | 'shutdown' | 'error';
+export type SubscriptionChangeReason = 'subscribe' | 'disconnect' | 'gap' | 'resubscribe' | 'unsubscribe' | 'server' | 'shutdown' | 'error';
 
 export interface SubscriptionOptions {
   /**
@@ -62,7 +63,8 @@ export interface SubscribedContext {
 /** Why a subscription ended. */
 export interface UnsubscribedContext {
   channel: string;
-  reason: 'unsubscribe' | 'shutdown' | 'error';
+  /** `unsubscribe()`; `server`: the server ended it on the application's request (it does not subscribe again); `shutdown`; `error`: a resubscribe was refused for good. */
+  reason: 'unsubscribe' | 'server' | 'shutdown' | 'error';
 }
 
 export interface SubscriptionEvents {
@@ -106,8 +108,10 @@ export interface SubscriptionHost {
 /** What the client calls on a subscription. */
 export interface SubscriptionLink {
   publication(p: ChannelPublication): void;
-  /** The server ended the subscription (`channel:resubscribe`). */
+  /** The server ended the subscription (`channel:resubscribe`): subscribe again. */
   resubscribe(): void;
+  /** The server ended the subscription for good (`channel:unsubscribed`). */
+  unsubscribed(): void;
   /** The client is connected (again). */
   connected(): void;
   /** The transport dropped. */

@@ -91,6 +91,7 @@ export class Subscription {
     this.link = {
       publication: (p) => this.onLive(p),
       resubscribe: () => this.onLive('resubscribe'),
+      unsubscribed: () => this.end('server'),
       connected: () => this.onConnected(),
       disconnected: () => this.onDisconnected(),
       dispose: () => this.end('shutdown'),

@@ -177,6 +177,29 @@ describe.each([
     expect(r.log.filter((e) => e.startsWith('state:'))).toEqual(['state:subscribing:subscribe', 'state:subscribed:subscribe', 'state:subscribing:resubscribe', 'state:subscribed:subscribe']);
   });
 
+  it('channel:unsubscribed from the server ends the subscription for good (reason server), without subscribing again', async () => {
+    const g = await gateway();
+    const ch = channel();
+    const c = client(g.url);
+    const sub = c.createSubscription(ch);
+    const r = record(sub);
+    await sub.subscribe();
+    // The notice as the server API's unsubscribe sends it (injected here: the server side is tested with that API).
+    const socket = c.socket as unknown as { listeners(e: string): Array<(n: unknown) => void> };
+    socket.listeners('channel:unsubscribed')[0]!({ channel: ch, reason: 'server' });
+    expect(sub.state).toBe('unsubscribed');
+    expect(r.log.slice(-2)).toEqual(['state:unsubscribed:server', 'unsubscribed:server']);
+    expect(c.getSubscription(ch)).toBeUndefined();
+    c.socket.io.engine.close();
+    await until(() => (c.state !== 'connected' ? true : undefined), 'disconnected');
+    await until(() => (c.state === 'connected' ? true : undefined), 'reconnected');
+    const other = await client(g.url).subscribe(ch);
+    await other.publish({ after: 'reconnect' });
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.log.filter((e) => e.startsWith('subscribed') || e.startsWith('pub'))).toEqual(['subscribed:false:false']);
+    expect(await client(g.url).subscribe(ch).then(() => 'ok')).toBe('ok');
+  });
+
   it('errors are RealtimeErrors with the server code; one subscription per channel and client', async () => {
     const g = await gateway({ maxChannelsPerSocket: 2 });
     const c = client(g.url);
