@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
-import { ChannelNamespaces, ChannelsConfigError } from '../core/channels/namespaces.js';
+import { ChannelNamespaces, ChannelsConfigError, parseDuration } from '../core/channels/namespaces.js';
 
 const int = (name: string, min: number, def: number) =>
   z
@@ -15,6 +15,22 @@ const int = (name: string, min: number, def: number) =>
         return z.NEVER;
       }
       return n;
+    });
+
+/** A Go duration (`"25s"`, `"500ms"`) or seconds, in ms; `-1` (Centrifugo's "off") is 0. */
+const goDuration = (name: string, def: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      if (v.trim() === '-1') return 0;
+      try {
+        return parseDuration(/^\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v.trim(), name);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
     });
 
 /** `scheme://host[:port]` with an http(s) scheme and nothing else: what a browser sends as Origin. */
@@ -66,6 +82,15 @@ const EnvSchema = z.object({
   CHANNELS_CONFIG: optionalString,
   MAX_CHANNELS_PER_SOCKET: int('MAX_CHANNELS_PER_SOCKET', 1, 128),
   CHANNEL_MAX_DATA_BYTES: int('CHANNEL_MAX_DATA_BYTES', 1, 65_536),
+  // The Centrifugo endpoint (/connection/websocket), under Centrifugo's own environment names; durations are Go durations ("25s") or seconds.
+  CENTRIFUGO_CLIENT_PING_INTERVAL: goDuration('CENTRIFUGO_CLIENT_PING_INTERVAL', 25_000),
+  CENTRIFUGO_CLIENT_PONG_TIMEOUT: goDuration('CENTRIFUGO_CLIENT_PONG_TIMEOUT', 8_000),
+  CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY: goDuration('CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY', 10_000),
+  CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY: goDuration('CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY', 25_000),
+  CENTRIFUGO_CLIENT_CHANNEL_LIMIT: int('CENTRIFUGO_CLIENT_CHANNEL_LIMIT', 0, 0),
+  CENTRIFUGO_CLIENT_QUEUE_MAX_SIZE: int('CENTRIFUGO_CLIENT_QUEUE_MAX_SIZE', 0, 0),
+  CENTRIFUGO_CLIENT_HISTORY_MAX_PUBLICATION_LIMIT: int('CENTRIFUGO_CLIENT_HISTORY_MAX_PUBLICATION_LIMIT', 1, 300),
+  CENTRIFUGO_WEBSOCKET_MESSAGE_SIZE_LIMIT: int('CENTRIFUGO_WEBSOCKET_MESSAGE_SIZE_LIMIT', 1_024, 65_536),
   AUTH_JWT_SECRET: optionalString,
   AUTH_JWT_PUBLIC_KEY: optionalString,
   AUTH_JWKS_URL: optionalString.refine((v) => v === undefined || /^https?:\/\//.test(v), { message: 'AUTH_JWKS_URL must be an http(s) URL' }),
@@ -152,6 +177,19 @@ function toConfig(e: z.output<typeof EnvSchema>) {
       maxChannelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
       /** Largest `data` of one publication, in UTF-8 bytes of JSON. */
       maxDataBytes: e.CHANNEL_MAX_DATA_BYTES,
+    },
+    /** The Centrifugo endpoint's limits and timings (Centrifugo's names and defaults); 0 disables pings / pong checks. */
+    centrifugo: {
+      pingIntervalMs: e.CENTRIFUGO_CLIENT_PING_INTERVAL,
+      pongTimeoutMs: e.CENTRIFUGO_CLIENT_PONG_TIMEOUT,
+      staleCloseDelayMs: e.CENTRIFUGO_CLIENT_STALE_CLOSE_DELAY,
+      expiredCloseDelayMs: e.CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY,
+      /** Default: MAX_CHANNELS_PER_SOCKET. */
+      maxChannelsPerConnection: e.CENTRIFUGO_CLIENT_CHANNEL_LIMIT || e.MAX_CHANNELS_PER_SOCKET,
+      /** Default: MAX_OUTBOUND_BYTES. */
+      maxOutboundBytes: e.CENTRIFUGO_CLIENT_QUEUE_MAX_SIZE || e.MAX_OUTBOUND_BYTES,
+      historyMaxLimit: e.CENTRIFUGO_CLIENT_HISTORY_MAX_PUBLICATION_LIMIT,
+      maxMessageBytes: e.CENTRIFUGO_WEBSOCKET_MESSAGE_SIZE_LIMIT,
     },
     auth: {
       secret: e.AUTH_JWT_SECRET,

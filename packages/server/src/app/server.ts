@@ -14,11 +14,12 @@ import { PresenceMetrics } from '../observability/metrics.js';
 import { createHttpApp } from '../transports/http/app.js';
 import { defaultDemoDir } from '../transports/http/static.js';
 import { UpgradeGuard } from '../transports/http/upgrade.js';
+import { attachCentrifugo, CENTRIFUGO_WEBSOCKET_PATH, type CentrifugoEndpoint } from '../transports/centrifugo/index.js';
 import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } from '../transports/socketio/engine-guard.js';
 import { LogSummary } from '../core/shared/log-summary.js';
 import { checkHealth } from '../core/shared/health.js';
 import type { Config } from './config.js';
-import { initPresence, type PresenceRuntime } from './init-presence.js';
+import { initPresence, legacyExtensions, type PresenceRuntime } from './init-presence.js';
 import { DeferredNatsStatusStore } from './nats-status.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
 
@@ -29,6 +30,8 @@ export interface RealtimeServer {
   readonly app: FastifyInstance;
   readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   readonly presence: PresenceRuntime;
+  /** Centrifugo's client protocol at `/connection/websocket` (undefined when channels are off). */
+  readonly centrifugo: CentrifugoEndpoint | undefined;
   readonly logger: PinoLogger;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
@@ -198,7 +201,21 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   });
   const http = app.server;
   io.attach(http);
-  new UpgradeGuard(http).claim('/socket.io/');
+  const guard = new UpgradeGuard(http);
+  guard.claim('/socket.io/');
+  const centrifugo = presence.channels
+    ? attachCentrifugo(http, {
+        channels: presence.channels,
+        presence: presence.service,
+        extensions: legacyExtensions({ verifyToken }),
+        tokens: config.authMode === 'jwt' ? config.auth : undefined,
+        allowOrigin: (origin) => originAllowed(origin, config.allowedOrigins),
+        version: packageVersion(),
+        logger,
+        ...config.centrifugo,
+      })
+    : undefined;
+  if (centrifugo) guard.claim(CENTRIFUGO_WEBSOCKET_PATH);
   oneConnectAtATime(io, () => refusals.note('connect-flood', {}));
   if (config.allowedOrigins) checkOriginOnEveryRequest(io, (origin) => originAllowed(origin, config.allowedOrigins), (origin) => refusals.note('origin', { origin }));
   if (config.maxConnectionsPerAddress > 0) perAddress = connectionsPerAddress(io, config.maxConnectionsPerAddress);
@@ -209,6 +226,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     app,
     io,
     presence,
+    centrifugo,
     logger,
     listen: async () => {
       await app.ready();
@@ -255,6 +273,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           // nodes see `leave` now, not after TTL), then close sockets and Redis.
           http.close();
           refusals.stop();
+          // Centrifugo clients are told to reconnect (3001) and leave presence before the services stop.
+          await centrifugo?.close();
           await presence.dispose({ leave: true });
           await natsStatus?.close();
           await io.close();
