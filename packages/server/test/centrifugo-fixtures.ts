@@ -1,4 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RealtimeServer } from 'realtime-message';
 import { Centrifuge, type Options, type PublicationContext, type Subscription } from 'centrifuge';
 import { SignJWT, type JWTPayload } from 'jose';
 import { onTestFinished } from 'vitest';
@@ -21,9 +25,25 @@ export async function token(claims: JWTPayload & Record<string, unknown>, opts: 
 }
 
 /** The standalone server with the Centrifugo endpoint; `auth: true` sets AUTH_JWT_SECRET. */
-export async function centrifugoServer(env: Record<string, string> = {}, opts: { auth?: boolean } = {}): Promise<{ url: string; ws: string }> {
-  const { url } = await startServer({ DEMO_DIR: 'off', ...(opts.auth ? { AUTH_JWT_SECRET: SECRET } : {}), ...env });
-  return { url, ws: wsUrl(url) };
+export async function centrifugoServer(env: Record<string, string> = {}, opts: { auth?: boolean } = {}): Promise<{ url: string; ws: string; server: RealtimeServer }> {
+  const { url, server } = await startServer({ DEMO_DIR: 'off', ...(opts.auth ? { AUTH_JWT_SECRET: SECRET } : {}), ...env });
+  return { url, ws: wsUrl(url), server };
+}
+
+/** Drops a client's connection on the server side without a close frame (as a network failure would): the client reconnects. */
+export function dropConnection(server: RealtimeServer, clientId: string): void {
+  const conn = [...server.centrifugo!.connections].find((c) => c.client === clientId);
+  if (!conn) throw new Error(`no connection ${clientId} on this server`);
+  conn.ws.terminate();
+}
+
+/** A channels config file (Centrifugo's shape) in a temporary folder. */
+export function channelsConfig(config: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cf-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'config.json');
+  writeFileSync(path, JSON.stringify(config));
+  return path;
 }
 
 /** The official client in Node (with `ws`), disconnected after the test. Not connected yet. */
