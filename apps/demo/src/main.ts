@@ -1,4 +1,5 @@
 import { RealtimeClient, type Member, type PresenceRoom, type PresenceEvent, type StatePatch } from 'realtime-message-sdk/browser';
+import { mountChannel } from './channel.js';
 import { mountPeople } from './people.js';
 import './style.css';
 
@@ -34,6 +35,7 @@ if (params.get('room')) $<HTMLInputElement>('room').value = params.get('room')!;
 let client: RealtimeClient | undefined;
 let room: PresenceRoom | undefined;
 const people = mountPeople((msg) => showError(msg));
+const channel = mountChannel((msg) => showError(msg));
 
 function setBadge(id: string, state: string, reason?: string): void {
   const b = $(id);
@@ -153,7 +155,8 @@ async function join(): Promise<void> {
   const token = $<HTMLInputElement>('token').value.trim();
   const roomId = $<HTMLInputElement>('room').value.trim();
   const userId = $<HTMLInputElement>('user').value.trim();
-  const c = new RealtimeClient({ url, userId, ...(token ? { token } : {}) });
+  // Called before every connection attempt; during the channel panel's simulated outage it waits, so the page stays offline.
+  const c = new RealtimeClient({ url, userId, token: () => channel.outage().then(() => token || undefined) });
   client = c;
   let connectedOnce = false;
   let connectionError = false;
@@ -219,6 +222,7 @@ async function join(): Promise<void> {
     await c.connect();
     await ch.join();
     refresh();
+    channel.attach(c);
     // Status is a second capability: the room works even where it is turned off.
     await people.attach(c, userId).catch((err: Error & { code?: string }) => showError(`status: ${err.code ?? 'error'}: ${err.message}`));
   } catch (err) {
@@ -233,6 +237,7 @@ async function stop(roomState: 'idle' | 'left' = 'idle'): Promise<void> {
   const c = client;
   client = room = undefined;
   people.detach();
+  channel.detach();
   renderControls();
   await c?.shutdown();
   setBadge('conn-state', 'disconnected');

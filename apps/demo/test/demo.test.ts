@@ -144,6 +144,72 @@ describe.skipIf(browserSkipReason !== undefined)('demo page in headless Chromium
     expect(errors).toEqual([]);
   });
 
+  it('the channel panel: one page publishes, the other receives; publications made while it was offline arrive after the reconnect, in order, once, marked recovered', { timeout: 60_000 }, async () => {
+    const server = await startServer({ DEMO_DIR: dist });
+    const browser = await launchChromium();
+    const errors: string[] = [];
+    async function open(user: string) {
+      const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => errors.push(`${user}: ${String(e)}`));
+      await page.goto(`${server.url}/?user=${user}&room=channel-${user}&channel=chat:e2e`);
+      await page.getByRole('button', { name: 'Join' }).click();
+      await page.locator(`li[data-user="${user}"]`).waitFor();
+      await page.getByRole('button', { name: 'Subscribe', exact: true }).click();
+      await expect.poll(() => page.locator('#sub-state').textContent()).toBe('subscribed');
+      return { context, page };
+    }
+    const alice = await open('alice');
+    const bob = await open('bob');
+    const publish = async (text: string) => {
+      await alice.page.getByLabel('Message to publish').fill(text);
+      await alice.page.getByRole('button', { name: 'Publish' }).click();
+      await alice.page.locator('#publications li.pub', { hasText: text }).waitFor();
+    };
+    await publish('one');
+    await bob.page.locator('#publications li[data-offset="1"]').waitFor();
+
+    // Bob drops his connection and stays offline for 3 s; alice publishes three more meanwhile.
+    await bob.page.getByLabel('Offline for').selectOption('3');
+    await bob.page.getByRole('button', { name: 'Drop connection' }).click();
+    await expect.poll(() => bob.page.locator('#conn-state').textContent()).toBe('reconnecting');
+    for (const text of ['two', 'three', 'four']) await publish(text);
+    expect(await bob.page.locator('#conn-state').textContent()).toBe('reconnecting'); // he missed them
+    await bob.page.locator('#publications li[data-offset="4"]').waitFor({ timeout: 15_000 });
+    expect(await bob.page.locator('#conn-state').textContent()).toBe('connected');
+    // Settle: one more live publication; everything before it is in bob's list by then.
+    await publish('five');
+    await bob.page.locator('#publications li[data-offset="5"]').waitFor();
+    const rows = await bob.page.locator('#publications li.pub').evaluateAll((els) =>
+      els.map((e) => [e.getAttribute('data-offset'), e.querySelector('.text')?.textContent, e.querySelector('.tag-recovered') !== null]),
+    );
+    expect(rows).toEqual([
+      ['1', 'one', false],
+      ['2', 'two', true],
+      ['3', 'three', true],
+      ['4', 'four', true],
+      ['5', 'five', false],
+    ]);
+    expect(await bob.page.locator('#publications').textContent()).toContain('recovered: every publication up to offset 4 is here');
+    expect(await bob.page.locator('#sub-position').textContent()).toMatch(/^offset 5 · epoch /);
+
+    // History: the last (up to) 10, oldest first.
+    await bob.page.getByRole('button', { name: 'History' }).click();
+    await expect.poll(() => bob.page.locator('#channel-history li').allTextContents()).toEqual(['#1alice: one', '#2alice: two', '#3alice: three', '#4alice: four', '#5alice: five']);
+    mkdirSync(out, { recursive: true });
+    await bob.page.locator('#channel-title').scrollIntoViewIfNeeded();
+    await bob.page.screenshot({ path: `${out}demo-channel.png`, fullPage: true });
+
+    // Unsubscribe: nothing more arrives, and the form is back.
+    await bob.page.getByRole('button', { name: 'Unsubscribe' }).click();
+    await expect.poll(() => bob.page.locator('#sub-state').textContent()).toBe('unsubscribed');
+    expect(await bob.page.locator('#channel-name').isEditable()).toBe(true);
+    await publish('six');
+    await bob.page.waitForTimeout(300);
+    expect(await bob.page.locator('#publications li[data-offset="6"]').count()).toBe(0);
+    expect(errors).toEqual([]);
+  });
+
   it('the people panel shows watched users with status, message and last seen, and sets the own status', { timeout: 60_000 }, async () => {
     const server = await startServer({ DEMO_DIR: dist, PRESENCE_DISCONNECT_GRACE_MS: '0' });
     const browser = await launchChromium();
