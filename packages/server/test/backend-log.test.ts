@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
-import { keysUnder, redisClient, redisNodes, startGateway, type RedisTarget } from 'realtime-message-testing';
+import { keysUnder, redisClient, redisNodes, startGateway, startServer, type RedisTarget } from 'realtime-message-testing';
 import type { StatusRecord, UserId } from 'realtime-message-protocol';
 import { ChannelService, RedisBackend, RedisBroker, type RedisClient } from '../src/index.js';
 import { RedisStatusStore } from '../src/engines/redis/status-store.js';
@@ -127,6 +127,25 @@ describe('initPresence({ backendLog })', () => {
       redis.disconnect();
     }
     await expect(startGateway({ backendLog: { partitions: 2 } })).rejects.toThrow(/backendLog needs `redis`/);
+  });
+});
+
+describe('the standalone server with BACKEND_LOG_PARTITIONS', () => {
+  it('logs a publication made through the server API', async () => {
+    const prefix = `bls:${randomUUID().slice(0, 8)}:`;
+    const key = 'backend-log-test-key-0123456789';
+    const { url } = await startServer({ REDIS_URL: inject('redisUrl'), REDIS_KEY_PREFIX: prefix, BACKEND_LOG_PARTITIONS: '3', BACKEND_LOG_MAXLEN: '1000', API_KEY: key });
+    const res = await fetch(`${url}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': key }, body: JSON.stringify({ channel: 'chat:1', data: { hi: 1 } }) });
+    expect(res.status).toBe(200);
+    const redis = new Redis(inject('redisUrl'));
+    try {
+      const p = logPartition('chat:1', 3);
+      const entries = await redis.xrange(`${prefix}log:${p}`, '-', '+');
+      expect(entries.map(([, f]) => [f[1], f[3], f[7], f[9]])).toEqual([['publication', 'chat:1', '1', '{"data":{"hi":1}}']]);
+      await redis.del(`${prefix}log:${p}`);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

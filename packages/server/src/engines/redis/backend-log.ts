@@ -203,7 +203,7 @@ export class BackendLog {
           }),
         );
         const held = await cmds.rmLogAck(outbox, lock, token, RELAY_LOCK_MS, ...entries.map(([id]) => id));
-        if (held !== 1) return 'done'; // the lock expired meanwhile: another relayer owns the rest
+        if (held !== 1) return 'busy'; // the lock expired meanwhile: look again once whoever took it is done
         if (entries.length < RELAY_BATCH) return 'done';
       }
     } finally {
