@@ -39,7 +39,8 @@ describe('Centrifugo JWTs (centrifuge-js)', () => {
   });
 
   it('an expired token gets 109 and the client connects again with the token getToken gives; expiring connections refresh', async () => {
-    const { ws } = await centrifugoServer({ CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY: '300ms' }, { auth: true });
+    // The client refreshes `ttl` (whole seconds) after connect, so up to a second after exp: the close delay covers that (Centrifugo: 25 s).
+    const { ws } = await centrifugoServer({ CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY: '1500ms' }, { auth: true });
     let calls = 0;
     const c = client(ws, {
       token: await token({ sub: 'ada', exp: now() - 10 }),
@@ -57,7 +58,7 @@ describe('Centrifugo JWTs (centrifuge-js)', () => {
     c.on('connecting', (e) => reconnects.push(e));
     // The new token lives 2 s: the client refreshes it (refresh command) and stays connected past its expiry.
     await waitFor(() => (calls >= 2 ? true : undefined), { timeoutMs: 5_000, what: 'a refresh' });
-    await new Promise((r) => setTimeout(r, 1_500));
+    await new Promise((r) => setTimeout(r, 2_000));
     expect(c.state).toBe('connected');
     expect(gone).toEqual([]);
     expect(reconnects).toEqual([]); // refreshed in place, never reconnected
@@ -104,7 +105,7 @@ describe('Centrifugo JWTs (centrifuge-js)', () => {
   });
 
   it('a subscription token that expires is refreshed with sub_refresh, and the subscription lives on', async () => {
-    const { ws } = await centrifugoServer({ CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY: '300ms' }, { auth: true });
+    const { ws } = await centrifugoServer({ CENTRIFUGO_CLIENT_EXPIRED_CLOSE_DELAY: '1500ms' }, { auth: true });
     const ch = `$${channel()}`;
     const c = client(ws, { token: await token({ sub: 'ada' }) });
     c.connect();
@@ -120,7 +121,7 @@ describe('Centrifugo JWTs (centrifuge-js)', () => {
     sub.subscribe();
     await sub.ready(3_000);
     await waitFor(() => (calls >= 2 ? true : undefined), { timeoutMs: 5_000, what: 'a sub_refresh' });
-    await new Promise((r) => setTimeout(r, 1_500));
+    await new Promise((r) => setTimeout(r, 2_000));
     expect(sub.state).toBe('subscribed');
     expect(ends).toEqual([]);
   });
