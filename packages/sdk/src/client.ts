@@ -179,7 +179,7 @@ export class RealtimeClient {
     this.socket.on(CHANNEL_EVENTS.publication, (p) => this.subs.get(p.channel)?.link.publication(p));
     this.socket.on(CHANNEL_EVENTS.resubscribe, (n) => this.subs.get(n.channel)?.link.resubscribe());
     // The server ended a subscription on the application's request (the server API's unsubscribe).
-    (this.socket as unknown as { on(e: string, h: (n: { channel: string }) => void): void }).on('channel:unsubscribed', (n) => this.subs.get(n.channel)?.link.unsubscribed());
+    this.socket.on(CHANNEL_EVENTS.unsubscribed, (n) => this.subs.get(n.channel)?.link.unsubscribed());
     this.socket.on(EVENTS.error, (n) => this.bus.emit('error', new RealtimeError(n.code, n.message)));
     this.status = new StatusWatches({ connected: () => this.socket.connected, connect: () => this.connect(), request: (e, p) => this.request(e, p) });
     this.socket.on(STATUS_EVENTS.event, (r) => this.status.event(r));

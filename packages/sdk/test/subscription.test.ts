@@ -177,17 +177,18 @@ describe.each([
     expect(r.log.filter((e) => e.startsWith('state:'))).toEqual(['state:subscribing:subscribe', 'state:subscribed:subscribe', 'state:subscribing:resubscribe', 'state:subscribed:subscribe']);
   });
 
-  it('channel:unsubscribed from the server ends the subscription for good (reason server), without subscribing again', async () => {
+  it('channel:unsubscribed (the server API ends a user\'s subscription) ends it for good (reason server), without subscribing again', async () => {
     const g = await gateway();
     const ch = channel();
-    const c = client(g.url);
+    const ada = `ada-${randomUUID().slice(0, 8)}`;
+    const c = client(g.url, { userId: ada });
+    await c.joinRoom(`r-${randomUUID()}`, { userId: ada }); // open mode: the channel user is the one the socket joined as
     const sub = c.createSubscription(ch);
     const r = record(sub);
     await sub.subscribe();
-    // The notice as the server API's unsubscribe sends it (injected here: the server side is tested with that API).
-    const socket = c.socket as unknown as { listeners(e: string): Array<(n: unknown) => void> };
-    socket.listeners('channel:unsubscribed')[0]!({ channel: ch, reason: 'server' });
-    expect(sub.state).toBe('unsubscribed');
+    // The application ends ada's subscriptions to the channel (what the server API's /api/unsubscribe does).
+    expect(await g.runtime.local.unsubscribeUser(ada, ch)).toBe(1);
+    await until(() => (sub.state === 'unsubscribed' ? true : undefined), 'ended by the server');
     expect(r.log.slice(-2)).toEqual(['state:unsubscribed:server', 'unsubscribed:server']);
     expect(c.getSubscription(ch)).toBeUndefined();
     c.socket.io.engine.close();
