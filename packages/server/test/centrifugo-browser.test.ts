@@ -51,12 +51,12 @@ describe.skipIf(browserSkipReason !== undefined)('centrifuge-js browser build in
     node.connect();
     sub.subscribe();
     await sub.ready(3_000);
-    const state = await tab.evaluate(([url, jwt, c]) => (window as any).start(url, jwt, c), [ws, await token({ sub: 'browser' }), ch] as const);
+    const state = await tab.evaluate(([url, jwt, c]) => (globalThis as any).start(url, jwt, c), [ws, await token({ sub: 'browser' }), ch] as const);
     expect(state).toBe('connected');
     await waitLength(seen, 1);
     expect(seen[0]).toMatchObject({ data: { from: 'browser' }, info: { user: 'browser' } });
     await sub.publish({ from: 'node' });
-    await expect.poll(() => tab.evaluate(() => (window as any).seen)).toEqual([
+    await expect.poll(() => tab.evaluate(() => (globalThis as any).seen)).toEqual([
       { data: { from: 'browser' }, user: 'browser' },
       { data: { from: 'node' }, user: 'node' },
     ]);
