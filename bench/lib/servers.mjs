@@ -24,13 +24,14 @@ export function freePort() {
  * kind: 'ours' (the realtime-message CLI), 'previous' (the CLI at PREVIOUS_CLI), 'bare' (baseline a), 'lua' (baseline b),
  * 'http-bare' (the bare Fastify routes of the status benchmark).
  * `execArgv`: Node options of the server process (e.g. `--cpu-prof`).
+ * `script`: run this file instead (a scenario's own baseline server).
  * Resolves once the server logs that it listens.
  */
-export async function startServer(kind, env = {}, { execArgv = [] } = {}) {
+export async function startServer(kind, env = {}, { execArgv = [], script: ownScript } = {}) {
   const port = await freePort();
   // 'previous': the CLI of an earlier build (PREVIOUS_CLI), to measure a change against the commit before it.
   // OURS_CLI: run the CLI of another build as ours (a clean build of a commit, while the tree is being edited).
-  const script = kind === 'ours' ? (process.env.OURS_CLI ?? CLI) : kind === 'previous' ? process.env.PREVIOUS_CLI : kind === 'http-bare' ? STATUS_BASELINE : BASELINE;
+  const script = ownScript ?? (kind === 'ours' ? (process.env.OURS_CLI ?? CLI) : kind === 'previous' ? process.env.PREVIOUS_CLI : kind === 'http-bare' ? STATUS_BASELINE : BASELINE);
   if (!script) throw new Error('PREVIOUS_CLI must point at the cli.js of the earlier build');
   const proc = spawn(process.execPath, [...execArgv, script], {
     env: {
