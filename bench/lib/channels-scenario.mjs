@@ -49,9 +49,10 @@ function settings(env) {
     historySize: num('HISTORY_SIZE', 1_000),
     payloadBytes: num('PAYLOAD_BYTES', 64),
     contenders: (env.CONTENDERS ?? 'memory,room,redis,script').split(',').filter(Boolean),
-    profile: env.PROFILE === '1',
+    profile: env.PROFILE === '1' || env.PROFILE === 'all' ? env.PROFILE : undefined,
     debug: Boolean(env.CHANNELS_DEBUG),
     quietPercent: num('QUIET_CPU_PERCENT', 0),
+    quietMaxWaitMs: num('QUIET_MAX_WAIT_S', 30) * 1000,
   };
 }
 
@@ -254,7 +255,7 @@ async function runOne(kind, cfg, redis, configPath, log) {
   const names = Array.from({ length: cfg.channels }, (_, i) => `bench${id}_${i}`);
   const prefix = `bc${id}:`;
   const perChannel = cfg.subscribers / cfg.channels;
-  const execArgv = cfg.profile && c.ours ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [];
+  const execArgv = cfg.profile && (c.ours || cfg.profile === 'all') ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [];
   const nodeEnv = c.ours
     ? { CHANNELS_CONFIG: configPath, MAX_CONNECTIONS_PER_ADDRESS: '0', ...(kind === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix } : {}) }
     : { BASELINE_MODE: kind, REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, BASELINE_HISTORY_SIZE: String(cfg.historySize) };
@@ -308,7 +309,10 @@ async function runOne(kind, cfg, redis, configPath, log) {
     before = sampleAll(serverPids);
     redisBefore = redis.pid ? sampleTree(redis.pid) : undefined;
     const m0 = machineCpu();
+    const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+    const fromUs = monoUs();
     const closed = await pub.closed(cfg.throughputMs, cfg.window, ackClosed);
+    const toUs = monoUs();
     const acked = closed.sent - pub.inflight;
     lat = await drain(workers, closed.sent * perChannel, 15_000);
     const after = sampleAll(serverPids);
@@ -320,6 +324,8 @@ async function runOne(kind, cfg, redis, configPath, log) {
       all: summarize(lat.both), crossNode: summarize(lat.cross), ack: summarize(ackClosed),
       server: usage(before, after), redis: redisBefore ? usage(redisBefore, sampleTree(redis.pid)) : undefined,
       machineCpuPercent: Math.round(((machineCpu() - m0) / ((performance.now() - before.at) / 1000)) * 1000) / 10,
+      // The closed loop's window on CLOCK_MONOTONIC (µs), the clock of a --cpu-prof profile: bench/profile-top.mjs --from --to.
+      monoUs: [fromUs, toUs],
     };
     mark('throughput phase done');
     out.serverRssMB = Math.round(after.rss / 1048576);
@@ -397,6 +403,9 @@ function summarizeRuns(runs) {
     },
     cpuAtRate: med((r) => r.latencyPhase.server.cpuPercent),
     cpuThroughput: med((r) => r.throughputPhase.server.cpuPercent),
+    // Server CPU time per publication at full load (all nodes): what a publication costs, whoever else took the machine's CPU.
+    cpuUsPerPublication: med((r) => Math.round((r.throughputPhase.server.cpuPercent / 100) * 1e6 / r.throughputPhase.publicationsPerSec)),
+    machineCpuThroughput: med((r) => r.throughputPhase.machineCpuPercent),
     redisCpuThroughput: med((r) => r.throughputPhase.redis?.cpuPercent),
     rssMB: med((r) => r.serverRssMB),
     recovery: runs[0].recovery
@@ -423,7 +432,7 @@ export async function scenarioChannels(env, log) {
       // Rotate the order every round so drift of a noisy machine hits every side.
       const order = cfg.contenders.map((_, i) => cfg.contenders[(i + r) % cfg.contenders.length]);
       for (const kind of order) {
-        await waitQuiet(cfg.quietPercent, 60_000, log);
+        await waitQuiet(cfg.quietPercent, cfg.quietMaxWaitMs, log);
         log(`[channels] round ${r + 1}/${cfg.rounds}: ${CONTENDERS[kind].label} (load ${load1()})`);
         const row = await runOne(kind, cfg, redis, configPath, log);
         const i = row.integrity;
@@ -436,12 +445,14 @@ export async function scenarioChannels(env, log) {
   }
   const s = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarizeRuns(v)]));
   const ratio = (a, b) => (s[a] && s[b] ? Math.round((s[a].throughput / s[b].throughput) * 100) / 100 : undefined);
+  const cpuRatio = (a, b) => (s[a] && s[b] ? Math.round((s[a].cpuUsPerPublication / s[b].cpuUsPerPublication) * 100) / 100 : undefined);
   const result = {
     scenario: 'channels',
     settings: { ...cfg, profile: undefined, quietPercent: undefined, publishVia: 'Socket.IO channel:publish', roomBaselineNodes: 1 },
     loadAverage: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) },
     summary: s,
     ratios: { memoryVsRoom: ratio('memory', 'room'), redisVsScript: ratio('redis', 'script'), redisVsRoom: ratio('redis', 'room'), scriptVsRoom: ratio('script', 'room') },
+    cpuPerPublicationRatios: { memoryVsRoom: cpuRatio('memory', 'room'), redisVsScript: cpuRatio('redis', 'script') },
     targets: s.redis && s.script
       ? {
           redisThroughputVsScript: { value: ratio('redis', 'script'), target: 0.8, met: ratio('redis', 'script') >= 0.8 },
@@ -456,14 +467,14 @@ export async function scenarioChannels(env, log) {
     k === 'memory' ? ratio('memory', 'room') ?? '-' : k === 'redis' ? ratio('redis', 'script') ?? '-' : '-',
     int(x.latency.achieved), ms(x.latency.p50), ms(x.latency.p99), ms(x.latency.p999),
     x.nodes > 1 ? `${ms(x.latency.crossP50)} / ${ms(x.latency.crossP99)}` : '-',
-    `${x.cpuAtRate} % / ${x.cpuThroughput} %`, x.redisCpuThroughput !== undefined && k !== 'memory' && k !== 'room' ? `${x.redisCpuThroughput} %` : '-', `${x.rssMB} MB`,
+    `${x.cpuAtRate} % / ${x.cpuThroughput} %`, int(x.cpuUsPerPublication), x.redisCpuThroughput !== undefined && k !== 'memory' && k !== 'room' ? `${x.redisCpuThroughput} %` : '-', `${x.rssMB} MB`,
     `${x.gaps} / ${x.duplicates} / ${x.missing}`,
   ]);
   const recRows = Object.values(s).filter((x) => x.recovery).map((x) => [x.label, `${cfg.subscribers} × ${cfg.missed}`, `${x.recovery.seconds} s`, ms(x.recovery.p50), ms(x.recovery.p99), ms(x.recovery.max), `${x.recovery.recovered} / ${x.recovery.notRecovered}`, int(x.recovery.recoveredPublications)]);
   const md = [
     `### channels: ${cfg.subscribers} subscribers over ${cfg.channels} channels (median of ${cfg.rounds} rotating rounds; latency at ${cfg.rate} publications/s for ${cfg.durationMs / 1000} s; throughput closed loop ${cfg.throughputMs / 1000} s, ${cfg.channels} publishers × ${cfg.window} in flight)`,
     '',
-    table(['server', 'publications/s', 'deliveries/s', 'throughput ratio', `achieved/s at ${cfg.rate}`, 'p50', 'p99', 'p99.9', 'cross-node p50 / p99', 'server CPU at rate / max', 'Redis CPU max', 'server RSS', 'gaps / dups / missing'], rows),
+    table(['server', 'publications/s', 'deliveries/s', 'throughput ratio', `achieved/s at ${cfg.rate}`, 'p50', 'p99', 'p99.9', 'cross-node p50 / p99', 'server CPU at rate / max', 'server CPU µs / publication', 'Redis CPU max', 'server RSS', 'gaps / dups / missing'], rows),
     '',
     `Throughput ratio: ours memory / baseline (a), ours Redis / baseline (b). Latencies in ms, publish (intended send time) → delivery. Load average ${loadStart.join(', ')} at the start, ${result.loadAverage.end.join(', ')} at the end.`,
     ...(recRows.length ? ['', `#### recovery: ${cfg.subscribers} subscribers reconnect at once after missing ${cfg.missed} publications each (publishing goes on at ${cfg.recoveryLiveRate}/s)`, '', table(['server', 'subscribers × missed', 'storm time', 'per subscriber p50', 'p99', 'max', 'recovered / not', 'publications recovered (all rounds)'], recRows)] : []),
