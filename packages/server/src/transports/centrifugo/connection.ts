@@ -5,7 +5,7 @@ import type { WebSocket } from 'ws';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { ParsedTarget } from '../../core/presence/service.js';
 import { CLIENT_ERRORS, CentrifugoDisconnect, DISCONNECTS, toClientFailure } from './codes.js';
-import { PING, decodeFrame, errorJson, type Command } from './codec.js';
+import { PING, decodeFrame, errorJson, type Command, type ConnectRequest } from './codec.js';
 import type { EndpointContext } from './context.js';
 import { dispatch } from './commands/dispatch.js';
 import { closeSub, heartbeatAll } from './commands/subscribe.js';
@@ -73,6 +73,8 @@ export class CentrifugoConnection {
   name: string | undefined;
   clientVersion: string | undefined;
   headers: Record<string, string> = {};
+  /** The client's connect command (for connect hooks and the connect proxy: `data`, `subs`, `name`, `version`, `headers`). */
+  connectRequest: ConnectRequest | undefined;
   /** Unix ms when the connection expires (its token), undefined: never. */
   expiresAt: number | undefined;
   readonly subs = new Map<string, ChannelSub>();
@@ -233,18 +235,51 @@ export class CentrifugoConnection {
     this.setTimer('ping', pingIntervalMs, () => this.ping());
   }
 
-  /** (Re)arms the connection's expiry: closed with 3005 when not refreshed within the expired close delay. */
+  /**
+   * (Re)arms the connection's expiry: closed with 3005 when not refreshed
+   * within the expired close delay; or, when an extension refreshes
+   * connections on the server (Centrifugo's refresh proxy), refreshed by it
+   * at the expiry.
+   */
   armExpiry(): void {
     this.timers.get('expiry')?.clear();
     this.timers.delete('expiry');
     const at = this.expiresAt;
     if (at === undefined) return;
+    if (this.ctx.extensions.refreshesOnServer('centrifugo')) {
+      this.timers.set('expiry', timerAt(at, () => void this.refreshOnServer()));
+      return;
+    }
     this.timers.set(
       'expiry',
       timerAt(at + this.ctx.limits.expiredCloseDelayMs, () => {
         if (this.expiresAt !== undefined && this.expiresAt <= Date.now()) this.close(DISCONNECTS.connectionExpired.code, DISCONNECTS.connectionExpired.reason);
       }),
     );
+  }
+
+  /** The server-side refresh at expiry: expired (or no new expiry in the future) → 3005; otherwise the new expiry and info. */
+  private async refreshOnServer(): Promise<void> {
+    if (this.state !== 'connected') return;
+    try {
+      const out = await this.ctx.extensions.refresh({ transport: 'centrifugo', userId: this.user, connection: this });
+      if (this.state !== 'connected') return;
+      if (!out || out.expired || out.expiresAt === undefined || out.expiresAt <= Date.now()) {
+        this.close(DISCONNECTS.connectionExpired.code, DISCONNECTS.connectionExpired.reason);
+        return;
+      }
+      this.expiresAt = out.expiresAt;
+      if (out.info !== undefined) this.info = out.info as JsonValue;
+      if (out.meta !== undefined) this.meta = out.meta as JsonValue;
+      this.armExpiry();
+    } catch (err) {
+      const f = toClientFailure(err);
+      if (f instanceof CentrifugoDisconnect) this.close(f.code, f.reason);
+      else {
+        this.ctx.problems.note('connection refresh failed', { err });
+        this.close(DISCONNECTS.internal.code, DISCONNECTS.internal.reason);
+      }
+    }
   }
 
   /**
@@ -258,7 +293,8 @@ export class CentrifugoConnection {
       this.ws.send(this.out.join('\n'));
       this.out = [];
     }
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason);
+    // Hooks choose codes: one the WebSocket layer refuses (below 3000, above 4999) becomes 3004 rather than an exception.
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code >= 3000 && code <= 4999 ? code : DISCONNECTS.internal.code, reason);
     void this.cleanup(how);
   }
 

@@ -15,10 +15,14 @@ function publisher(conn: CentrifugoConnection, channel: string): ClientInfo {
 
 export async function onPublish(conn: CentrifugoConnection, id: number, req: PublishRequest): Promise<void> {
   const r = resolveChannel(conn, req.channel);
-  requirePermission(conn, r, 'publish');
   if (req.data === undefined) throw CentrifugoError.of(CLIENT_ERRORS.badRequest, 'publish needs data');
-  await conn.ctx.extensions.check({ transport: 'centrifugo', userId: conn.user, action: 'publish', target: r.channel, data: req.data, connection: conn });
-  await conn.ctx.channels.publish(r.channel, req.data, { info: publisher(conn, r.channel) });
+  const action = { transport: 'centrifugo' as const, userId: conn.user, action: 'publish' as const, target: r.channel, data: req.data, connection: conn };
+  // The namespace options decide, unless a hook does (Centrifugo's publish proxy).
+  if (!conn.ctx.extensions.decides(action)) requirePermission(conn, r, 'publish');
+  const outcome = await conn.ctx.extensions.check(action);
+  // A hook may replace the data (the publish proxy's result `data`).
+  const data = outcome?.data !== undefined ? outcome.data : req.data;
+  await conn.ctx.channels.publish(r.channel, data, { info: publisher(conn, r.channel) });
   conn.send(replyJson(id, 'publish', {}));
 }
 
@@ -58,7 +62,8 @@ export async function onRpc(conn: CentrifugoConnection, id: number, req: RpcRequ
   const method = req.method ?? '';
   const out = await conn.ctx.extensions.rpc({ transport: 'centrifugo', userId: conn.user, action: 'rpc', target: method, event: method, data: req.data, connection: conn });
   if (out === undefined) throw CentrifugoError.of(CLIENT_ERRORS.notAvailable, `no handler for rpc method '${method}'`);
-  conn.send(replyJson(id, 'rpc', { data: out }));
+  // null: an answer without data (the RPC proxy's empty result), sent as Centrifugo does, without `data`.
+  conn.send(replyJson(id, 'rpc', out === null ? {} : { data: out }));
 }
 
 /** `send` (asynchronous message, no reply): Centrifugo without a message handler closes with 3508. */

@@ -34,7 +34,7 @@ async function credentials(conn: CentrifugoConnection, req: ConnectRequest): Pro
   if (!ctx.extensions.authenticates) return anonymous();
   let verified;
   try {
-    verified = await ctx.extensions.authenticate({ transport: 'centrifugo', token: undefined, headers: conn.transportHeaders, remoteAddress: conn.remoteAddress });
+    verified = await ctx.extensions.authenticate({ transport: 'centrifugo', token: undefined, headers: conn.transportHeaders, remoteAddress: conn.remoteAddress, connection: conn });
   } catch (err) {
     // No credentials where the server needs them: Centrifugo's "client credentials not found".
     if (err instanceof PresenceError && err.code === 'unauthorized') throw CentrifugoDisconnect.of(DISCONNECTS.badRequest, 'client credentials not found');
@@ -46,8 +46,9 @@ async function credentials(conn: CentrifugoConnection, req: ConnectRequest): Pro
   return creds;
 }
 
-function ttlOf(expiresAt: number | undefined): { expires?: true; ttl?: number } {
-  if (expiresAt === undefined) return {};
+/** `expires` and `ttl` of a reply: only when the client refreshes (not when an extension refreshes on the server, as with Centrifugo's refresh proxy). */
+function ttlOf(conn: CentrifugoConnection, expiresAt: number | undefined): { expires?: true; ttl?: number } {
+  if (expiresAt === undefined || conn.ctx.extensions.refreshesOnServer('centrifugo')) return {};
   return { expires: true, ttl: Math.max(1, Math.ceil((expiresAt - Date.now()) / 1_000)) };
 }
 
@@ -55,18 +56,20 @@ export async function onConnect(conn: CentrifugoConnection, id: number, req: Con
   const { ctx } = conn;
   conn.state = 'connecting';
   const opened: OpenedSub[] = [];
+  // Known before the credentials: connect hooks (the connect proxy) read them.
+  conn.connectRequest = req;
+  conn.name = req.name;
+  conn.clientVersion = req.version;
+  conn.headers = req.headers ?? {};
   try {
     const creds = await credentials(conn, req);
     if (creds.expiresAt !== undefined && creds.expiresAt <= Date.now()) throw CentrifugoError.of(CLIENT_ERRORS.tokenExpired);
-    await ctx.extensions.connect({ transport: 'centrifugo', token: req.token, headers: conn.transportHeaders, remoteAddress: conn.remoteAddress, userId: creds.user });
+    await ctx.extensions.connect({ transport: 'centrifugo', token: req.token, headers: conn.transportHeaders, remoteAddress: conn.remoteAddress, connection: conn, userId: creds.user });
     conn.user = creds.user;
     conn.info = creds.info;
     conn.meta = creds.meta;
     conn.connectData = creds.data;
     conn.expiresAt = creds.expiresAt;
-    conn.name = req.name;
-    conn.clientVersion = req.version;
-    conn.headers = req.headers ?? {};
     if (creds.subs.size > ctx.limits.maxChannelsPerConnection) {
       throw CentrifugoDisconnect.of(DISCONNECTS.channelLimit, `${creds.subs.size} server-side subscriptions; the limit is ${ctx.limits.maxChannelsPerConnection}`);
     }
@@ -96,7 +99,7 @@ export async function onConnect(conn: CentrifugoConnection, id: number, req: Con
   const result = {
     client: conn.client,
     version: ctx.version,
-    ...ttlOf(conn.expiresAt),
+    ...ttlOf(conn, conn.expiresAt),
     ...(conn.connectData === undefined ? {} : { data: conn.connectData }),
     ...(opened.length > 0 ? { subs: Object.fromEntries(opened.map((o) => [o.sub.channel, o.result])) } : {}),
     ...(pingIntervalMs > 0 ? { ping: Math.max(1, Math.round(pingIntervalMs / 1_000)), pong: true } : {}),
@@ -127,5 +130,5 @@ export async function onRefresh(conn: CentrifugoConnection, id: number, req: Ref
   conn.expiresAt = creds.expiresAt;
   if (creds.info !== undefined) conn.info = creds.info;
   conn.armExpiry();
-  conn.send(replyJson(id, 'refresh', { client: conn.client, version: ctx.version, ...ttlOf(conn.expiresAt) }));
+  conn.send(replyJson(id, 'refresh', { client: conn.client, version: ctx.version, ...ttlOf(conn, conn.expiresAt) }));
 }

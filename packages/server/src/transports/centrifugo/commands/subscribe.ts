@@ -145,7 +145,8 @@ export async function openSub(conn: CentrifugoConnection, p: OpenParams): Promis
   }
   conn.subs.set(r.channel, s);
   const result: SubscribeResult = {};
-  if (s.expiresAt !== undefined && !p.serverSide) Object.assign(result, { expires: true, ttl: Math.max(1, Math.ceil((s.expiresAt - Date.now()) / 1_000)) });
+  // With a server-side refresh (Centrifugo's sub_refresh proxy) the client is not told about the expiry.
+  if (s.expiresAt !== undefined && !p.serverSide && !ctx.extensions.refreshesOnServer('centrifugo', r.channel)) Object.assign(result, { expires: true, ttl: Math.max(1, Math.ceil((s.expiresAt - Date.now()) / 1_000)) });
   if (recoverable) result.recoverable = true;
   if (positioned) {
     result.positioned = true;
@@ -174,20 +175,51 @@ export function activate(conn: CentrifugoConnection, s: ChannelSub): void {
   armSubExpiry(conn, s);
 }
 
+/** The subscription is over: a server-side one closes the connection (3006), a client-side one is unsubscribed (2501). */
+function expireSub(conn: CentrifugoConnection, s: ChannelSub): void {
+  if (s.serverSide) {
+    conn.close(DISCONNECTS.subscriptionExpired.code, DISCONNECTS.subscriptionExpired.reason);
+    return;
+  }
+  if (conn.subs.get(s.channel) === s) conn.subs.delete(s.channel);
+  void closeSub(conn, s, 'leave');
+  conn.send(pushJson('unsubscribe', s.channel, UNSUBSCRIBES.expired));
+}
+
+/** The server-side refresh of a subscription at its expiry (Centrifugo's sub_refresh proxy). */
+async function refreshSubOnServer(conn: CentrifugoConnection, s: ChannelSub): Promise<void> {
+  if (s.closed) return;
+  try {
+    const out = await conn.ctx.extensions.refresh({ transport: 'centrifugo', userId: conn.user, channel: s.channel, connection: conn });
+    if (s.closed || conn.state === 'closed') return;
+    if (!out || out.expired || out.expiresAt === undefined || out.expiresAt <= Date.now()) {
+      expireSub(conn, s);
+      return;
+    }
+    s.expiresAt = out.expiresAt;
+    if (out.info !== undefined) s.chanInfo = out.info as JsonValue;
+    armSubExpiry(conn, s);
+  } catch (err) {
+    if (err instanceof CentrifugoDisconnect) conn.close(err.code, err.reason);
+    else {
+      conn.ctx.problems.note('subscription refresh failed', { err, channel: s.channel });
+      conn.close(DISCONNECTS.internal.code, DISCONNECTS.internal.reason);
+    }
+  }
+}
+
 function armSubExpiry(conn: CentrifugoConnection, s: ChannelSub): void {
   s.expiry?.clear();
   s.expiry = undefined;
   if (s.expiresAt === undefined) return;
+  if (conn.ctx.extensions.refreshesOnServer('centrifugo', s.channel)) {
+    s.expiry = timerAt(s.expiresAt, () => void refreshSubOnServer(conn, s));
+    return;
+  }
   // Client-side: the client refreshes at ttl; without a refresh within the delay it is unsubscribed (2501); server-side: 3006.
   s.expiry = timerAt(s.expiresAt + conn.ctx.limits.expiredCloseDelayMs, () => {
     if (s.closed || s.expiresAt === undefined || s.expiresAt > Date.now()) return;
-    if (s.serverSide) {
-      conn.close(DISCONNECTS.subscriptionExpired.code, DISCONNECTS.subscriptionExpired.reason);
-      return;
-    }
-    if (conn.subs.get(s.channel) === s) conn.subs.delete(s.channel);
-    void closeSub(conn, s, 'leave');
-    conn.send(pushJson('unsubscribe', s.channel, UNSUBSCRIBES.expired));
+    expireSub(conn, s);
   });
 }
 
@@ -262,27 +294,35 @@ export async function onSubscribe(conn: CentrifugoConnection, id: number, req: S
   if (conn.subs.has(r.channel)) throw CentrifugoError.of(CLIENT_ERRORS.alreadySubscribed);
   if (conn.subs.size >= ctx.limits.maxChannelsPerConnection) throw CentrifugoError.of(CLIENT_ERRORS.limitExceeded, `a connection may be subscribed to at most ${ctx.limits.maxChannelsPerConnection} channels`);
   let tok: SubscriptionCredentials | undefined;
+  let decided = false;
+  const action = { transport: 'centrifugo' as const, userId: conn.user, action: 'subscribe' as const, target: r.channel, data: req.data, token: req.token || undefined, connection: conn };
   if (req.token) {
     tok = await subscriptionToken(conn, req.token, r.channel);
     if (tok.expiresAt !== undefined && tok.expiresAt <= Date.now()) throw CentrifugoError.of(CLIENT_ERRORS.expired);
+  } else if (r.parts.private) {
+    // Private channels need a token, whatever decides the rest.
+    requirePermission(conn, r, 'subscribe');
+  } else if (ctx.extensions.decides(action)) {
+    // A hook decides instead of the namespace options (Centrifugo's subscribe proxy): then, as Centrifugo does,
+    // only the namespace defaults and the hook's override count, not the client's positioned/recoverable/join_leave.
+    decided = true;
   } else {
-    // Private channels need a token; the rest follow the namespace options.
     requirePermission(conn, r, 'subscribe');
   }
-  await ctx.extensions.check({ transport: 'centrifugo', userId: conn.user, action: 'subscribe', target: r.channel, data: req.data, connection: conn });
+  const outcome = await ctx.extensions.check(action);
   const opened = await openSub(conn, {
     channel: r.channel,
     serverSide: false,
     recover: req.recover ? { offset: req.offset ?? 0, epoch: req.epoch ?? '' } : undefined,
-    positioned: req.positioned,
-    recoverable: req.recoverable,
-    joinLeave: req.join_leave,
+    positioned: decided ? undefined : req.positioned,
+    recoverable: decided ? undefined : req.recoverable,
+    joinLeave: decided ? undefined : req.join_leave,
     flag: req.flag,
-    override: tok?.override,
+    override: tok?.override ?? (outcome?.override as SubscriptionOverride | undefined),
     token: tok !== undefined,
-    chanInfo: tok?.info,
-    data: tok?.data,
-    expiresAt: tok?.expiresAt,
+    chanInfo: tok?.info ?? (outcome?.info as JsonValue | undefined),
+    data: tok?.data ?? (outcome?.data as JsonValue | undefined),
+    expiresAt: tok?.expiresAt ?? outcome?.expiresAt,
   });
   if (!opened) return;
   conn.send(replyJson(id, 'subscribe', opened.result));
