@@ -39,12 +39,12 @@ function runPrimary(config: Config): void {
     stopping = true;
     logger.info({ signal }, 'stopping workers');
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
-    // Workers get their own shutdown timeout plus a margin; then any that is
+    // Workers get their own drain delay and shutdown timeout plus a margin; then any that is
     // still running is killed, so the primary never exits leaving workers behind.
     const deadline = setTimeout(() => {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
       process.exit(1);
-    }, config.shutdownTimeoutMs + 2_000);
+    }, config.drainReadyDelayMs + config.shutdownTimeoutMs + 2_000);
     deadline.unref();
     cluster.on('exit', () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { ChannelNamespaces, ChannelsConfigError, parseDuration } from '../core/channels/namespaces.js';
+import { parseTrustedProxies } from './trusted-proxies.js';
 
 const int = (name: string, min: number, def: number) =>
   z
@@ -134,6 +135,16 @@ const EnvSchema = z.object({
   }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
   SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 10_000),
+  DRAIN_READY_DELAY_MS: int('DRAIN_READY_DELAY_MS', 0, 0).refine((n) => n <= 600_000, { message: 'DRAIN_READY_DELAY_MS must be 0 .. 600000' }),
+  TRUST_PROXY: optionalString.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const parsed = parseTrustedProxies(v);
+    if (typeof parsed === 'string') {
+      ctx.addIssue({ code: 'custom', message: parsed });
+      return z.NEVER;
+    }
+    return parsed;
+  }),
   DEMO_DIR: optionalString,
 });
 
@@ -227,6 +238,10 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     workers: e.WORKERS,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    /** On SIGTERM, how long `/ready` answers 503 (the node still serving) before the node stops accepting and drains (SPEC §10). */
+    drainReadyDelayMs: e.DRAIN_READY_DELAY_MS,
+    /** `TRUST_PROXY`: the balancers whose `X-Forwarded-For` gives the client address (rate limits, per-address limits, logs); undefined: none. */
+    trustedProxies: e.TRUST_PROXY,
     /** Folder of the built demo served at `/`; `off` to serve none; unset = the repository's apps/demo/dist when present. */
     demoDir: e.DEMO_DIR,
   };

@@ -108,10 +108,13 @@ export interface PresenceRuntime {
   /**
    * Stops serving presence: removes the handlers, (by default) makes every
    * local connection leave at once with reason `disconnect` so other nodes
-   * see it immediately, stops the reaper and unsubscribes. The caller's `io`
-   * and Redis client stay usable.
+   * see it immediately, stops the reaper and unsubscribes. With
+   * `leave: 'grace'` each local connection gets the disconnect grace instead
+   * (a drain: its client may resume it on another node with no leave and no
+   * join seen); with `leave: false` presence is left as it is. The caller's
+   * `io` and Redis client stay usable.
    */
-  dispose(opts?: { leave?: boolean }): Promise<void>;
+  dispose(opts?: { leave?: boolean | 'grace' }): Promise<void>;
 }
 
 /** This node's share of the deployment: its Socket.IO connections (of the served namespace) and channel subscriptions. */

@@ -17,7 +17,7 @@ import { UpgradeGuard } from '../transports/http/upgrade.js';
 import { attachCentrifugo, CENTRIFUGO_WEBSOCKET_PATH, type CentrifugoEndpoint } from '../transports/centrifugo/index.js';
 import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } from '../transports/socketio/engine-guard.js';
 import { LogSummary } from '../core/shared/log-summary.js';
-import { checkHealth } from '../core/shared/health.js';
+import { checkHealth, type HealthCheck } from '../core/shared/health.js';
 import type { Config } from './config.js';
 import { initPresence, legacyExtensions, type PresenceRuntime } from './init-presence.js';
 import { DeferredNatsStatusStore } from './nats-status.js';
@@ -35,8 +35,16 @@ export interface RealtimeServer {
   readonly logger: PinoLogger;
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number>;
-  /** Graceful shutdown, bounded by `shutdownTimeoutMs`. Idempotent. */
+  /**
+   * Graceful shutdown (the drain of SPEC §10): `/ready` answers 503 for
+   * `drainReadyDelayMs`, then the node stops accepting, tells its clients to
+   * reconnect elsewhere and hands its presence connections to the disconnect
+   * grace (with Redis; on the memory engine they leave at once), bounded by
+   * `shutdownTimeoutMs`. Idempotent.
+   */
   close(): Promise<void>;
+  /** Whether close() has begun (`/ready` answers 503). */
+  readonly draining: boolean;
 }
 
 export function createLogger(level: string): PinoLogger {
@@ -119,6 +127,10 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   const demoDir = config.demoDir === 'off' ? undefined : (config.demoDir ?? defaultDemoDir());
 
   let perAddress: ((req: IncomingMessage) => boolean) | undefined;
+  let draining = false;
+  // The client's address: behind a trusted balancer (TRUST_PROXY) from X-Forwarded-For, otherwise the connection's.
+  const trusted = config.trustedProxies;
+  const addressOf = (req: IncomingMessage): string | undefined => (trusted ? trusted.clientAddress(req) : req.socket.remoteAddress);
   const io = new Server<ClientToServerEvents, ServerToClientEvents>({
     // A payload above its own limit but within the frame cap gets a
     // payload_too_large ack; only a larger frame closes the connection.
@@ -131,8 +143,9 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
         refusals.note('origin', { origin: req.headers.origin });
         return cb('origin not allowed', false);
       }
+      if (draining) return cb('the server is shutting down', false);
       if (perAddress && !perAddress(req)) {
-        refusals.note('address', { address: req.socket.remoteAddress, max: config.maxConnectionsPerAddress });
+        refusals.note('address', { address: addressOf(req), max: config.maxConnectionsPerAddress });
         return cb('too many connections from this address', false);
       }
       cb(null, true);
@@ -182,8 +195,11 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   });
   const engine = config.engine;
 
+  // What /ready checks; the drain adds its own failing check (503 on the way down).
+  const readiness: HealthCheck[] = natsStatus ? [...presence.health, natsStatus.health] : [...presence.health];
   const app = createHttpApp({
-    health: natsStatus ? [...presence.health, natsStatus.health] : presence.health,
+    health: readiness,
+    trustProxy: trusted ? (address) => trusted.trusts(address) : undefined,
     engine,
     metrics,
     demoDir,
@@ -212,13 +228,14 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
         allowOrigin: (origin) => originAllowed(origin, config.allowedOrigins),
         version: packageVersion(),
         logger,
+        clientAddress: addressOf,
         ...config.centrifugo,
       })
     : undefined;
   if (centrifugo) guard.claim(CENTRIFUGO_WEBSOCKET_PATH);
   oneConnectAtATime(io, () => refusals.note('connect-flood', {}));
   if (config.allowedOrigins) checkOriginOnEveryRequest(io, (origin) => originAllowed(origin, config.allowedOrigins), (origin) => refusals.note('origin', { origin }));
-  if (config.maxConnectionsPerAddress > 0) perAddress = connectionsPerAddress(io, config.maxConnectionsPerAddress);
+  if (config.maxConnectionsPerAddress > 0) perAddress = connectionsPerAddress(io, config.maxConnectionsPerAddress, addressOf);
 
   let closing: Promise<void> | undefined;
   return {
@@ -228,6 +245,9 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     presence,
     centrifugo,
     logger,
+    get draining() {
+      return draining;
+    },
     listen: async () => {
       await app.ready();
       // A wrong NATS setting (bucket) stops the start with its message; NATS not reachable yet is retried (/ready 503 meanwhile).
@@ -267,15 +287,24 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     },
     close: () =>
       (closing ??= (async () => {
+        // With Redis the connections resume on other nodes; the memory engine has nowhere to resume them.
+        const handOff = engine !== 'memory';
+        draining = true;
+        readiness.push({ name: 'drain', check: () => Promise.reject(new Error('draining')) });
+        logger.info({ drainReadyDelayMs: config.drainReadyDelayMs, handOff }, 'draining: /ready answers 503');
+        if (config.drainReadyDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainReadyDelayMs));
         logger.info('shutting down');
         const work = (async () => {
-          // Stop accepting, make every local connection leave at once (other
-          // nodes see `leave` now, not after TTL), then close sockets and Redis.
+          // Stop accepting (new handshakes are refused from here), then tell
+          // every client to reconnect elsewhere: Centrifugo with 3001, Socket.IO
+          // by closing its transport (clients reconnect on a transport close).
           http.close();
           refusals.stop();
-          // Centrifugo clients are told to reconnect (3001) and leave presence before the services stop.
-          await centrifugo?.close();
-          await presence.dispose({ leave: true });
+          // Presence: with Redis each connection gets the disconnect grace, as
+          // when its client goes away, so that its client resumes it on another
+          // node and others see no leave and no join; with memory, leave now.
+          await centrifugo?.close({ grace: handOff });
+          await presence.dispose({ leave: handOff ? 'grace' : true });
           await natsStatus?.close();
           await io.close();
           if (redis) for (const c of [redis.command, redis.sub]) c.disconnect();

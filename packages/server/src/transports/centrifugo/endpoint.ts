@@ -31,14 +31,21 @@ export interface CentrifugoEndpointOptions extends Partial<CentrifugoLimits> {
   /** The server version in connect replies. @default '0.0.0' */
   version?: string | undefined;
   logger?: Logger | undefined;
+  /** The client's address for hooks (behind a trusted balancer: from `X-Forwarded-For`). @default the connection's */
+  clientAddress?: ((req: IncomingMessage) => string | undefined) | undefined;
 }
 
 export interface CentrifugoEndpoint {
   readonly path: string;
   /** Open connections of this node. */
   readonly connections: ReadonlySet<CentrifugoConnection>;
-  /** Stops accepting, closes every connection with 3001 "shutdown" (they reconnect elsewhere) and leaves their presence at once. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, closes every connection with 3001 "shutdown" (they
+   * reconnect elsewhere) and leaves their presence at once, or with
+   * `{ grace: true }` hands it to the disconnect grace (a drain onto other
+   * nodes). Idempotent.
+   */
+  close(opts?: { grace?: boolean }): Promise<void>;
 }
 
 function refuse(socket: Duplex, status: string): void {
@@ -101,7 +108,7 @@ export function attachCentrifugo(server: HttpServer, options: CentrifugoEndpoint
       ws.close(DISCONNECTS.inappropriateProtocol.code, 'inappropriate protocol: only JSON is supported');
       return;
     }
-    const conn = new CentrifugoConnection(ws, ctx, req.headers, req.socket.remoteAddress, (c) => connections.delete(c));
+    const conn = new CentrifugoConnection(ws, ctx, req.headers, options.clientAddress ? options.clientAddress(req) : req.socket.remoteAddress, (c) => connections.delete(c));
     connections.add(conn);
   };
   server.on('upgrade', onUpgrade);
@@ -109,12 +116,13 @@ export function attachCentrifugo(server: HttpServer, options: CentrifugoEndpoint
   return {
     path,
     connections,
-    close: () =>
+    close: (opts = {}) =>
       (closing ??= (async () => {
         server.off('upgrade', onUpgrade);
         const all = [...connections];
-        for (const c of all) c.close(DISCONNECTS.shutdown.code, DISCONNECTS.shutdown.reason, 'shutdown');
-        await Promise.all(all.map((c) => c.cleanup('shutdown')));
+        const how = opts.grace ? 'disconnect' : 'shutdown';
+        for (const c of all) c.close(DISCONNECTS.shutdown.code, DISCONNECTS.shutdown.reason, how);
+        await Promise.all(all.map((c) => c.cleanup(how)));
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         ctx.problems.stop();
       })()),

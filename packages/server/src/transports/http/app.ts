@@ -26,6 +26,8 @@ export interface HttpAppOptions {
   serverApi?: ServerApiOptions | undefined;
   /** Origins whose browser pages may call `/api/v2` (CORS; `ALLOWED_ORIGINS`); undefined allows every origin. */
   allowedOrigins?: readonly string[] | undefined;
+  /** Fastify's `trustProxy`: which peers' `X-Forwarded-For` sets `req.ip` (`TRUST_PROXY`); undefined: none. */
+  trustProxy?: ((address: string, hop: number) => boolean) | undefined;
 }
 
 const statusSchema = {
@@ -54,6 +56,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   const app = fastify({
     logger: false,
     return503OnClosing: true,
+    ...(options.trustProxy ? { trustProxy: options.trustProxy } : {}),
     forceCloseConnections: false,
     // A user id is up to 128 UTF-16 units, up to 9 bytes each once percent-encoded:
     // a long id must reach the route (and get 400), not fall through to 404.

@@ -68,8 +68,13 @@ export interface SocketIoTransport {
    * each client with `channel:unsubscribed`. Returns how many ended.
    */
   unsubscribeUser(user: string, channel: string): Promise<number>;
-  /** Stops serving; by default every local connection leaves at once with reason `disconnect`. */
-  dispose(opts?: { leave?: boolean }): Promise<void>;
+  /**
+   * Stops serving. `leave` (default `true`): every local connection leaves at
+   * once with reason `disconnect`; `'grace'`: each one gets the disconnect
+   * grace, as a lost client connection does, so that it can resume on another
+   * node (the drain of a node shutting down); `false`: presence is left as it is.
+   */
+  dispose(opts?: { leave?: boolean | 'grace' }): Promise<void>;
 }
 
 /**
@@ -260,9 +265,14 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
           if (!leave) return;
           await Promise.all(
             rooms.map((m) =>
-              service.leaveParsed(m, { reason: 'disconnect' }).then(
-                () => metrics.leaves.inc({ reason: 'disconnect' }),
-                (err: unknown) => problems.note('leave at dispose failed', { err, roomId: m.roomId }),
+              (leave === 'grace' ? service.disconnectParsed(m) : service.leaveParsed(m, { reason: 'disconnect' })).then(
+                () => {
+                  if (leave !== 'grace' || service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
+                },
+                (err: unknown) => {
+                  // stale_epoch: the client resumed on another node already.
+                  if (!(err instanceof PresenceError) || err.code !== 'stale_epoch') problems.note('leave at dispose failed', { err, roomId: m.roomId });
+                },
               ),
             ),
           );
