@@ -23,6 +23,8 @@ const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
 const load1 = () => Math.round(loadavg()[0] * 100) / 100;
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
+/** CLOCK_MONOTONIC in µs: the clock of a --cpu-prof profile (bench/profile-top.mjs --from --to). */
+const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
 /** The servers under test: label, nodes, how to start one node. */
 const CONTENDERS = {
@@ -212,7 +214,9 @@ async function collect(workers) {
   const cross = histogram();
   let deliveries = 0;
   let lastAt = 0;
+  const slow = {};
   for (const s of all) {
+    for (const [b, n] of Object.entries(s.slow)) slow[b] = (slow[b] ?? 0) + n;
     same.add(decodeHistogram(s.same));
     cross.add(decodeHistogram(s.cross));
     deliveries += s.deliveries;
@@ -221,7 +225,7 @@ async function collect(workers) {
   const both = histogram();
   both.add(same);
   both.add(cross);
-  return { same, cross, both, deliveries, lastAt };
+  return { same, cross, both, deliveries, lastAt, slow };
 }
 
 /** Waits until the subscribers got `expected` deliveries in the phase (or `maxMs` passed). */
@@ -293,13 +297,18 @@ async function runOne(kind, cfg, redis, configPath, log) {
     const ackOpen = histogram();
     let before = sampleAll(serverPids);
     let redisBefore = redis.pid ? sampleTree(redis.pid) : undefined;
+    const openFromUs = monoUs();
     const open = await pub.open(cfg.rate, cfg.durationMs, ackOpen);
+    const openToUs = monoUs();
     let lat = await drain(workers, open.acked * perChannel, 5_000);
     out.latencyPhase = {
       offered: cfg.rate, sent: open.sent, acked: open.acked, achieved: Math.round(open.acked / (cfg.durationMs / 1000)),
       deliveries: lat.deliveries, expectedDeliveries: open.acked * perChannel,
       all: summarize(lat.both), sameNode: summarize(lat.same), crossNode: summarize(lat.cross), ack: summarize(ackOpen),
       server: usage(before, sampleAll(serverPids)), redis: redisBefore ? usage(redisBefore, sampleTree(redis.pid)) : undefined,
+      monoUs: [openFromUs, openToUs],
+      // Deliveries over 20 ms by publish time, per 100 ms from the phase start (worker clocks): { bucket: count }.
+      slowByTenthSecond: lat.slow,
     };
 
     mark('latency phase done');
@@ -309,7 +318,6 @@ async function runOne(kind, cfg, redis, configPath, log) {
     before = sampleAll(serverPids);
     redisBefore = redis.pid ? sampleTree(redis.pid) : undefined;
     const m0 = machineCpu();
-    const monoUs = () => Number(process.hrtime.bigint() / 1000n);
     const fromUs = monoUs();
     const closed = await pub.closed(cfg.throughputMs, cfg.window, ackClosed);
     const toUs = monoUs();

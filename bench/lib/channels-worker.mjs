@@ -22,7 +22,7 @@ let phase;
 let debugLeft = 10;
 
 function newPhase(name) {
-  phase = { name, same: histogram(), cross: histogram(), deliveries: 0, lastAt: 0 };
+  phase = { name, same: histogram(), cross: histogram(), deliveries: 0, lastAt: 0, startedAt: now(), slow: {} };
 }
 newPhase('setup');
 
@@ -53,6 +53,11 @@ function onPublication(sub, p) {
   const t = p.data?.t;
   if (typeof t === 'number') {
     const us = Math.max(1, Math.round((now() - t) * 1000));
+    // Where in the phase the slow deliveries (over 20 ms) were, per 100 ms of publish time: spikes or a steady tail.
+    if (us > 20_000) {
+      const b = Math.floor((t - phase.startedAt) / 100);
+      phase.slow[b] = (phase.slow[b] ?? 0) + 1;
+    }
     (p.data.n === sub.node ? phase.same : phase.cross).recordValue(us);
   }
   phase.deliveries++;
@@ -162,7 +167,7 @@ process.on('message', async (msg) => {
       newPhase(msg.name);
       process.send({ ok: true });
     } else if (msg.cmd === 'stats') {
-      process.send({ ok: true, name: phase.name, same: phase.same.encodeIntoCompressedBase64(), cross: phase.cross.encodeIntoCompressedBase64(), deliveries: phase.deliveries, lastAt: phase.lastAt, totals: totals() });
+      process.send({ ok: true, name: phase.name, same: phase.same.encodeIntoCompressedBase64(), cross: phase.cross.encodeIntoCompressedBase64(), deliveries: phase.deliveries, lastAt: phase.lastAt, startedAt: phase.startedAt, slow: phase.slow, totals: totals() });
     } else if (msg.cmd === 'check') {
       let missing = 0;
       let subsMissing = 0;
