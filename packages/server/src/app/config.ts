@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { ChannelNamespaces, ChannelsConfigError, parseDuration } from '../core/channels/namespaces.js';
 import { parseTrustedProxies } from './trusted-proxies.js';
+import { CentrifugoConfigError, applyCentrifugoSettings, loadCentrifugoSettings, type CentrifugoSettings } from './centrifugo-config.js';
 
 const int = (name: string, min: number, def: number) =>
   z
@@ -81,6 +82,8 @@ const EnvSchema = z.object({
   RATE_LIMIT_BURST: int('RATE_LIMIT_BURST', 1, 40),
   MAX_ROOMS_PER_SOCKET: int('MAX_ROOMS_PER_SOCKET', 1, 64),
   CHANNELS_CONFIG: optionalString,
+  // Centrifugo's config.json (v5 or v6); read with Centrifugo's own variables by loadCentrifugoSettings.
+  CENTRIFUGO_CONFIG: optionalString,
   MAX_CHANNELS_PER_SOCKET: int('MAX_CHANNELS_PER_SOCKET', 1, 128),
   CHANNEL_MAX_DATA_BYTES: int('CHANNEL_MAX_DATA_BYTES', 1, 65_536),
   // The Centrifugo endpoint (/connection/websocket), under Centrifugo's own environment names; durations are Go durations ("25s") or seconds.
@@ -189,6 +192,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
       /** Largest `data` of one publication, in UTF-8 bytes of JSON. */
       maxDataBytes: e.CHANNEL_MAX_DATA_BYTES,
     },
+    /** What `CENTRIFUGO_CONFIG` and Centrifugo's environment variables set (proxies, ignored options); undefined without either. */
+    centrifugoConfig: undefined as CentrifugoSettings | undefined,
     /** The Centrifugo endpoint's limits and timings (Centrifugo's names and defaults); 0 disables pings / pong checks. */
     centrifugo: {
       pingIntervalMs: e.CENTRIFUGO_CLIENT_PING_INTERVAL,
@@ -263,6 +268,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const c = toConfig(res.data);
   const problems: string[] = [];
+  // A Centrifugo config.json and Centrifugo's variables: token keys, API key, origins, namespaces, limits (the server's own variables win).
+  try {
+    const cf = loadCentrifugoSettings(env);
+    if (cf) {
+      c.centrifugoConfig = cf;
+      problems.push(...applyCentrifugoSettings(c, cf, env));
+    }
+  } catch (err) {
+    if (!(err instanceof CentrifugoConfigError)) throw err;
+    problems.push(err.message);
+  }
   if (c.redisUrl && c.redisClusterNodes) problems.push('set either REDIS_URL or REDIS_CLUSTER_NODES, not both');
   const authVars = [c.auth.secret, c.auth.publicKey, c.auth.jwksUrl].filter(Boolean).length;
   if (authVars > 1) problems.push('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_URL');

@@ -9,7 +9,8 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from 'realtime-message-protocol';
 import type { RedisClient } from '../engines/redis/backend.js';
-import { createJwtVerifier } from '../extensions/jwt.js';
+import { Extensions } from '../extensions/extension.js';
+import { createJwtVerifier, tokenAuth } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
 import { createHttpApp } from '../transports/http/app.js';
 import { defaultDemoDir } from '../transports/http/static.js';
@@ -19,7 +20,8 @@ import { checkOriginOnEveryRequest, connectionsPerAddress, oneConnectAtATime } f
 import { LogSummary } from '../core/shared/log-summary.js';
 import { checkHealth, type HealthCheck } from '../core/shared/health.js';
 import type { Config } from './config.js';
-import { initPresence, legacyExtensions, type PresenceRuntime } from './init-presence.js';
+import { initPresence, type PresenceRuntime } from './init-presence.js';
+import { centrifugoRuntime } from './centrifugo-runtime.js';
 import { DeferredNatsStatusStore } from './nats-status.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
 
@@ -161,9 +163,11 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   }
   const verifyToken = config.authMode === 'jwt' ? createJwtVerifier(config.auth) : undefined;
   const channelNamespaces = config.channels.namespaces;
-  if (channelNamespaces?.warnings.length) {
+  if (config.channels.configPath !== undefined && channelNamespaces?.warnings.length) {
     logger.warn({ setting: 'CHANNELS_CONFIG', path: config.channels.configPath, ignored: channelNamespaces.warnings }, `CHANNELS_CONFIG: ${channelNamespaces.warnings.length} option(s) not supported and ignored: ${channelNamespaces.warnings.join('; ')}`);
   }
+  // Centrifugo's config: one warning naming every ignored option; the HTTP callback proxies (subscribe and publish serve Socket.IO clients too).
+  const cfRuntime = centrifugoRuntime(config.centrifugoConfig, channelNamespaces, logger);
   // User status on its own store when STATUS_STORE says so (NATS: a hub bucket reached through the region's server).
   const natsStatus =
     config.statusStore === 'nats' ? new DeferredNatsStatusStore({ servers: config.nats.url!.split(',').map((u) => u.trim()), hubDomain: config.nats.hubDomain, bucket: config.nats.bucket, name: config.nodeId, logger }) : undefined;
@@ -190,6 +194,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     maxOutboundBytes: config.maxOutboundBytes,
     snapshotBytesPerSecond: config.snapshotBytesPerSecond > 0 ? config.snapshotBytesPerSecond : false,
     verifyToken,
+    extensions: cfRuntime.extensions,
     logger,
     metrics,
   });
@@ -223,7 +228,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     ? attachCentrifugo(http, {
         channels: presence.channels,
         presence: presence.service,
-        extensions: legacyExtensions({ verifyToken }),
+        // The connect proxy answers connects without a token, before the token check.
+        extensions: new Extensions([...cfRuntime.extensions, ...(verifyToken ? [tokenAuth(verifyToken)] : [])]),
         tokens: config.authMode === 'jwt' ? config.auth : undefined,
         allowOrigin: (origin) => originAllowed(origin, config.allowedOrigins),
         version: packageVersion(),
@@ -300,6 +306,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           // by closing its transport (clients reconnect on a transport close).
           http.close();
           refusals.stop();
+          cfRuntime.stop();
           // Presence: with Redis each connection gets the disconnect grace, as
           // when its client goes away, so that its client resumes it on another
           // node and others see no leave and no join; with memory, leave now.
