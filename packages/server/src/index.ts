@@ -18,7 +18,10 @@ export { RedisBackend, type RedisBackendOptions, type RedisClient } from './engi
 export { KeySpace } from './engines/redis/keys.js';
 export { RedisStatusStore } from './engines/redis/status-store.js';
 // Extensions: hooks every transport runs.
-export { Extensions, type Extension, type ConnectContext, type ActionContext, type Action, type TransportName, type VerifiedToken } from './extensions/extension.js';
+export { Extensions, type Extension, type ConnectContext, type ActionContext, type ActionOutcome, type Action, type TransportName, type VerifiedToken, type RefreshContext, type RefreshOutcome } from './extensions/extension.js';
+// Centrifugo's HTTP callback proxies (connect, refresh, subscribe, publish, sub_refresh, rpc) as extensions, and reading a Centrifugo config.json.
+export { centrifugoProxyExtensions, callProxy, ProxyCallError, type CentrifugoProxySettings, type RpcProxySettings, type ProxyEndpoint, type ProxyExtensionOptions } from './extensions/proxy/index.js';
+export { loadCentrifugoSettings, CentrifugoConfigError, type CentrifugoSettings } from './app/centrifugo-config.js';
 export { createJwtVerifier, tokenAuth, type TokenVerifier, type JwtAuthOptions } from './extensions/jwt.js';
 // Socket.IO.
 export { initPresence } from './app/init-presence.js';
