@@ -2,12 +2,55 @@
 // without nginx), SDK members that count their time without a connection, and
 // an observer of every presence event straight from Redis (it never restarts,
 // so it sees every leave and join, whichever node emits it).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RealtimeClient, type PresenceRoom } from 'realtime-message-sdk';
 import { onTestFinished } from 'vitest';
 import type { PresenceEvent } from 'realtime-message-protocol';
 import { PresenceService } from 'realtime-message';
+import { freePort, waitFor } from 'realtime-message-testing';
+import { nginxBinary, renderNginxConf } from '../../../deploy/nginx/render.mjs';
+
+/** Debian's nginx running deploy/nginx/realtime-message.conf (rendered for these nodes) as a child process on a free loopback port. */
+export class Nginx {
+  readonly logs: string[] = [];
+  private constructor(
+    readonly proc: ChildProcess,
+    readonly port: number,
+    readonly prefix: string,
+  ) {}
+
+  static async start(nodePorts: readonly number[]): Promise<Nginx> {
+    const port = await freePort();
+    const prefix = mkdtempSync(join(tmpdir(), 'rm-nginx-'));
+    for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(prefix, d));
+    const conf = join(prefix, 'nginx.conf');
+    writeFileSync(conf, renderNginxConf({ nodes: nodePorts.map((p) => `127.0.0.1:${p}`), listen: `127.0.0.1:${port}`, prefix }));
+    const proc = spawn(nginxBinary(), ['-c', conf, '-p', prefix, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const self = new Nginx(proc, port, prefix);
+    for (const stream of [proc.stdout, proc.stderr]) stream?.on('data', (d: Buffer) => self.logs.push(String(d)));
+    onTestFinished(() => self.stop());
+    await waitFor(async () => (await fetch(`${self.url}/nginx-health`)).ok, { timeoutMs: 10_000, what: `nginx on ${port}: ${self.logs.join('')}` });
+    return self;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+      this.proc.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(this.prefix, { recursive: true, force: true });
+  }
+}
 
 /**
  * Forwards each TCP connection to the next target that accepts it (round
