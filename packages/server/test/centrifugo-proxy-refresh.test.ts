@@ -68,10 +68,19 @@ describe('Centrifugo refresh, sub_refresh and rpc proxies', () => {
     await waitFor(() => (service.of('sub_refresh').length >= 1 ? true : undefined), { what: 'a sub_refresh call', timeoutMs: 4_000 });
     expect(service.of('sub_refresh')[0]!.body).toEqual({ client: expect.any(String), transport: 'websocket', protocol: 'json', encoding: 'json', user: 'ada', channel: ch, meta: { plan: 'pro' } });
 
+    // A failing sub_refresh proxy gives the subscription 60 s more: it stays.
+    service.set('sub_refresh', 'malformed');
+    const failing = channel('chat');
+    const before = service.of('sub_refresh').length;
+    s.send(JSON.stringify({ id: 4, subscribe: { channel: failing } }));
+    await waitFor(() => (service.of('sub_refresh').length > before ? true : undefined), { what: 'the failing sub_refresh call', timeoutMs: 4_000 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(s.frames.join('\n')).not.toContain('"unsubscribe"');
+
     service.set('sub_refresh', () => ({ result: { expired: true } }));
     const ch2 = channel('chat');
     const from = s.frames.length;
-    s.send(JSON.stringify({ id: 3, subscribe: { channel: ch2 } }));
+    s.send(JSON.stringify({ id: 5, subscribe: { channel: ch2 } }));
     await s.next(from);
     const push = await waitFor(() => s.frames.slice(from).join('\n').split('\n').find((l) => l.includes('"unsubscribe"') && l.includes(ch2)), { what: 'the unsubscribe push', timeoutMs: 4_000 });
     expect(JSON.parse(push)).toEqual({ push: { channel: ch2, unsubscribe: { code: 2501, reason: 'subscription expired' } } });
@@ -92,8 +101,14 @@ describe('Centrifugo refresh, sub_refresh and rpc proxies', () => {
     expect(service.of('rpc')[0]!.body).toEqual({ client: expect.any(String), transport: 'websocket', protocol: 'json', encoding: 'json', user: 'ada', method: 'api:echo', data: { x: 1 } });
     expect(await ask(3, 'nothing')).toEqual({ id: 3, rpc: {} });
     expect(await ask(4, 'fail')).toEqual({ id: 4, error: { code: 1001, message: 'rpc failed' } });
-    service.set('rpc', 'malformed');
-    expect(await ask(5, 'x')).toEqual({ id: 5, error: INTERNAL });
+    let id = 5;
+    for (const b of ['malformed', 'not-envelope', 'status500', 'slow', () => ({ result: { b64data: 5 } }), () => ({ disconnect: { code: 'x' } })] as const) {
+      service.set('rpc', b);
+      expect(await ask(id, 'x'), String(b)).toEqual({ id: id++, error: INTERNAL });
+    }
+    service.set('rpc', () => ({ disconnect: { code: 4002, reason: 'go away' } }));
+    s.send(JSON.stringify({ id, rpc: { method: 'x' } }));
+    expect(await s.closed).toEqual({ code: 4002, reason: 'go away' });
   });
 
   it('rpc proxy (v6): per-namespace proxy_enabled; an unknown namespace is 104, one without the proxy 108', async () => {

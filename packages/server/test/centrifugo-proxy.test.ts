@@ -15,7 +15,16 @@ function withHeaders(headers: Record<string, string>): typeof WebSocket {
 }
 
 const disconnected = (c: ReturnType<typeof client>): Promise<DisconnectedContext> => new Promise((resolve) => c.once('disconnected', resolve));
-const FAILURES: Behaviour[] = ['malformed', 'not-envelope', 'status500', 'slow'];
+/** Answers Centrifugo cannot decode (Go's JSON decoder fails on each), and a call that cannot complete. */
+const FAILURES: Behaviour[] = [
+  'malformed',
+  'not-envelope',
+  'status500',
+  'slow',
+  // Fields of the wrong type, for every kind of result.
+  () => ({ result: { user: 5, expire_at: 'soon', skip_history: 'yes', b64data: 5 } }),
+  () => ({ error: { code: 'x', message: 'wrong' } }),
+];
 const INTERNAL = { code: 100, message: 'internal server error', temporary: true };
 
 async function setup(extra: Record<string, unknown> = {}) {
