@@ -108,8 +108,21 @@ export interface ChannelPresencePort {
 
 const EPOCH_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
+/** Random bytes drawn 512 at a time: every publish and read offers a fresh candidate epoch, and one `getRandomValues` per call was a measurable share of a publish. */
+const pool = { bytes: new Uint8Array(512), at: 512 };
+
+function pooledRandom(n: number): Uint8Array {
+  if (pool.at + n > pool.bytes.length) {
+    crypto.getRandomValues(pool.bytes);
+    pool.at = 0;
+  }
+  const out = pool.bytes.subarray(pool.at, pool.at + n);
+  pool.at += n;
+  return out;
+}
+
 /** A new epoch: 8 random letters, as Centrifugo makes them (no `:` or `_`, so it can sit in a pub/sub header). */
-export function newEpoch(random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n))): string {
+export function newEpoch(random: (n: number) => Uint8Array = pooledRandom): string {
   let s = '';
   for (const b of random(8)) s += EPOCH_ALPHABET[b % EPOCH_ALPHABET.length];
   return s;

@@ -129,9 +129,48 @@ export function sendGuarded(ctx: HandlerContext, session: SocketSession, event: 
     ctx.onSlowConsumer(session, backlog);
     return false;
   }
-  session.socket.emit(event, payload);
+  const encoded = typeof payload === 'object' && payload !== null ? encodeOnce(session, event, payload) : undefined;
+  if (encoded) session.socket.client._packet(encoded.packets as never, encoded.opts);
+  else session.socket.emit(event, payload);
   ctx.metrics.fanout.inc();
   return true;
+}
+
+/** What Socket.IO's adapter offers to encode a packet once for many sockets (as its own broadcasts do). */
+interface PacketEncoder {
+  _encode?(packet: object, opts: Record<string, unknown>): unknown[];
+  encoder?: { encode(packet: object): unknown[] };
+}
+
+interface Encoded {
+  event: string;
+  nsp: string;
+  packets: unknown[];
+  opts: { preEncoded: true } & Record<string, unknown>;
+}
+
+/** Encoded forms of pushed objects: one event object of a feed goes to every socket of the node that follows it. */
+const encodedForms = new WeakMap<object, Encoded>();
+
+/**
+ * The Socket.IO packet of `event` with `payload`, encoded once per payload
+ * object (and namespace) and then written to each socket as is, as Socket.IO
+ * broadcasts do: a publication or an event sent to N sockets of a node is
+ * serialised once, not N times. Undefined when the payload does not encode to
+ * one text packet (binary attachments): the caller emits it normally.
+ */
+function encodeOnce(session: SocketSession, event: string, payload: object): Encoded | undefined {
+  const nsp = session.socket.nsp;
+  const cached = encodedForms.get(payload);
+  if (cached && cached.event === event && cached.nsp === nsp.name) return cached;
+  const adapter = nsp.adapter as unknown as PacketEncoder;
+  const packet = { type: 2 /* EVENT */, data: [event, payload], nsp: nsp.name };
+  const opts: Encoded['opts'] = { preEncoded: true };
+  const packets = adapter._encode ? adapter._encode(packet, opts) : adapter.encoder?.encode(packet);
+  if (!packets || packets.length !== 1 || typeof packets[0] !== 'string') return undefined;
+  const encoded: Encoded = { event, nsp: nsp.name, packets, opts };
+  encodedForms.set(payload, encoded);
+  return encoded;
 }
 
 /** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
