@@ -206,6 +206,8 @@ describe('Centrifugo proxies: the callback service of the original design, uncha
     expect(await request(sock, 'channel:publish', { channel: ch, data: { text: 'from socket.io' } })).toMatchObject({ ok: true, offset: 1 });
     expect(service.of('publish')[0]!.body).toMatchObject({ transport: 'socket.io', user: 'ada', channel: ch, data: { text: 'from socket.io' } });
     await waitLength(seen, 1);
+    // The proxy's replacement data is what is published, on Socket.IO as on Centrifugo.
+    expect(seen[0]!.data).toEqual({ text: 'from socket.io', by: 'ada' });
     expect(await request(sock, 'channel:publish', { channel: ch, data: { text: ' ' } })).toEqual({ ok: false, error: { code: 'forbidden', message: 'bad message' } });
     service.set('publish', 'slow');
     expect(await request(sock, 'channel:publish', { channel: ch, data: { text: 'late' } })).toMatchObject({ ok: false, error: { code: 'unavailable' } });

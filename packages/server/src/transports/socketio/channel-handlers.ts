@@ -52,7 +52,10 @@ export const onChannelSubscribe: Handler = async (ctx, session, raw): Promise<Ch
     throw new PresenceError('forbidden', `a socket may be subscribed to at most ${channels.maxChannelsPerSocket} channels; unsubscribe one first`);
   }
   const user = userOf(session);
-  await ctx.extensions.check({ transport: 'socket.io', userId: user, action: 'subscribe', target: p.channel, connection: session.socket });
+  const action = { transport: 'socket.io' as const, userId: user, action: 'subscribe' as const, target: p.channel, connection: session.socket };
+  // A hook that decides (a subscribe proxy) replaces the namespace permissions, as in Centrifugo.
+  const decided = ctx.extensions.decides(action);
+  await ctx.extensions.check(action);
   session.subscribing.add(p.channel);
   let sub: ChannelSubscription;
   try {
@@ -69,7 +72,7 @@ export const onChannelSubscribe: Handler = async (ctx, session, raw): Promise<Ch
         sendGuarded(ctx, session, CHANNEL_EVENTS.resubscribe, notice);
       },
       { since: p.since, manualStart: true },
-      { user },
+      decided ? undefined : { user },
     );
   } finally {
     session.subscribing.delete(p.channel);
@@ -97,9 +100,13 @@ export const onChannelPublish: Handler = async (ctx, session, raw): Promise<Chan
   const channels = channelsOf(ctx);
   const p = parse(channels.service.schemas.publish, raw);
   const client = clientOf(session, p.channel);
-  await ctx.extensions.check({ transport: 'socket.io', userId: client.user, action: 'publish', target: p.channel, data: p.data, connection: session.socket });
+  const action = { transport: 'socket.io' as const, userId: client.user, action: 'publish' as const, target: p.channel, data: p.data, connection: session.socket };
+  const decided = ctx.extensions.decides(action);
+  // A publish proxy may replace the data; the service validates whatever is published.
+  const outcome = await ctx.extensions.check(action);
+  const data = outcome?.data !== undefined ? outcome.data : p.data;
   const info: ClientInfo = { user: client.user, client: session.socket.id };
-  const res = await channels.service.publish(p.channel, p.data, { info, ...(p.tags ? { tags: p.tags } : {}) }, client);
+  const res = await channels.service.publish(p.channel, data, { info, ...(p.tags ? { tags: p.tags } : {}) }, decided ? undefined : client);
   return { ok: true, offset: res.offset, epoch: res.epoch };
 };
 
