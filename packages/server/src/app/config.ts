@@ -151,6 +151,9 @@ const EnvSchema = z.object({
   DEMO_DIR: optionalString,
 });
 
+/** Every environment variable the server reads (deploy files are checked against it). */
+export const CONFIG_ENV_NAMES: readonly string[] = Object.keys(EnvSchema.shape);
+
 export type Config = ReturnType<typeof toConfig>;
 
 function toConfig(e: z.output<typeof EnvSchema>) {
