@@ -3,7 +3,8 @@
 // Redis) against a bare Socket.IO room broadcast (baseline a, one node) and a bare XADD + PUBLISH
 // Lua script per publication (baseline b, two nodes), in the same run, the order rotating per
 // round; then the recovery of every subscriber after it missed publications. See the "Channels"
-// section of docs/benchmarks.md for the variables and the results.
+// section of docs/benchmarks.md for the variables and the results. The helpers (workers, publishers,
+// phase statistics, summaries) are exported for SCENARIO=centrifugo (bench/lib/centrifugo-scenario.mjs).
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -59,7 +60,7 @@ function settings(env) {
 }
 
 /** The channels config of our server: open channels without namespace, history for recovery, no presence. */
-function channelsConfig(historySize) {
+export function channelsConfig(historySize) {
   mkdirSync(tmpdir(), { recursive: true });
   const path = join(tmpdir(), `bench-channels-${process.pid}.json`);
   writeFileSync(path, JSON.stringify({ channel: { without_namespace: {
@@ -70,24 +71,24 @@ function channelsConfig(historySize) {
   return path;
 }
 
-function call(child, msg) {
+export function call(child, msg) {
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m.ok ? resolve(m) : reject(new Error(m.error))));
     child.send(msg);
   });
 }
 
-async function startWorkers(n) {
+export async function startWorkers(n, script = WORKER) {
   const children = [];
   for (let i = 0; i < n; i++) {
-    const child = fork(WORKER, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(script, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise((r) => child.once('message', r));
     children.push(child);
   }
   return children;
 }
 
-async function stopWorkers(children) {
+export async function stopWorkers(children) {
   await Promise.all(children.map((c) => new Promise((r) => {
     if (c.exitCode !== null) return r();
     c.once('exit', r);
@@ -97,13 +98,13 @@ async function stopWorkers(children) {
 }
 
 /** CPU and RSS of a set of process trees (the nodes of one contender, or Redis). */
-function sampleAll(pids) {
+export function sampleAll(pids) {
   const s = pids.map((p) => sampleTree(p));
   return { cpu: s.reduce((a, x) => a + x.cpu, 0), rss: s.reduce((a, x) => a + x.rss, 0), at: performance.now() };
 }
 
 /** Waits until the machine's busy CPU over 1 s (other users' processes; ours are idle) is at most `percent` of a core. */
-async function waitQuiet(percent, maxWaitMs, log) {
+export async function waitQuiet(percent, maxWaitMs, log) {
   if (!(percent > 0)) return;
   const t0 = performance.now();
   for (;;) {
@@ -120,7 +121,7 @@ async function waitQuiet(percent, maxWaitMs, log) {
  * publications are numbered (data.s) by its publisher; ours also answers with the offset. `tops[c]`
  * is the last offset (ours) or number (baselines) acked on channel c.
  */
-function publishers(sockets, names, cfg) {
+export function publishers(sockets, names, cfg) {
   const nodes = sockets.nodes;
   const seq = new Array(names.length).fill(0);
   const tops = new Array(names.length).fill(0);
@@ -208,7 +209,7 @@ function publishers(sockets, names, cfg) {
 }
 
 /** Sums the workers' stats of the current phase. */
-async function collect(workers) {
+export async function collect(workers) {
   const all = await Promise.all(workers.map((w) => call(w, { cmd: 'stats' })));
   const same = histogram();
   const cross = histogram();
@@ -229,7 +230,7 @@ async function collect(workers) {
 }
 
 /** Waits until the subscribers got `expected` deliveries in the phase (or `maxMs` passed). */
-async function drain(workers, expected, maxMs = 15_000) {
+export async function drain(workers, expected, maxMs = 15_000) {
   const end = performance.now() + maxMs;
   for (;;) {
     const c = await collect(workers);
@@ -239,7 +240,7 @@ async function drain(workers, expected, maxMs = 15_000) {
 }
 
 /** Waits until no delivery came for 150 ms (everything in flight has arrived). */
-async function settle(workers, maxMs = 5_000) {
+export async function settle(workers, maxMs = 5_000) {
   const end = performance.now() + maxMs;
   let last = -1;
   for (;;) {
@@ -391,7 +392,7 @@ async function runOne(kind, cfg, redis, configPath, log) {
   }
 }
 
-function summarizeRuns(runs) {
+export function summarizeRuns(runs) {
   const med = (f) => median(runs.map(f).filter((x) => x !== undefined && Number.isFinite(x)));
   const sum = (f) => runs.reduce((a, r) => a + (f(r) ?? 0), 0);
   return {
