@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // realtime-message benchmark harness. One command per scenario:
-//   SCENARIO=basic|compare|cross-node|scale|churn|sweep|status|channels|smoke npm run benchmark:presence
+//   SCENARIO=basic|compare|cross-node|scale|churn|sweep|status|channels|centrifugo|smoke npm run benchmark:presence
 // See docs/benchmarks.md for every variable and the recorded results.
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets, poolLoop } from './lib/load.mjs';
+import { scenarioCentrifugo } from './lib/centrifugo-scenario.mjs';
 import { scenarioChannels } from './lib/channels-scenario.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { latencyChart, save, table } from './lib/report.mjs';
@@ -374,10 +375,12 @@ async function scenarioSmoke() {
   for (const engine of ['memory', 'redis']) await scenarioStatus({ ...env, ENGINE: engine }, log);
   // Channels: 40 subscribers over 4 channels on two nodes, ours (Redis) and the Lua-script baseline, a small recovery.
   await scenarioChannels({ ...env, CONTENDERS: 'redis,script', ROUNDS: '1', SUBSCRIBERS: '40', CHANNELS: '4', SUB_WORKERS: '1', RATE: '200', DURATION_S: '0.3', THROUGHPUT_S: '0.3', WARMUP_S: '0', MISSED: '5', RECOVERY_LIVE_RATE: '20' }, log);
+  // Centrifugo clients: the same 40 subscribers with centrifuge-js and with socket.io-client, Redis (two nodes) only.
+  await scenarioCentrifugo({ ...env, ENGINES: 'redis', ROUNDS: '1', SUBSCRIBERS: '40', CHANNELS: '4', SUB_WORKERS: '1', RATE: '200', DURATION_S: '0.3', THROUGHPUT_S: '0.3', WARMUP_S: '0' }, log);
   log(`smoke run finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-const scenarios = { basic: scenarioBasic, compare: scenarioCompare, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), channels: () => scenarioChannels(env, log), smoke: scenarioSmoke };
+const scenarios = { basic: scenarioBasic, compare: scenarioCompare, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), channels: () => scenarioChannels(env, log), centrifugo: () => scenarioCentrifugo(env, log), smoke: scenarioSmoke };
 const run = scenarios[SCENARIO];
 if (!run) {
   console.error(`unknown SCENARIO '${SCENARIO}'; one of ${Object.keys(scenarios).join(', ')}`);
