@@ -138,6 +138,7 @@ const EnvSchema = z.object({
   }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
   SHUTDOWN_TIMEOUT_MS: int('SHUTDOWN_TIMEOUT_MS', 100, 10_000),
+  CLUSTER_CHECK: optionalString.refine((v) => v === undefined || v === 'strict' || v === 'warn' || v === 'off', { message: "CLUSTER_CHECK must be 'strict', 'warn' or 'off'" }),
   DRAIN_READY_DELAY_MS: int('DRAIN_READY_DELAY_MS', 0, 0).refine((n) => n <= 600_000, { message: 'DRAIN_READY_DELAY_MS must be 0 .. 600000' }),
   TRUST_PROXY: optionalString.transform((v, ctx) => {
     if (v === undefined) return undefined;
@@ -248,6 +249,8 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     /** On SIGTERM, how long `/ready` answers 503 (the node still serving) before the node stops accepting and drains (SPEC §10). */
     drainReadyDelayMs: e.DRAIN_READY_DELAY_MS,
+    /** With Redis: compare presence settings and clocks across the nodes (docs/deploy.md); `strict` makes a misconfigured newcomer unready. */
+    clusterCheck: (e.CLUSTER_CHECK ?? 'strict') as 'strict' | 'warn' | 'off',
     /** `TRUST_PROXY`: the balancers whose `X-Forwarded-For` gives the client address (rate limits, per-address limits, logs); undefined: none. */
     trustedProxies: e.TRUST_PROXY,
     /** Folder of the built demo served at `/`; `off` to serve none; unset = the repository's apps/demo/dist when present. */

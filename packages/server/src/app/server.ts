@@ -23,6 +23,7 @@ import type { Config } from './config.js';
 import { initPresence, type PresenceRuntime } from './init-presence.js';
 import { centrifugoRuntime } from './centrifugo-runtime.js';
 import { DeferredNatsStatusStore } from './nats-status.js';
+import { ClusterCheck } from './cluster-check.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
 
 export interface RealtimeServer {
@@ -202,6 +203,22 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
 
   // What /ready checks; the drain adds its own failing check (503 on the way down).
   const readiness: HealthCheck[] = natsStatus ? [...presence.health, natsStatus.health] : [...presence.health];
+  // A misconfigured node (other presence timings than older nodes, a clock far off) reports it at start and in /ready.
+  const clusterCheck =
+    redis && config.clusterCheck !== 'off'
+      ? new ClusterCheck({
+          redis: redis.command,
+          id: `${config.nodeId ?? hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+          settings: { prefix: config.redisKeyPrefix, ttlMs: config.ttlMs, graceMs: config.disconnectGraceMs, lookbackMs: config.reaperLookbackMs },
+          mode: config.clusterCheck,
+          logger,
+          onChange: (problems) => {
+            const i = readiness.findIndex((c) => c.name === 'cluster');
+            if (i >= 0) readiness.splice(i, 1);
+            if (problems.length > 0) readiness.push({ name: 'cluster', check: () => Promise.reject(new Error(problems.join('; '))) });
+          },
+        })
+      : undefined;
   const app = createHttpApp({
     health: readiness,
     trustProxy: trusted ? (address) => trusted.trusts(address) : undefined,
@@ -281,6 +298,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           throw new Error(`Redis could not be reached within REDIS_FAIL_FAST_MS=${config.redisFailFastMs} (${config.redisClusterNodes ? 'REDIS_CLUSTER_NODES' : 'REDIS_URL'})`);
         }
       }
+      await clusterCheck?.start();
       return new Promise((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {
@@ -296,6 +314,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
         // With Redis the connections resume on other nodes; the memory engine has nowhere to resume them.
         const handOff = engine !== 'memory';
         draining = true;
+        const leftRegistry = clusterCheck?.stop();
         readiness.push({ name: 'drain', check: () => Promise.reject(new Error('draining')) });
         logger.info({ drainReadyDelayMs: config.drainReadyDelayMs, handOff }, 'draining: /ready answers 503');
         if (config.drainReadyDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, config.drainReadyDelayMs));
@@ -314,6 +333,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           await presence.dispose({ leave: handOff ? 'grace' : true });
           await natsStatus?.close();
           await io.close();
+          await leftRegistry;
           if (redis) for (const c of [redis.command, redis.sub]) c.disconnect();
         })();
         const timer = new Promise<void>((resolve) => setTimeout(() => {
