@@ -2,7 +2,25 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const RESULTS_DIR = process.env.RESULTS_DIR ?? fileURLToPath(new URL('../results/', import.meta.url));
+/** True when this run updates the recorded results in git (`RECORD=1`); otherwise runs write to an untracked folder. */
+export const RECORDING = process.env.RECORD === '1';
+/** The tracked results (`bench/results/`), written only with `RECORD=1`. */
+export const RECORDED_DIR = fileURLToPath(new URL('../results/', import.meta.url));
+/**
+ * Where results go: `RESULTS_DIR` if set, else `bench/results/` with
+ * `RECORD=1`, else `bench/results/local/` (in .gitignore), so a plain run does
+ * not overwrite the recorded results.
+ */
+export const RESULTS_DIR = withSlash(process.env.RESULTS_DIR || (RECORDING ? RECORDED_DIR : fileURLToPath(new URL('../results/local/', import.meta.url))));
+
+function withSlash(dir) {
+  return dir.endsWith('/') ? dir : `${dir}/`;
+}
+
+/** Where a recorded artefact outside bench/results goes (e.g. the chart in docs/): there with `RECORD=1`, else in RESULTS_DIR. */
+export function recordedPath(trackedPath, name) {
+  return RECORDING ? trackedPath : `${RESULTS_DIR}${name}`;
+}
 
 export function table(headers, rows) {
   const line = (cells) => `| ${cells.join(' | ')} |`;
@@ -13,7 +31,7 @@ export function save(name, result, markdown) {
   mkdirSync(RESULTS_DIR, { recursive: true });
   writeFileSync(`${RESULTS_DIR}${name}.json`, JSON.stringify(result, null, 2) + '\n');
   writeFileSync(`${RESULTS_DIR}${name}.md`, markdown + '\n');
-  console.log(`\n${markdown}\n\nresults: ${RESULTS_DIR}${name}.json`);
+  console.log(`\n${markdown}\n\nresults: ${RESULTS_DIR}${name}.json${RECORDING || process.env.RESULTS_DIR ? '' : ' (not tracked; RECORD=1 updates bench/results/)'}`);
 }
 
 /** series: [{ name, points: [[rate, ms], ...] }] */
