@@ -4,13 +4,15 @@
 // See docs/benchmarks.md for every variable and the recorded results.
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ack, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets, poolLoop } from './lib/load.mjs';
+import { ack, churnLoop, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets, poolLoop } from './lib/load.mjs';
+import { probeOptions, startDiagnostics } from './lib/diagnostics.mjs';
 import { scenarioCentrifugo } from './lib/centrifugo-scenario.mjs';
 import { scenarioChannels } from './lib/channels-scenario.mjs';
 import { startRedis } from './lib/redis.mjs';
-import { latencyChart, save, table } from './lib/report.mjs';
+import { latencyChart, recordedPath, save, table } from './lib/report.mjs';
 import { startServer } from './lib/servers.mjs';
 import { scenarioStatus } from './lib/status-scenario.mjs';
 import { countError, decodeHistogram, histogram, median, recordSince, sampleTree, summarize, usage } from './lib/stats.mjs';
@@ -43,25 +45,40 @@ function log(msg) {
 }
 
 /** Starts our server for an engine (memory | redis), with a private Redis when needed. */
-async function ours(engine, redis, extra = {}, kind = 'ours') {
-  return startServer(kind, engine === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `b${randomUUID().slice(0, 6)}:`, ...extra } : extra);
+async function ours(engine, redis, extra = {}, kind = 'ours', options = {}) {
+  return startServer(kind, engine === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `b${randomUUID().slice(0, 6)}:`, ...extra } : extra, options);
 }
 
-/** Connect + join clients, run heartbeats, sample the server; returns one row of results. */
-async function heartbeatRun(server, { clients, usersPerRoom, rate, durationMs, patchRatio, label }) {
+/**
+ * Connect + join clients, run heartbeats, sample the server; returns one row of results.
+ * `rooms` (or `usersPerRoom`) places the clients; `churnPerMin` members leave and rejoin
+ * a minute during the measured phase; `redisUrl` adds Redis figures to the diagnostics.
+ */
+async function heartbeatRun(server, { clients, usersPerRoom, rate, durationMs, patchRatio, label, churnPerMin = 0, redisUrl }) {
   const sockets = await openSockets(server.url, clients);
   const events = countEvents(sockets);
   await joinAll(sockets, { usersPerRoom, roomPrefix: `r${randomUUID().slice(0, 6)}-` });
   // Unmeasured warm-up: a freshly started server is still compiling its hot
   // paths (JIT); without this, short runs measure warm-up, not steady state.
+  // Open-loop runs warm up at their own rate (a closed loop of 1,000 clients is another load).
   const warmupMs = num('WARMUP_S', 2) * 1000;
-  if (warmupMs > 0) await closedLoop(sockets, { durationMs: warmupMs, patchRatio });
+  if (warmupMs > 0) {
+    if (rate > 0) await openLoop(sockets, { rate, durationMs: warmupMs, patchRatio, drainMs: 1_000 });
+    else await closedLoop(sockets, { durationMs: warmupMs, patchRatio });
+  }
   events.events = 0;
+  const diag = await startDiagnostics(server, redisUrl);
   const before = sampleTree(server.pid);
+  const churn = churnLoop(sockets, { perMinute: churnPerMin, offset: Math.floor(Math.random() * clients) });
   const res = rate > 0 ? await openLoop(sockets, { rate, durationMs, patchRatio, progress: progress(label) }) : await closedLoop(sockets, { durationMs, patchRatio, progress: progress(label) });
+  const ch = await churn.stop();
   const after = sampleTree(server.pid);
+  const diagnostics = await diag.stop(res.acked);
   closeSockets(sockets);
-  return { label, acksPerSec: res.acksPerSec, sent: res.sent, errors: res.errors, latency: summarize(res.h), eventsPerSec: Math.round(events.events / res.seconds), server: usage(before, after) };
+  return {
+    label, acksPerSec: res.acksPerSec, sent: res.sent, errors: res.errors, latency: summarize(res.h), eventsPerSec: Math.round(events.events / res.seconds), server: usage(before, after), diagnostics,
+    ...(churnPerMin > 0 ? { churn: { cycles: ch.cycles, errors: ch.errors, leave: summarize(ch.leave), join: summarize(ch.join) } } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -94,81 +111,163 @@ async function scenarioBasic() {
     closeSockets(sockets);
     const result = { scenario: 'basic', engine: ENGINE, clients, offeredRate: rate || 'closed loop', acksPerSec: res.acksPerSec, errors: res.errors, latency: summarize(res.h), eventsPerSec: Math.round(events.events / res.seconds), joinEventDelay: summarize(delay), server: cpu };
     const l = result.latency;
-    save(`basic-${ENGINE}`, result, [`### basic (${ENGINE} engine, ${clients} clients, ${rate || 'closed loop'} heartbeats/s offered, PATCH_RATIO ${num('PATCH_RATIO', 0.1)})`, '', table(['acks/s', 'errors', 'p50', 'p90', 'p99', 'p99.9', 'max', 'events/s', 'join→event p99', 'server CPU', 'server RSS'], [[result.acksPerSec, JSON.stringify(res.errors), ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), result.eventsPerSec, ms(result.joinEventDelay.p99), cpu ? `${cpu.cpuPercent}%` : '-', cpu ? `${cpu.rssMB} MB` : '-']])].join('\n'));
+    save(`basic-${ENGINE}`, result, [`### basic (${ENGINE} engine, ${clients} clients, ${rate || 'closed loop'} heartbeats/s offered, PATCH_RATIO ${num('PATCH_RATIO', 0.1)})`, '', table(['acks/s', 'errors', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'p99.9 (ms)', 'max (ms)', 'events/s', 'join→event p99 (ms)', 'server CPU (% of one core)', 'server RSS (MB)'], [[result.acksPerSec, JSON.stringify(res.errors), ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max), result.eventsPerSec, ms(result.joinEventDelay.p99), cpu ? cpu.cpuPercent : '-', cpu ? cpu.rssMB : '-']])].join('\n'));
   } finally {
     await server.stop();
     await redis?.stop();
   }
 }
 
-async function scenarioCompare() {
-  const rounds = num('ROUNDS', 3);
+/**
+ * The loads of the comparison. `closed`/`open`: CLIENTS sockets, 2 per room, no
+ * patches (closed loop, or RATE heartbeats/s open loop). `realistic`: 1,000
+ * clients in 100 rooms, 10,000 heartbeats/s offered open loop, one client in
+ * fifty leaving and rejoining each minute; `realistic-patch`: the same with one
+ * heartbeat in ten carrying a state patch (fanned out to the room).
+ */
+function compareModes() {
   const clients = num('CLIENTS', 200);
-  const durationMs = num('DURATION_S', 8) * 1000;
   const rate = num('RATE', 10_000);
+  const durationMs = num('DURATION_S', 8) * 1000;
+  const rClients = num('REALISTIC_CLIENTS', 1_000);
+  const rRooms = num('REALISTIC_ROOMS', 100);
+  const rRate = num('REALISTIC_RATE', 10_000);
+  const rDurationMs = num('REALISTIC_S', 60) * 1000;
+  const realistic = (patchRatio) => ({
+    clients: rClients, usersPerRoom: Math.ceil(rClients / rRooms), rate: rRate, durationMs: rDurationMs, patchRatio, churnPerMin: rClients / 50,
+    describe: `realistic: ${rClients} clients in ${rRooms} rooms, ${rRate}/s open loop, ${rClients / 50} leave+rejoin/min${patchRatio ? `, 1 in ${Math.round(1 / patchRatio)} patches` : ', no patches'}`,
+  });
+  return {
+    closed: { clients, usersPerRoom: 2, rate: 0, durationMs, patchRatio: 0, describe: `closed loop, ${clients} clients` },
+    open: { clients, usersPerRoom: 2, rate, durationMs, patchRatio: 0, describe: `${rate}/s open loop, ${clients} clients` },
+    realistic: realistic(0),
+    'realistic-patch': realistic(0.1),
+  };
+}
+
+const CONTENDER_NAMES = { ours: 'ours (this tree)', previous: 'previous build', base: 'baseline' };
+
+/**
+ * Ours against the baselines, and against an earlier build (PREVIOUS_CLI), in
+ * the same run: every round runs every contender once, the order rotating
+ * each round so that drift of a noisy machine hits every side. Every server
+ * runs with the probe (event-loop delay, GC), so the diagnostics show where a
+ * tail comes from.
+ *   plan: [[engine, modes...]], contenders: subset of base/ours/previous.
+ */
+async function compareRuns({ plan, contenders, rounds, name, title }) {
+  const modes = compareModes();
   const redis = await startRedis();
-  const pairs = [
-    ['memory', 'bare', 'baseline (a): bare Socket.IO'],
-    ['redis', 'lua', 'baseline (b): Socket.IO + 1 Lua script'],
-  ];
+  const pairs = { memory: ['bare', 'baseline (a): bare Socket.IO'], redis: ['lua', 'baseline (b): Socket.IO + 1 Lua script'] };
   const out = {};
+  const probe = probeOptions();
+  const loadStart = loadavg().map((x) => Math.round(x * 100) / 100);
   try {
-    for (const [engine, baseKind, baseName] of pairs) {
-      for (const mode of ['closed', 'open']) {
-        // With PREVIOUS_CLI, the build of an earlier commit runs in the same rounds: a change is measured against it.
-        const contenders = process.env.PREVIOUS_CLI ? ['base', 'ours', 'previous'] : ['base', 'ours'];
+    for (const [engine, ...modeNames] of plan) {
+      const [baseKind, baseName] = pairs[engine];
+      for (const mode of modeNames) {
+        const m = modes[mode];
+        if (!m) throw new Error(`unknown mode '${mode}'; one of ${Object.keys(modes).join(', ')}`);
         const runs = Object.fromEntries(contenders.map((c) => [c, []]));
         for (let r = 0; r < rounds; r++) {
-          // Rotate the order every round so drift of a noisy machine hits every side.
           const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
           for (const who of order) {
-            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url }) : await ours(engine, redis, {}, who);
+            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url, ...probe.env }, probe) : await ours(engine, redis, probe.env, who, probe);
             try {
-              const row = await heartbeatRun(server, { clients, usersPerRoom: 2, rate: mode === 'open' ? rate : 0, durationMs, patchRatio: 0, label: `${engine} ${mode} ${who} r${r + 1}` });
+              const row = await heartbeatRun(server, { ...m, label: `${engine} ${mode} ${who} r${r + 1}`, redisUrl: engine === 'redis' ? redis.url : undefined });
+              row.round = r + 1;
               runs[who].push(row);
+              log(`  ${engine} ${mode} ${who} r${r + 1}: ${row.acksPerSec} acks/s, p50 ${ms(row.latency.p50)} p99 ${ms(row.latency.p99)} ms, errors ${JSON.stringify(row.errors)}, load ${row.diagnostics.loadAverage.join('→')}`);
             } finally {
               await server.stop();
             }
           }
         }
         const summary = (who) => {
-          const med = (f) => median(runs[who].map(f));
-          return { acksPerSec: med((x) => x.acksPerSec), p50: med((x) => x.latency.p50), p99: med((x) => x.latency.p99), p999: med((x) => x.latency.p999), cpu: med((x) => x.server.cpuPercent), errors: runs[who].map((x) => x.errors) };
+          const med = (f) => {
+            const xs = runs[who].map(f).filter((x) => x !== undefined && Number.isFinite(x));
+            return xs.length ? median(xs) : undefined;
+          };
+          const d = (f) => med((x) => f(x.diagnostics));
+          return {
+            acksPerSec: med((x) => x.acksPerSec), p50: med((x) => x.latency.p50), p99: med((x) => x.latency.p99), p999: med((x) => x.latency.p999), max: med((x) => x.latency.max),
+            cpu: med((x) => x.server.cpuPercent), eventsPerSec: med((x) => x.eventsPerSec),
+            errors: runs[who].map((x) => x.errors), churnErrors: runs[who].map((x) => x.churn?.errors).filter(Boolean),
+            churnJoinP99: med((x) => x.churn?.join.p99),
+            serverLoopDelayP99: d((x) => x.server?.eventLoopDelay.p99), serverLoopDelayMax: d((x) => x.server?.eventLoopDelay.max), serverLoopUtilization: d((x) => x.server?.eventLoopUtilization),
+            gcMsPerSecond: d((x) => x.server?.gc.msPerSecond), gcMaxMs: d((x) => x.server?.gc.maxMs),
+            generatorLoopDelayP99: d((x) => x.generator.eventLoopDelay.p99), generatorLoopDelayMax: d((x) => x.generator.eventLoopDelay.max), generatorCpu: d((x) => x.generator.cpuPercent),
+            redisCpuPercent: d((x) => x.redis?.cpuPercent), redisMicrosPerAck: d((x) => x.redis?.cpuMicrosPerAck), redisScriptsPerAck: d((x) => x.redis?.scriptsPerAck), redisCommandsPerAck: d((x) => x.redis?.commandsPerAck), redisBytesInPerAck: d((x) => x.redis?.bytesInPerAck),
+            loadAverage: d((x) => x.loadAverage[0]),
+          };
         };
-        out[`${engine}-${mode}`] = {
-          engine, mode, baseline: baseName, rounds, clients, offeredRate: mode === 'open' ? rate : 'closed loop',
-          ours: summary('ours'),
-          base: summary('base'),
-          ...(runs.previous ? { previous: summary('previous') } : {}),
-          runs,
-        };
-        const o = out[`${engine}-${mode}`];
-        o.throughputRatio = Math.round((o.ours.acksPerSec / o.base.acksPerSec) * 100) / 100;
-        o.p99Ratio = Math.round((o.ours.p99 / o.base.p99) * 100) / 100;
-        if (o.previous) {
-          o.vsPrevious = { throughputRatio: Math.round((o.ours.acksPerSec / o.previous.acksPerSec) * 100) / 100, p99Ratio: Math.round((o.ours.p99 / o.previous.p99) * 100) / 100 };
+        const o = { engine, mode, load: m.describe, baseline: baseName, rounds, offeredRate: m.rate || 'closed loop', durationS: m.durationMs / 1000, runs };
+        for (const c of contenders) o[c] = summary(c);
+        const ratio = (a, b) => (a !== undefined && b ? Math.round((a / b) * 100) / 100 : undefined);
+        if (o.base) {
+          o.throughputRatio = ratio(o.ours.acksPerSec, o.base.acksPerSec);
+          o.p99Ratio = ratio(o.ours.p99, o.base.p99);
         }
+        if (o.previous) o.vsPrevious = { throughputRatio: ratio(o.ours.acksPerSec, o.previous.acksPerSec), p99Ratio: ratio(o.ours.p99, o.previous.p99), p50Ratio: ratio(o.ours.p50, o.previous.p50) };
+        out[`${engine}-${mode}`] = o;
       }
     }
   } finally {
     await redis.stop();
   }
-  const rows = Object.values(out).map((o) => [o.engine, o.mode === 'closed' ? `closed loop, ${o.clients} clients` : `${o.offeredRate}/s open loop`, o.baseline, o.ours.acksPerSec, o.base.acksPerSec, o.throughputRatio, ms(o.ours.p50), ms(o.ours.p99), ms(o.base.p99), o.p99Ratio, ms(o.ours.p999), `${o.ours.cpu}% / ${o.base.cpu}%`]);
-  const lines = [`### ours vs baselines (median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`, '', table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio', 'ours p50', 'ours p99', 'baseline p99', 'p99 ratio', 'ours p99.9', 'server CPU ours / baseline'], rows)];
-  const withPrevious = Object.values(out).filter((o) => o.previous);
-  if (withPrevious.length > 0) {
-    lines.push('', `### ours vs the previous build (${process.env.PREVIOUS_CLI})`, '', table(['engine', 'load', 'ours acks/s', 'previous acks/s', 'throughput ratio', 'ours p99', 'previous p99', 'p99 ratio'], withPrevious.map((o) => [o.engine, o.mode === 'closed' ? `closed loop, ${o.clients} clients` : `${o.offeredRate}/s open loop`, o.ours.acksPerSec, o.previous.acksPerSec, o.vsPrevious.throughputRatio, ms(o.ours.p99), ms(o.previous.p99), o.vsPrevious.p99Ratio])));
+  const loadEnd = loadavg().map((x) => Math.round(x * 100) / 100);
+  const all = Object.values(out);
+  const errs = (list) => { const t = {}; for (const e of list) for (const [k, v] of Object.entries(e)) t[k] = (t[k] ?? 0) + v; return Object.keys(t).length ? JSON.stringify(t) : '0'; };
+  const lines = [`### ${title} (median of ${rounds} rounds, order rotated every round; load average ${loadStart.join(' / ')} at the start, ${loadEnd.join(' / ')} at the end)`, ''];
+  const withBase = all.filter((o) => o.base);
+  if (withBase.length) {
+    lines.push(table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio (ours / baseline)', 'ours p50 (ms)', 'baseline p50 (ms)', 'ours p99 (ms)', 'baseline p99 (ms)', 'p99 ratio (ours / baseline)', 'ours p99.9 (ms)', 'baseline p99.9 (ms)', 'errors ours / baseline', 'server CPU ours / baseline (% of one core)'],
+      withBase.map((o) => [o.engine, o.load, o.baseline, o.ours.acksPerSec, o.base.acksPerSec, o.throughputRatio, ms(o.ours.p50), ms(o.base.p50), ms(o.ours.p99), ms(o.base.p99), o.p99Ratio, ms(o.ours.p999), ms(o.base.p999), `${errs([...o.ours.errors, ...o.ours.churnErrors])} / ${errs([...o.base.errors, ...o.base.churnErrors])}`, `${o.ours.cpu} / ${o.base.cpu}`])));
   }
-  save('compare', out, lines.join('\n'));
+  const withPrevious = all.filter((o) => o.previous);
+  if (withPrevious.length) {
+    lines.push('', `ours (this tree) against the previous build (${process.env.PREVIOUS_LABEL ?? process.env.PREVIOUS_CLI}):`, '');
+    lines.push(table(['engine', 'load', 'ours acks/s', 'previous acks/s', 'throughput ratio (ours / previous)', 'ours p50 (ms)', 'previous p50 (ms)', 'ours p99 (ms)', 'previous p99 (ms)', 'p99 ratio (ours / previous)', 'ours p99 per round (ms)', 'previous p99 per round (ms)', 'errors ours / previous'],
+      withPrevious.map((o) => [o.engine, o.load, o.ours.acksPerSec, o.previous.acksPerSec, o.vsPrevious.throughputRatio, ms(o.ours.p50), ms(o.previous.p50), ms(o.ours.p99), ms(o.previous.p99), o.vsPrevious.p99Ratio, o.runs.ours.map((x) => ms(x.latency.p99)).join(' / '), o.runs.previous.map((x) => ms(x.latency.p99)).join(' / '), `${errs(o.ours.errors)} / ${errs(o.previous.errors)}`])));
+  }
+  lines.push('', 'Where the time goes (medians over the rounds; server figures from the probe in the server process, generator figures from the load generator, Redis figures from INFO per acked heartbeat):', '');
+  const f = (x, d = 1) => (x === undefined ? '-' : typeof x === 'number' ? (Math.round(x * 10 ** d) / 10 ** d).toLocaleString('en-US') : x);
+  lines.push(table(['engine', 'load', 'server', 'acks/s', 'p99 (ms)', 'events received/s', 'server event-loop delay p99 / max (ms)', 'server loop busy (%)', 'server GC (ms/s, longest ms)', 'server CPU (% of one core)', 'generator loop delay p99 / max (ms)', 'generator CPU (% of one core)', 'Redis CPU (% / µs per ack)', 'Redis scripts / commands per ack', 'bytes to Redis per ack', 'rejoin ack p99 (ms)', 'load average'],
+    all.flatMap((o) => contenders.map((c) => {
+      const x = o[c];
+      return [o.engine, o.mode, c === 'base' ? o.baseline.split(':')[0] : CONTENDER_NAMES[c], x.acksPerSec, ms(x.p99), x.eventsPerSec, `${f(x.serverLoopDelayP99, 2)} / ${f(x.serverLoopDelayMax)}`, f(x.serverLoopUtilization === undefined ? undefined : x.serverLoopUtilization * 100), `${f(x.gcMsPerSecond)} / ${f(x.gcMaxMs)}`, f(x.cpu), `${f(x.generatorLoopDelayP99, 2)} / ${f(x.generatorLoopDelayMax)}`, f(x.generatorCpu), `${f(x.redisCpuPercent)} / ${f(x.redisMicrosPerAck)}`, `${f(x.redisScriptsPerAck, 2)} / ${f(x.redisCommandsPerAck)}`, f(x.redisBytesInPerAck, 0), f(x.churnJoinP99, 2), f(x.loadAverage, 2)];
+    }))));
+  save(name, { loadAverage: { start: loadStart, end: loadEnd }, previous: process.env.PREVIOUS_LABEL ?? process.env.PREVIOUS_CLI, ...out }, lines.join('\n'));
+  return out;
 }
 
-async function scenarioCrossNode() {
-  const redis = await startRedis();
+/** SCENARIO=compare: ours against baselines (a) and (b), and against PREVIOUS_CLI when given. */
+async function scenarioCompare() {
+  const engines = (env.ENGINES ?? 'memory,redis').split(',');
+  const defaults = { memory: 'closed,open', redis: 'closed,open,realistic,realistic-patch' };
+  const plan = engines.map((e) => [e, ...(env.MODES ?? defaults[e]).split(',').filter((m) => env.MODES || defaults[e].includes(m))]);
+  const contenders = env.PREVIOUS_CLI ? ['base', 'ours', 'previous'] : ['base', 'ours'];
+  await compareRuns({ plan, contenders, rounds: num('ROUNDS', 3), name: 'compare', title: 'ours vs baselines' + (env.PREVIOUS_CLI ? ' and the previous build' : '') });
+}
+
+/**
+ * SCENARIO=guard (npm run bench:guard): this tree against an earlier build
+ * (PREVIOUS_CLI, made by bench/guard.sh) on the hot path, alternating, and
+ * the ratios. GUARD_BASELINE=1 adds the baselines.
+ */
+async function scenarioGuard() {
+  if (!env.PREVIOUS_CLI) throw new Error('SCENARIO=guard needs PREVIOUS_CLI (use npm run bench:guard [-- <rev>])');
+  env.DURATION_S ??= '5';
+  env.REALISTIC_S ??= '20';
+  const plan = (env.GUARD_PLAN ?? 'redis:closed+open+realistic,memory:closed').split(',').map((x) => { const [e, m] = x.split(':'); return [e, ...m.split('+')]; });
+  const contenders = env.GUARD_BASELINE === '1' ? ['base', 'ours', 'previous'] : ['ours', 'previous'];
+  await compareRuns({ plan, contenders, rounds: num('ROUNDS', 3), name: 'guard', title: `regression guard: this tree against ${env.PREVIOUS_LABEL ?? env.PREVIOUS_CLI}` });
+}
+
+/** One cross-node run: two fresh nodes on `redis`, observers on A, joins + leaves on B. */
+async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
   const prefix = `x${randomUUID().slice(0, 6)}:`;
   const [a, b] = await Promise.all([startServer('ours', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }), startServer('ours', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix })]);
-  const rooms = num('ROOM_COUNT', 100);
-  const rate = num('JOINS_PER_SEC', 1_000);
-  const durationMs = num('DURATION_S', 10) * 1000;
   try {
     const observers = await openSockets(a.url, rooms);
     const roomPrefix = `c${randomUUID().slice(0, 6)}-`;
@@ -186,7 +285,8 @@ async function scenarioCrossNode() {
       });
     }
     const errors = {};
-    const p = progress('cross-node');
+    const p = progress(label);
+    const load = loadavg()[0];
     const { started: n, seconds } = await poolLoop(pool, {
       rate,
       durationMs,
@@ -206,14 +306,30 @@ async function scenarioCrossNode() {
     p.done();
     closeSockets(observers);
     closeSockets(pool);
-    const result = { scenario: 'cross-node', offeredJoinsPerSec: rate, achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay) };
-    const j = result.joinToEventOnOtherNode;
-    const lv = result.leaveToEventOnOtherNode;
-    save('cross-node', result, [`### cross-node event delay (2 nodes on one Redis, ${rate} joins/s offered, each followed by a leave)`, '', table(['event', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max'], [['join on node B → event on node A', j.count, ms(j.p50), ms(j.p90), ms(j.p99), ms(j.p999), ms(j.max)], ['leave on node B → event on node A', lv.count, ms(lv.p50), ms(lv.p90), ms(lv.p99), ms(lv.p999), ms(lv.max)]]), '', `achieved ${result.achievedJoinsPerSec} joins/s; errors ${JSON.stringify(errors)}`].join('\n'));
+    return { achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay), loadAverage: Math.round(load * 100) / 100 };
   } finally {
     await Promise.all([a.stop(), b.stop()]);
+  }
+}
+
+/** SCENARIO=cross-node: event delay between two nodes on one Redis, RUNS times (fresh nodes each run). */
+async function scenarioCrossNode() {
+  const redis = await startRedis();
+  const rooms = num('ROOM_COUNT', 100);
+  const rate = num('JOINS_PER_SEC', 1_000);
+  const durationMs = num('DURATION_S', 10) * 1000;
+  const runs = [];
+  try {
+    for (let r = 0; r < num('RUNS', 1); r++) runs.push(await crossNodeRun(redis, { rooms, rate, durationMs, label: `cross-node run ${r + 1}` }));
+  } finally {
     await redis.stop();
   }
+  const med = (f) => median(runs.map(f));
+  const row = (name, key) => [name, runs.reduce((a, x) => a + x[key].count, 0), ms(med((x) => x[key].p50)), ms(med((x) => x[key].p90)), ms(med((x) => x[key].p99)), runs.map((x) => ms(x[key].p99)).join(' / '), ms(Math.max(...runs.map((x) => x[key].p99))), ms(med((x) => x[key].p999)), ms(Math.max(...runs.map((x) => x[key].max)))];
+  const result = { scenario: 'cross-node', offeredJoinsPerSec: rate, runs, achievedJoinsPerSec: med((x) => x.achievedJoinsPerSec), joinP99Median: med((x) => x.joinToEventOnOtherNode.p99), joinP99Worst: Math.max(...runs.map((x) => x.joinToEventOnOtherNode.p99)) };
+  save('cross-node', result, [`### cross-node event delay (2 nodes on one Redis, ${rate} joins/s offered, each followed by a leave; ${runs.length} run(s) of ${durationMs / 1000} s, fresh nodes each; medians over the runs)`, '',
+    table(['event', 'count', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'p99 per run (ms)', 'worst run p99 (ms)', 'p99.9 (ms)', 'max (ms)'], [row('join on node B → event on node A', 'joinToEventOnOtherNode'), row('leave on node B → event on node A', 'leaveToEventOnOtherNode')]), '',
+    `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}`].join('\n'));
 }
 
 async function scenarioScale() {
@@ -273,7 +389,7 @@ async function scenarioScale() {
       serverCpuDuringHeartbeats: usage(loaded, after),
     };
     const l = result.latency;
-    save(`scale-${engine}-${N}`, result, [`### scale: ${N} concurrent connections (${engine} engine, ${workers} server worker(s), ${processes} client process(es), heartbeat every ${interval / 1000} s)`, '', table(['heartbeats', 'errors', 'p50', 'p99', 'p99.9', 'max', 'server RSS', 'server bytes / connection', 'Redis bytes / connection', 'server CPU'], [[acked, JSON.stringify(errors), ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max), `${result.serverRssLoadedMB} MB`, result.serverBytesPerConnection, result.redisBytesPerConnection ?? '-', `${result.serverCpuDuringHeartbeats.cpuPercent}%`]])].join('\n'));
+    save(`scale-${engine}-${N}`, result, [`### scale: ${N} concurrent connections (${engine} engine, ${workers} server worker(s), ${processes} client process(es), heartbeat every ${interval / 1000} s)`, '', table(['heartbeats', 'errors', 'p50 (ms)', 'p99 (ms)', 'p99.9 (ms)', 'max (ms)', 'server RSS (MB)', 'server bytes / connection', 'Redis bytes / connection', 'server CPU (% of one core)'], [[acked, JSON.stringify(errors), ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max), result.serverRssLoadedMB, result.serverBytesPerConnection, result.redisBytesPerConnection ?? '-', result.serverCpuDuringHeartbeats.cpuPercent]])].join('\n'));
   } finally {
     await Promise.all(children.map((c) => new Promise((r) => { c.once('exit', r); c.send({ cmd: 'close' }); setTimeout(() => c.kill('SIGKILL'), 3_000); })));
     await server.stop();
@@ -281,47 +397,81 @@ async function scenarioScale() {
   }
 }
 
+/** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */
+async function churnRun(server, { rooms, rate, durationMs, label }) {
+  const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200));
+  const joinH = histogram();
+  const leaveH = histogram();
+  const errors = {};
+  const before = sampleTree(server.pid);
+  const p = progress(label);
+  const roomPrefix = `ch${randomUUID().slice(0, 4)}-`;
+  const { started: n, seconds } = await poolLoop(pool, {
+    rate,
+    durationMs,
+    progress: (sent) => p.update({ sent, acked: joinH.totalCount, h: joinH }),
+    step: (s, i, release) => {
+      const roomId = `${roomPrefix}${i % rooms}`;
+      const t0 = performance.now();
+      s.emit('presence:join', { roomId, userId: `u${i}` }, (j) => {
+        recordSince(joinH, t0);
+        if (!j?.ok) countError(errors, j, 'join');
+        const t1 = performance.now();
+        s.emit('presence:leave', { roomId }, (l) => {
+          recordSince(leaveH, t1);
+          if (!l?.ok) countError(errors, l, 'leave');
+          release();
+        });
+      });
+    },
+  });
+  p.done();
+  const cpu = usage(before, sampleTree(server.pid));
+  closeSockets(pool);
+  return { achievedPerSec: Math.round(n / seconds), errors, join: summarize(joinH), leave: summarize(leaveH), server: cpu };
+}
+
+/**
+ * SCENARIO=churn: join + leave cycles against ours and the baseline of the
+ * engine ((a) bare for memory, (b) + Lua for Redis), ROUNDS alternating. A high
+ * CHURN_PER_SEC (e.g. 20000) saturates both and measures throughput.
+ */
 async function scenarioChurn() {
   const redis = ENGINE === 'redis' ? await startRedis() : undefined;
-  const server = await ours(ENGINE, redis);
   const rooms = num('ROOM_COUNT', 100);
   const rate = num('CHURN_PER_SEC', 500);
   const durationMs = num('DURATION_S', 10) * 1000;
+  const rounds = num('ROUNDS', 1);
+  const baseKind = ENGINE === 'redis' ? 'lua' : 'bare';
+  const baseName = ENGINE === 'redis' ? 'baseline (b) + 1 Lua script' : 'baseline (a) bare Socket.IO';
+  const runs = { ours: [], base: [] };
+  const loadStart = loadavg().map((x) => Math.round(x * 100) / 100);
   try {
-    const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200));
-    const joinH = histogram();
-    const leaveH = histogram();
-    const errors = {};
-    const before = sampleTree(server.pid);
-    const p = progress('churn');
-    const { started: n, seconds } = await poolLoop(pool, {
-      rate,
-      durationMs,
-      progress: (sent) => p.update({ sent, acked: joinH.totalCount, h: joinH }),
-      step: (s, i, release) => {
-        const roomId = `ch-${i % rooms}`;
-        const t0 = performance.now();
-        s.emit('presence:join', { roomId, userId: `u${i}` }, (j) => {
-          recordSince(joinH, t0);
-          if (!j?.ok) countError(errors, j, 'join');
-          const t1 = performance.now();
-          s.emit('presence:leave', { roomId }, (l) => {
-            recordSince(leaveH, t1);
-            if (!l?.ok) countError(errors, l, 'leave');
-            release();
-          });
-        });
-      },
-    });
-    p.done();
-    const cpu = usage(before, sampleTree(server.pid));
-    closeSockets(pool);
-    const result = { scenario: 'churn', engine: ENGINE, offeredPerSec: rate, achievedPerSec: Math.round(n / seconds), errors, join: summarize(joinH), leave: summarize(leaveH), server: cpu };
-    save(`churn-${ENGINE}`, result, [`### join/leave churn (${ENGINE} engine, ${rate} join+leave cycles/s offered over ${rooms} rooms)`, '', table(['ack', 'count', 'p50', 'p99', 'p99.9', 'max'], [['join', result.join.count, ms(result.join.p50), ms(result.join.p99), ms(result.join.p999), ms(result.join.max)], ['leave', result.leave.count, ms(result.leave.p50), ms(result.leave.p99), ms(result.leave.p999), ms(result.leave.max)]]), '', `achieved ${result.achievedPerSec} cycles/s, errors ${JSON.stringify(errors)}, server CPU ${cpu.cpuPercent}%, RSS ${cpu.rssMB} MB`].join('\n'));
+    for (let r = 0; r < rounds; r++) {
+      for (const who of r % 2 ? ['base', 'ours'] : ['ours', 'base']) {
+        const server = who === 'ours' ? await ours(ENGINE, redis) : await startServer(baseKind, { REDIS_URL: redis?.url ?? '' });
+        try {
+          runs[who].push(await churnRun(server, { rooms, rate, durationMs, label: `churn ${who} r${r + 1}` }));
+        } finally {
+          await server.stop();
+        }
+      }
+    }
   } finally {
-    await server.stop();
     await redis?.stop();
   }
+  const pick = (who) => {
+    const list = runs[who];
+    const med = (f) => median(list.map(f));
+    return { achievedPerSec: med((x) => x.achievedPerSec), join: { p50: med((x) => x.join.p50), p99: med((x) => x.join.p99), p999: med((x) => x.join.p999), max: med((x) => x.join.max) }, leave: { p50: med((x) => x.leave.p50), p99: med((x) => x.leave.p99), p999: med((x) => x.leave.p999), max: med((x) => x.leave.max) }, cpu: med((x) => x.server.cpuPercent), errors: list.map((x) => x.errors) };
+  };
+  const o = pick('ours');
+  const b = pick('base');
+  const result = { scenario: 'churn', engine: ENGINE, baseline: baseName, offeredPerSec: rate, rounds, loadAverage: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) }, ours: o, base: b, throughputRatio: Math.round((o.achievedPerSec / b.achievedPerSec) * 100) / 100, runs };
+  save(`churn-${ENGINE}`, result, [`### join/leave churn (${ENGINE} engine, ${rate} join+leave cycles/s offered over ${rooms} rooms, pool of ${num('CHURN_SOCKETS', 200)} sockets, median of ${rounds} alternating round(s); load average ${result.loadAverage.start.join(' / ')})`, '',
+    table(['server', 'cycles/s achieved', 'ratio to baseline', 'join p50 (ms)', 'join p99 (ms)', 'join p99.9 (ms)', 'leave p50 (ms)', 'leave p99 (ms)', 'leave p99.9 (ms)', 'server CPU (% of one core)', 'errors'],
+      [['ours', o.achievedPerSec, result.throughputRatio, ms(o.join.p50), ms(o.join.p99), ms(o.join.p999), ms(o.leave.p50), ms(o.leave.p99), ms(o.leave.p999), o.cpu, JSON.stringify(o.errors)],
+       [baseName, b.achievedPerSec, 1, ms(b.join.p50), ms(b.join.p99), ms(b.join.p999), ms(b.leave.p50), ms(b.leave.p99), ms(b.leave.p999), b.cpu, JSON.stringify(b.errors)]])].join('\n'));
 }
 
 async function scenarioSweep() {
@@ -339,7 +489,7 @@ async function scenarioSweep() {
         try {
           const row = await heartbeatRun(server, { clients, usersPerRoom: 2, rate, durationMs, patchRatio: 0, label: `${name} @${rate}/s` });
           p99.push([rate, row.latency.p99]);
-          rows.push([name, rate, row.acksPerSec, ms(row.latency.p50), ms(row.latency.p99), ms(row.latency.p999), JSON.stringify(row.errors), `${row.server.cpuPercent}%`]);
+          rows.push([name, rate, row.acksPerSec, ms(row.latency.p50), ms(row.latency.p99), ms(row.latency.p999), JSON.stringify(row.errors), row.server.cpuPercent]);
         } finally {
           await server.stop();
         }
@@ -350,15 +500,15 @@ async function scenarioSweep() {
     await redis.stop();
   }
   const svg = latencyChart(series, { title: `p99 heartbeat ack latency vs offered rate (${clients} clients, 2 cores shared)` });
-  const chart = env.CHART_PATH ?? fileURLToPath(new URL('../docs/benchmark-latency.svg', import.meta.url));
+  const chart = env.CHART_PATH ?? recordedPath(fileURLToPath(new URL('../docs/benchmark-latency.svg', import.meta.url)), 'benchmark-latency.svg');
   writeFileSync(chart, svg);
-  save('sweep', { rates, durationMs, clients, series }, [`### latency against offered rate (open loop, ${clients} clients, ${durationMs / 1000} s per point)`, '', table(['server', 'offered/s', 'acks/s', 'p50', 'p99', 'p99.9', 'errors', 'server CPU'], rows), '', `chart: ${chart}`].join('\n'));
+  save('sweep', { rates, durationMs, clients, series }, [`### latency against offered rate (open loop, ${clients} clients, ${durationMs / 1000} s per point)`, '', table(['server', 'offered heartbeats/s', 'acks/s', 'p50 (ms)', 'p99 (ms)', 'p99.9 (ms)', 'errors', 'server CPU (% of one core)'], rows), '', `chart: ${chart}`].join('\n'));
 }
 
 /** Seconds-long run of every scenario, so the harness cannot rot (used by .ci/run). */
 async function scenarioSmoke() {
   const t0 = Date.now();
-  Object.assign(env, { WARMUP_S: '0.3', DURATION_S: '1', ROOM_COUNT: '10', USERS_PER_ROOM: '2', HEARTBEATS_PER_SEC: '200', ROUNDS: '1', CLIENTS: '20', RATE: '500', JOINS_PER_SEC: '100', CHURN_PER_SEC: '100', CHURN_SOCKETS: '20' });
+  Object.assign(env, { WARMUP_S: '0.3', DURATION_S: '1', ROOM_COUNT: '10', USERS_PER_ROOM: '2', HEARTBEATS_PER_SEC: '200', ROUNDS: '1', CLIENTS: '20', RATE: '500', JOINS_PER_SEC: '100', CHURN_PER_SEC: '100', CHURN_SOCKETS: '20', REALISTIC_CLIENTS: '50', REALISTIC_ROOMS: '5', REALISTIC_RATE: '500', REALISTIC_S: '1' });
   env.RESULTS_DIR ??= undefined;
   for (const engine of ['memory', 'redis']) {
     env.ENGINE = engine;
@@ -380,7 +530,7 @@ async function scenarioSmoke() {
   log(`smoke run finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
-const scenarios = { basic: scenarioBasic, compare: scenarioCompare, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), channels: () => scenarioChannels(env, log), centrifugo: () => scenarioCentrifugo(env, log), smoke: scenarioSmoke };
+const scenarios = { basic: scenarioBasic, compare: scenarioCompare, guard: scenarioGuard, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), channels: () => scenarioChannels(env, log), centrifugo: () => scenarioCentrifugo(env, log), smoke: scenarioSmoke };
 const run = scenarios[SCENARIO];
 if (!run) {
   console.error(`unknown SCENARIO '${SCENARIO}'; one of ${Object.keys(scenarios).join(', ')}`);

@@ -1,6 +1,8 @@
 // Baselines for the benchmark, speaking the same events as realtime-message:
 //   BASELINE_MODE=bare: Socket.IO that acks at once, no validation, no storage (baseline a)
 //   BASELINE_MODE=lua:  the same plus one small Lua script per event on Redis (baseline b)
+// Both broadcast joins, leaves and state patches (a heartbeat's patchState) to the
+// other sockets of the room, once the script ran (b) or at once (a).
 import { createServer } from 'node:http';
 import { Redis } from 'ioredis';
 import { Server } from 'socket.io';
@@ -23,14 +25,27 @@ redis?.defineCommand('touch', {
 
 io.on('connection', (socket) => {
   let epoch = 1;
+  let seq = 0;
   const key = `bl:{${socket.id}}`;
-  const store = (ack, reply) => (redis ? redis.touch(key, Date.now()).then(() => ack(reply), () => ack({ ok: false })) : ack(reply));
+  // Acks after the script (b) or at once (a); resolves true when stored.
+  const store = (ack, reply) => (redis ? redis.touch(key, Date.now()).then(() => (ack(reply), true), () => (ack({ ok: false }), false)) : (ack(reply), true));
+  const then = (stored, fn) => (stored === true ? fn() : stored.then((ok) => ok && fn()));
+  // What a hand-written presence server tells the room: joins, leaves and state patches,
+  // broadcast by Socket.IO to the other sockets of the room (encoded once).
+  const tell = (roomId, event) => socket.to(`presence:${roomId}`).emit('presence:event', { roomId, userId: socket.data.userId, connId: socket.id, ts: Date.now(), epoch, seq: ++seq, ...event });
   socket.on('presence:join', (p, ack) => {
+    socket.data.userId = p?.userId;
     socket.join(`presence:${p?.roomId}`);
-    store(ack, { ok: true, self: { connId: socket.id, epoch, resumed: false }, snapshot: { roomId: p?.roomId, seq: 1, members: [], connections: [] } });
+    then(store(ack, { ok: true, self: { connId: socket.id, epoch, resumed: false }, snapshot: { roomId: p?.roomId, seq: 1, members: [], connections: [] } }), () => tell(p?.roomId, { type: 'join', state: p?.state ?? {} }));
   });
-  socket.on('presence:heartbeat', (_p, ack) => store(ack, { ok: true, epoch }));
-  socket.on('presence:leave', (_p, ack) => store(ack, { ok: true }));
+  socket.on('presence:heartbeat', (p, ack) => {
+    const stored = store(ack, { ok: true, epoch });
+    if (p?.patchState) then(stored, () => tell(p.roomId, { type: 'update', patch: p.patchState }));
+  });
+  socket.on('presence:leave', (p, ack) => {
+    socket.leave(`presence:${p?.roomId}`);
+    then(store(ack, { ok: true }), () => tell(p?.roomId, { type: 'leave', reason: 'leave' }));
+  });
 });
 
 http.listen(Number(process.env.PORT ?? 0), process.env.HOST ?? '127.0.0.1', () => {

@@ -60,6 +60,7 @@ export async function joinAll(sockets, { usersPerRoom, roomPrefix, concurrency =
       const a = await ack(sockets[i], 'presence:join', { roomId, userId: `user-${i}`, state: { n: 0 } });
       if (!a?.ok) throw new Error(`join failed: ${JSON.stringify(a)}`);
       sockets[i].roomId = roomId;
+      sockets[i].userId = `user-${i}`;
       acks[i] = a;
     }
   }
@@ -138,7 +139,9 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
       while (sent < due) {
         const i = sent++;
         const intended = start + (i * 1000) / rate;
-        const s = sockets[i % sockets.length];
+        let s = sockets[i % sockets.length];
+        // A socket that is leaving and rejoining (churnLoop) is not in its room: its neighbour beats instead.
+        if (s.away) s = sockets[(i + 1) % sockets.length];
         s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
           recordSince(h, intended);
           if (a?.ok) acked++;
@@ -190,4 +193,47 @@ export async function poolLoop(pool, { rate, durationMs, step, progress }) {
     tick();
   });
   return { started: n, seconds: (performance.now() - start) / 1000 };
+}
+
+/**
+ * Members leaving and rejoining their room while the heartbeats go on:
+ * `perMinute` sockets a minute, spread evenly, each sends `presence:leave`
+ * and, once acked, `presence:join` again (same room, same user). A socket
+ * is marked `away` in between so that the open loop does not heartbeat it.
+ * Returns `stop()`, which resolves with the join and leave ack histograms
+ * once the cycles in flight are done.
+ */
+export function churnLoop(sockets, { perMinute, offset = 0 }) {
+  const joinH = histogram();
+  const leaveH = histogram();
+  const errors = {};
+  let cycles = 0;
+  let inflight = 0;
+  let k = offset;
+  const timer = perMinute > 0 ? setInterval(() => {
+    const s = sockets[k++ % sockets.length];
+    if (s.away) return;
+    s.away = true;
+    inflight++;
+    cycles++;
+    const t0 = performance.now();
+    s.emit('presence:leave', { roomId: s.roomId }, (l) => {
+      recordSince(leaveH, t0);
+      if (!l?.ok) countError(errors, l, 'leave');
+      const t1 = performance.now();
+      s.emit('presence:join', { roomId: s.roomId, userId: s.userId, state: { n: 0 } }, (j) => {
+        recordSince(joinH, t1);
+        if (!j?.ok) countError(errors, j, 'join');
+        s.away = false;
+        inflight--;
+      });
+    });
+  }, 60_000 / perMinute) : undefined;
+  return {
+    async stop() {
+      clearInterval(timer);
+      for (let i = 0; i < 500 && inflight > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      return { cycles, errors, join: joinH, leave: leaveH };
+    },
+  };
 }
