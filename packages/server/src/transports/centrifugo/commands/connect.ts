@@ -112,11 +112,14 @@ export async function onConnect(conn: CentrifugoConnection, id: number, req: Con
 /**
  * `refresh`: a new connection token for the same user (client-side refresh,
  * through centrifuge-js's getToken). Expired: close 3005; invalid or
- * another user: close 3500.
+ * another user: close 3500; with a server-side refresh (Centrifugo's
+ * refresh proxy) the command is not expected: close 3501.
  */
 export async function onRefresh(conn: CentrifugoConnection, id: number, req: RefreshRequest): Promise<void> {
   const { ctx } = conn;
   if (!req.token) throw CentrifugoDisconnect.of(DISCONNECTS.badRequest, 'refresh without a token');
+  // Connections are refreshed on the server (Centrifugo's refresh proxy): a client refresh is not expected (Go: "server-side refresh expected").
+  if (ctx.extensions.refreshesOnServer('centrifugo')) throw CentrifugoDisconnect.of(DISCONNECTS.badRequest, 'server-side refresh expected');
   if (!ctx.tokens) throw CentrifugoDisconnect.of(DISCONNECTS.invalidToken, 'the server has no token keys');
   let creds: ConnectionCredentials;
   try {
