@@ -121,6 +121,39 @@ describe('Centrifugo proxies: malformed and unusual answers', () => {
   });
 });
 
+describe('Centrifugo sub_refresh proxy and namespaces without proxies', () => {
+  it('new chan_info from the proxy shows in publications; a bad b64info closes with 3004; other namespaces refresh on the client and publish without the proxy', async () => {
+    const namespaces = [
+      { name: 'chat', proxy_subscribe: true, proxy_publish: true, proxy_sub_refresh: true, allow_publish_for_subscriber: true },
+      { name: 'open', allow_subscribe_for_client: true, allow_publish_for_subscriber: true },
+    ];
+    const { service, ws } = await setup((sv) => v5Config(sv, { namespaces, proxy_sub_refresh_endpoint: `${sv.url}/sub_refresh` }));
+    service.set('subscribe', () => ({ result: { expire_at: now() + 1, info: { v: 1 } } }));
+    service.set('publish', (body) => ({ result: { data: body.data } }));
+    service.set('sub_refresh', (body) => (body.user === 'ada' ? { result: { expire_at: now() + 60, info: { v: 2 } } } : { result: { expire_at: now() + 60, b64info: '***' } }));
+    const s = await rawConnected(ws, 'ada');
+    const ch = channel('chat');
+    s.send(JSON.stringify({ id: 2, subscribe: { channel: ch } }));
+    expect((await reply(s, 2))['subscribe']).toEqual({});
+    await waitFor(() => service.of('sub_refresh')[0], { what: 'the sub_refresh call', timeoutMs: 4_000 });
+    s.send(JSON.stringify({ id: 3, publish: { channel: ch, data: 'after' } }));
+    await reply(s, 3);
+    const pub = await waitFor(() => messages(s).find((m) => m['push']?.pub), { what: 'the publication' });
+    expect(pub['push'].pub.info.chan_info).toEqual({ v: 2 });
+    // A subscription token in a namespace without the sub_refresh proxy: the client refreshes it (expires in the reply).
+    const open = channel('open');
+    s.send(JSON.stringify({ id: 4, subscribe: { channel: open, token: await token({ sub: 'ada', channel: open }, { ttlSec: 60 }) } }), JSON.stringify({ id: 5, publish: { channel: open, data: 'plain' } }));
+    expect((await reply(s, 4))['subscribe']).toMatchObject({ expires: true, ttl: 60 });
+    expect((await reply(s, 5))['publish']).toEqual({});
+    expect(service.of('publish')).toHaveLength(1);
+
+    const b = await rawConnected(ws, 'bob');
+    b.send(JSON.stringify({ id: 2, subscribe: { channel: channel('chat') } }));
+    await reply(b, 2);
+    expect(await b.closed).toEqual({ code: 3004, reason: 'internal server error' });
+  });
+});
+
 describe('Centrifugo proxies for Socket.IO clients', () => {
   it('refusals without a message or reason get one; a temporary error is unavailable; a disconnect answer ends the socket', async () => {
     const namespaces = [{ name: 'room', proxy_subscribe: true, proxy_publish: true, allow_subscribe_for_client: true, allow_publish_for_subscriber: true }];

@@ -80,6 +80,23 @@ describe('Centrifugo subscribe: positioned and recoverable requests', () => {
   });
 });
 
+describe('Centrifugo frames', () => {
+  it('one trailing newline is allowed; a request body that is not an object, or recover with a wrong epoch and no flag', async () => {
+    const { ws } = await server();
+    const s = await raw(ws);
+    s.ws.send(`${JSON.stringify({ id: 1, connect: { token: await token({ sub: 'ada' }) } })}\n`);
+    expect((await reply(s, 1))['connect']).toBeDefined();
+    const ch = channel('hist');
+    expect((await call(s, 'subscribe', { channel: ch, recoverable: true, recover: true, epoch: 'not-this-one' }))['subscribe']).toEqual({ recoverable: true, positioned: true, epoch: expect.any(String), offset: 0, was_recovering: true });
+    s.send('{"id":9,"subscribe":5}');
+    expect(await s.closed).toEqual({ code: 3501, reason: 'bad request' });
+    // Two trailing newlines are an empty line.
+    const t = await raw(ws);
+    t.ws.send('{"id":1,"connect":{}}\n\n');
+    expect(await t.closed).toEqual({ code: 3501, reason: 'bad request' });
+  });
+});
+
 describe('Centrifugo subscription tokens', () => {
   it('expired: 109; forged or without a channel: 103 with why; expire_at passed: 110; for another channel or connection: 3500', async () => {
     const { ws } = await server();
