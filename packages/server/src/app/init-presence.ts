@@ -264,9 +264,10 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           logger,
           ...statusOptions,
           store: statusStore,
-          observeCache: (hit) => {
-            (hit ? metrics.statusCacheHits : metrics.statusCacheMisses).inc();
-            statusOptions.observeCache?.(hit);
+          observeCache: (hits, misses) => {
+            if (hits > 0) metrics.statusCacheHits.inc(hits);
+            if (misses > 0) metrics.statusCacheMisses.inc(misses);
+            statusOptions.observeCache?.(hits, misses);
           },
           observeEvent: (event) => {
             metrics.statusEvents.inc();

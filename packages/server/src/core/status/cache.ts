@@ -7,8 +7,9 @@ export interface StatusCacheOptions {
   max?: number;
   /**
    * Longest time an entry is served without a store read: a bound on
-   * staleness if an invalidation is ever lost (a subscriber reconnect), not
-   * the normal way entries leave. @default 60000
+   * staleness if an invalidation is ever lost without the feed reporting an
+   * interruption, not the normal way entries leave (every write on any node
+   * invalidates its user; an interrupted feed empties the cache). @default 300000
    */
   ttlMs?: number;
 }

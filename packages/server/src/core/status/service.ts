@@ -26,7 +26,7 @@ export interface StatusServiceOptions {
   sweepIntervalMs?: number;
   /** Most users one store sweep call visits; a pass calls until nothing is due or one interval passed. @default 1000 */
   sweepBatchSize?: number;
-  /** The node-local cache of records, or `false` for none. @default { max: 100000, ttlMs: 60000 } */
+  /** The node-local cache of records, or `false` for none. @default { max: 100000, ttlMs: 300000 } */
   cache?: StatusCacheOptions | false;
   /** @default the system clock */
   clock?: Clock;
@@ -34,8 +34,8 @@ export interface StatusServiceOptions {
   logger?: Logger;
   /** Called after every store call with its duration; for metrics. */
   observe?: (op: StatusOp, durationMs: number, outcome: 'ok' | 'error') => void;
-  /** Called once per cache lookup; for metrics. */
-  observeCache?: (hit: boolean) => void;
+  /** Called once per read with the cache hits and misses of its users; for metrics. */
+  observeCache?: (hits: number, misses: number) => void;
   /** Called for every status event this node receives (from any node); for metrics. */
   observeEvent?: (event: StatusRecord) => void;
 }
@@ -229,16 +229,26 @@ export class StatusService {
   async getMany(userIds: readonly string[]): Promise<StatusRecord[]> {
     this.checkOpen();
     if (!Array.isArray(userIds)) throw new PresenceError('invalid_payload', 'userIds must be an array of user ids');
-    const ids = userIds.map((id) => this.parse(StatusUserIdSchema, id));
-    const states = new Array<StatusState | null | undefined>(ids.length);
-    const missing: UserId[] = [];
+    const ids = new Array<UserId>(userIds.length);
+    const states = new Array<StatusState | null | undefined>(userIds.length);
+    const wanted = new Set<UserId>();
     const cache = this.feedLive ? this.cache : undefined;
-    for (let i = 0; i < ids.length; i++) {
-      const hit = cache?.get(ids[i]!);
-      if (cache) this.options.observeCache?.(hit !== undefined);
-      states[i] = hit;
-      if (hit === undefined && !missing.includes(ids[i]!)) missing.push(ids[i]!);
+    let hits = 0;
+    for (let i = 0; i < userIds.length; i++) {
+      const raw = userIds[i];
+      // Only valid ids are ever cached: a hit needs no parse.
+      const hit = cache && typeof raw === 'string' ? cache.get(raw as UserId) : undefined;
+      if (hit !== undefined) {
+        ids[i] = raw as UserId;
+        states[i] = hit;
+        hits++;
+        continue;
+      }
+      ids[i] = this.parse(StatusUserIdSchema, raw);
+      wanted.add(ids[i]!);
     }
+    if (cache) this.options.observeCache?.(hits, userIds.length - hits);
+    const missing = [...wanted];
     if (missing.length > 0) {
       const fills = cache ? missing.map((id) => cache.beginRead(id)) : [];
       let read: Array<StatusState | undefined>;

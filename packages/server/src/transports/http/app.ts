@@ -71,9 +71,10 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   });
   const readyTimeoutMs = options.readyTimeoutMs ?? 1_000;
 
-  app.addHook('onSend', async (_req, reply, payload) => {
+  // A callback hook: an async one costs a promise per request on every route.
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 
   // The OpenAPI document is generated from the route schemas; routes are

@@ -89,6 +89,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
   const openWrites = verifyToken === undefined && apiKeyHash === undefined;
   /** Each request's identity, found once before the rate limit (which is keyed by it) and checked by the route. */
   const identities = new WeakMap<FastifyRequest, Identity>();
+  const NOBODY: Identity = { kind: 'none' };
 
   async function identify(req: FastifyRequest): Promise<Identity> {
     try {
@@ -204,8 +205,19 @@ export function statusRoutes(options: StatusRoutesOptions) {
 
     // Credentials are checked before the rate limit, which counts per client;
     // refused ones count against the address and are answered 401 by the route.
-    r.addHook('onRequest', async (req) => {
-      identities.set(req, await identify(req));
+    r.addHook('onRequest', (req, _reply, done) => {
+      // Most reads carry no credentials: no promise for them.
+      if (req.headers['x-api-key'] === undefined && req.headers.authorization === undefined) {
+        identities.set(req, NOBODY);
+        return done();
+      }
+      identify(req).then(
+        (id) => {
+          identities.set(req, id);
+          done();
+        },
+        (err: Error) => done(err),
+      );
     });
 
     const limit = options.rateLimit;
