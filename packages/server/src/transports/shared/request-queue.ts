@@ -9,6 +9,9 @@ import { PresenceError } from 'realtime-message-protocol';
 export class RequestQueue {
   private tail: Promise<unknown> = Promise.resolve();
   private waiting = 0;
+  private readonly settled = (): void => {
+    this.waiting--;
+  };
 
   constructor(
     /** Most requests queued or running at once. */
@@ -31,11 +34,11 @@ export class RequestQueue {
       return Promise.reject(new PresenceError('rate_limited', `more than ${this.limit} requests are waiting on this connection; wait for their answers`));
     }
     this.waiting++;
-    const run = this.tail.then(task).finally(() => {
-      this.waiting--;
-    });
-    // The chain continues whatever the task's outcome.
-    this.tail = run.catch(() => undefined);
+    const run = this.tail.then(task);
+    // The chain continues whatever the task's outcome; the count drops before
+    // the caller's own continuation runs (this one was attached first). One
+    // continuation, not finally + catch: this runs for every request.
+    this.tail = run.then(this.settled, this.settled);
     return run;
   }
 

@@ -12,6 +12,7 @@ import {
   type RoomId,
   type RoomMessage,
   type RoomSnapshot,
+  type StatePatch,
 } from 'realtime-message-protocol';
 import type { z } from 'zod';
 import type { RoomFeedItem } from '../../core/presence/engine.js';
@@ -237,15 +238,44 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   return { ok: true, self, snapshot: res.snapshot };
 };
 
+/**
+ * The membership of the commonest heartbeat, `{ roomId }` (or `{ roomId, epoch }`
+ * with the current epoch) of a room this socket joined, without the schema: the
+ * room id equals one the join validated, the epoch the one the socket holds, so
+ * the schema would accept the payload as it is. Undefined for anything else
+ * (a patch, another field, another room or epoch, no payload): the schema decides.
+ */
+function plainHeartbeat(session: SocketSession, raw: unknown): Membership | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const proto = Object.getPrototypeOf(raw) as unknown;
+  if (proto !== Object.prototype && proto !== null) return undefined;
+  const p = raw as { roomId?: unknown; epoch?: unknown };
+  if (typeof p.roomId !== 'string') return undefined;
+  const m = session.rooms.get(p.roomId as RoomId);
+  if (!m) return undefined;
+  let fields = 0;
+  for (const k in p) {
+    if (k === 'roomId' || (k === 'epoch' && p.epoch === m.epoch)) fields++;
+    else return undefined;
+  }
+  return fields > 0 ? m : undefined;
+}
+
 export const onHeartbeat: Handler = async (ctx, session, raw): Promise<HeartbeatAck> => {
+  const plain = plainHeartbeat(session, raw);
+  if (plain) return heartbeatOf(ctx, session, plain, undefined);
   const p = parse(ctx.schemas.heartbeat, raw);
   const m = session.membership(p.roomId);
   if (p.epoch !== undefined && p.epoch !== m.epoch) {
     ctx.metrics.staleEpochs.inc();
     throw new PresenceError('stale_epoch', `epoch ${p.epoch} is not current; this socket holds epoch ${m.epoch}`);
   }
+  return heartbeatOf(ctx, session, m, p.patchState);
+};
+
+async function heartbeatOf(ctx: HandlerContext, session: SocketSession, m: Membership, patchState: StatePatch | undefined): Promise<HeartbeatAck> {
   try {
-    const res = await ctx.service.heartbeatParsed(m, p.patchState);
+    const res = await ctx.service.heartbeatParsed(m, patchState);
     ctx.metrics.heartbeatsOk.inc();
     return { ok: true, epoch: res.epoch };
   } catch (err) {
@@ -256,7 +286,7 @@ export const onHeartbeat: Handler = async (ctx, session, raw): Promise<Heartbeat
     }
     throw err;
   }
-};
+}
 
 export const onLeave: Handler = async (ctx, session, raw): Promise<LeaveAck> => {
   const p = parse(ctx.schemas.leave, raw);

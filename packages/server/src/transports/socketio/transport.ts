@@ -135,20 +135,21 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     const listener = (...args: unknown[]): void => {
       const last = args[args.length - 1];
       const ack = typeof last === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
+      const answer = (res: { ok: boolean }): void => {
+        if (!res.ok) metrics.errors.inc({ event, code: (res as ReturnType<typeof errorAck>).error.code });
+        try {
+          ack?.(res);
+        } catch (err) {
+          logger.warn({ err, event }, 'ack callback threw');
+        }
+      };
+      // One continuation for both outcomes (this runs for every request).
       void session.queue
         .push(() => (disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0])))
-        .catch((err: unknown) => {
-          if (err instanceof PresenceError) return errorAck(err.code, err.message);
+        .then(answer, (err: unknown) => {
+          if (err instanceof PresenceError) return answer(errorAck(err.code, err.message));
           problems.note('handler failed', { err, event, socketId: session.socket.id });
-          return errorAck('internal', 'the server failed to handle the request');
-        })
-        .then((res) => {
-          if (!res.ok) metrics.errors.inc({ event, code: (res as ReturnType<typeof errorAck>).error.code });
-          try {
-            ack?.(res);
-          } catch (err) {
-            logger.warn({ err, event }, 'ack callback threw');
-          }
+          answer(errorAck('internal', 'the server failed to handle the request'));
         });
     };
     session.socket.on(event, listener);

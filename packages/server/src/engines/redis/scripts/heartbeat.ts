@@ -37,7 +37,7 @@ const TOO_LARGE = 'payload_too_large:';
  * the room prefix + `c:` + connId, and the room id is read back from the
  * prefix (ids cannot contain '}', so the match is exact).
  *
- * KEYS: exp slotIndex. ARGV: roomPrefix conn epoch now ttl lookback keep maxBytes [field json|'']...
+ * KEYS: exp slotIndex (the room prefix is exp without 'exp'). ARGV: conn epoch now ttl lookback keep maxBytes [field json|'']...
  * Reply: the epoch (integer), or 'stale_epoch' | 'not_joined' | 'disconnected' | 'payload_too_large:<bytes>'.
  */
 export const heartbeat: Script<HeartbeatCommand, HeartbeatReply> = {
@@ -45,17 +45,19 @@ export const heartbeat: Script<HeartbeatCommand, HeartbeatReply> = {
   numberOfKeys: 2,
   lua: /* lua */ `
 local exp = KEYS[1]
-local ck = ARGV[1] .. 'c:' .. ARGV[2]
-local epoch, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- The room prefix is the exp key without 'exp' (saves an argument on every heartbeat).
+local rp = string.sub(exp, 1, -4)
+local ck = rp .. 'c:' .. ARGV[1]
+local epoch, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 local m = redis.call('HMGET', ck, '.e', '.x', '.d', '.t')
 if not m[1] then return 'not_joined' end
 if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
 if not m[2] then return 'not_joined' end
 if tonumber(m[2]) <= now then
   -- Expired but not reaped yet: it leaves now, exactly once (the reaper then finds an epoch record).
-  local prefix, conn = ARGV[1], ARGV[2]
+  local prefix, conn = rp, ARGV[1]
   local room = string.match(prefix, '{room:(.*)}:$')
-  local lookback, keep = tonumber(ARGV[6]), tonumber(ARGV[7])
+  local lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6])
   local u = redis.call('HMGET', ck, '.u', '.r')
   redis.call('DEL', ck)
   redis.call('HSET', ck, '.u', u[1], '.e', epoch, '.g', '1')
@@ -73,14 +75,14 @@ if tonumber(m[2]) <= now then
   return 'not_joined'
 end
 if m[3] then return 'disconnected' end
-local deadline = now + tonumber(ARGV[5])
-if #ARGV > 8 then
+local deadline = now + tonumber(ARGV[4])
+if #ARGV > 7 then
   local flat = redis.call('HGETALL', ck)
   local state, count, size = {}, 0, 2
   for i = 1, #flat, 2 do
     if string.byte(flat[i], 1) == 61 then state[flat[i]] = flat[i + 1] end
   end
-  for i = 9, #ARGV, 2 do
+  for i = 8, #ARGV, 2 do
     if ARGV[i + 1] == '' then state[ARGV[i]] = nil else state[ARGV[i]] = ARGV[i + 1] end
   end
   local parts = {}
@@ -90,10 +92,10 @@ if #ARGV > 8 then
     parts[count] = string.sub(f, 2) .. ':' .. v
   end
   if count > 1 then size = size + count - 1 end
-  if size > tonumber(ARGV[8]) then return 'payload_too_large:' .. size end
+  if size > tonumber(ARGV[7]) then return 'payload_too_large:' .. size end
   -- The event carries the patch too (sockets that asked for patches get only it): JSON text as it came.
   local patch = {}
-  for i = 9, #ARGV, 2 do
+  for i = 8, #ARGV, 2 do
     local v = ARGV[i + 1]
     if v == '' then
       redis.call('HDEL', ck, ARGV[i])
@@ -103,11 +105,11 @@ if #ARGV > 8 then
     end
     patch[#patch + 1] = string.sub(ARGV[i], 2) .. ':' .. v
   end
-  local prefix = ARGV[1]
+  local prefix = rp
   local seq = redis.call('INCR', prefix .. 'seq')
-  redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[7]))
+  redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[6]))
   local ev = '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
-    cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[2]) .. ',"ts":' .. string.format('%.0f', now) ..
+    cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[1]) .. ',"ts":' .. string.format('%.0f', now) ..
     ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '},"patch":{' .. table.concat(patch, ',') .. '}}'
   redis.call('SPUBLISH', prefix .. 'ev', ev)
   redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
@@ -115,9 +117,9 @@ end
 -- The hash and the room keys live keep ms (TTL + lookback + slack);
 -- refreshing them once a third of that has passed is enough (a live member
 -- heartbeats at least once per TTL), and saves the calls on most heartbeats.
-local keep = tonumber(ARGV[7])
+local keep = tonumber(ARGV[6])
 if not m[4] or now - tonumber(m[4]) >= keep / 3 then
-  local prefix = ARGV[1]
+  local prefix = rp
   redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
   redis.call('PEXPIRE', ck, keep)
   redis.call('PEXPIRE', exp, keep)
@@ -130,12 +132,12 @@ if not m[4] or now - tonumber(m[4]) >= keep / 3 then
 else
   redis.call('HSET', ck, '.l', now, '.x', deadline)
 end
-redis.call('ZADD', exp, deadline, ARGV[2])
+redis.call('ZADD', exp, deadline, ARGV[1])
 return epoch
 `,
   args(cmd, ctx) {
     const k = ctx.keys.room(cmd.roomId);
-    const args: ScriptArg[] = [k.exp, k.slotIndex, k.prefix, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx), cmd.maxStateBytes];
+    const args: ScriptArg[] = [k.exp, k.slotIndex, cmd.connId, cmd.epoch, cmd.now, cmd.ttlMs, cmd.lookbackMs, keepMs(cmd, ctx), cmd.maxStateBytes];
     if (cmd.patch) for (const [key, v] of cmd.patch) args.push('=' + JSON.stringify(key), v ?? '');
     return args;
   },

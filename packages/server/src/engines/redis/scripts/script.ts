@@ -109,10 +109,15 @@ export class Scripts<S extends ScriptMap> {
   }
 
   /** Runs one script: builds KEYS + ARGV from `input`, sends it, decodes the reply. One round trip. */
-  async run<K extends keyof S & string>(name: K, input: InputOf<S[K]>): Promise<ReplyOf<S[K]>> {
+  run<K extends keyof S & string>(name: K, input: InputOf<S[K]>): Promise<ReplyOf<S[K]>> {
     const s = this.scripts[name] as unknown as Script<InputOf<S[K]>, ReplyOf<S[K]>>;
-    const reply: unknown = await this.fns[name].apply(this.client, s.args(input, this.ctx));
-    return s.decode(reply, input);
+    let sent: Promise<unknown>;
+    try {
+      sent = this.fns[name].apply(this.client, s.args(input, this.ctx));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return sent.then((reply) => s.decode(reply, input));
   }
 }
 
