@@ -192,6 +192,8 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
           return {
             acksPerSec: med((x) => x.acksPerSec), p50: med((x) => x.latency.p50), p99: med((x) => x.latency.p99), p999: med((x) => x.latency.p999), max: med((x) => x.latency.max),
             cpu: med((x) => x.server.cpuPercent), eventsPerSec: med((x) => x.eventsPerSec),
+            // Server CPU time per acked heartbeat: steadier than latency on a shared machine.
+            cpuMicrosPerAck: med((x) => (x.acksPerSec > 0 ? Math.round((x.server.cpuPercent * 1e4) / x.acksPerSec * 10) / 10 : undefined)),
             errors: runs[who].map((x) => x.errors), churnErrors: runs[who].map((x) => x.churn?.errors).filter(Boolean),
             churnJoinP99: med((x) => x.churn?.join.p99),
             serverLoopDelayP99: d((x) => x.server?.eventLoopDelay.p99), serverLoopDelayMax: d((x) => x.server?.eventLoopDelay.max), serverLoopUtilization: d((x) => x.server?.eventLoopUtilization),
@@ -208,7 +210,7 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
           o.throughputRatio = ratio(o.ours.acksPerSec, o.base.acksPerSec);
           o.p99Ratio = ratio(o.ours.p99, o.base.p99);
         }
-        if (o.previous) o.vsPrevious = { throughputRatio: ratio(o.ours.acksPerSec, o.previous.acksPerSec), p99Ratio: ratio(o.ours.p99, o.previous.p99), p50Ratio: ratio(o.ours.p50, o.previous.p50) };
+        if (o.previous) o.vsPrevious = { throughputRatio: ratio(o.ours.acksPerSec, o.previous.acksPerSec), p99Ratio: ratio(o.ours.p99, o.previous.p99), p50Ratio: ratio(o.ours.p50, o.previous.p50), cpuPerAckRatio: ratio(o.ours.cpuMicrosPerAck, o.previous.cpuMicrosPerAck), redisPerAckRatio: ratio(o.ours.redisMicrosPerAck, o.previous.redisMicrosPerAck) };
         out[`${engine}-${mode}`] = o;
       }
     }
@@ -221,21 +223,21 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
   const lines = [`### ${title} (median of ${rounds} rounds, order rotated every round; load average ${loadStart.join(' / ')} at the start, ${loadEnd.join(' / ')} at the end)`, ''];
   const withBase = all.filter((o) => o.base);
   if (withBase.length) {
-    lines.push(table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio (ours / baseline)', 'ours p50 (ms)', 'baseline p50 (ms)', 'ours p99 (ms)', 'baseline p99 (ms)', 'p99 ratio (ours / baseline)', 'ours p99.9 (ms)', 'baseline p99.9 (ms)', 'errors ours / baseline', 'server CPU ours / baseline (% of one core)'],
-      withBase.map((o) => [o.engine, o.load, o.baseline, o.ours.acksPerSec, o.base.acksPerSec, o.throughputRatio, ms(o.ours.p50), ms(o.base.p50), ms(o.ours.p99), ms(o.base.p99), o.p99Ratio, ms(o.ours.p999), ms(o.base.p999), `${errs([...o.ours.errors, ...o.ours.churnErrors])} / ${errs([...o.base.errors, ...o.base.churnErrors])}`, `${o.ours.cpu} / ${o.base.cpu}`])));
+    lines.push(table(['engine', 'load', 'baseline', 'ours acks/s', 'baseline acks/s', 'throughput ratio (ours / baseline)', 'ours p50 (ms)', 'baseline p50 (ms)', 'ours p99 (ms)', 'baseline p99 (ms)', 'p99 ratio (ours / baseline)', 'ours p99.9 (ms)', 'baseline p99.9 (ms)', 'errors ours / baseline', 'server CPU ours / baseline (% of one core)', 'server CPU per ack ours / baseline (µs)'],
+      withBase.map((o) => [o.engine, o.load, o.baseline, o.ours.acksPerSec, o.base.acksPerSec, o.throughputRatio, ms(o.ours.p50), ms(o.base.p50), ms(o.ours.p99), ms(o.base.p99), o.p99Ratio, ms(o.ours.p999), ms(o.base.p999), `${errs([...o.ours.errors, ...o.ours.churnErrors])} / ${errs([...o.base.errors, ...o.base.churnErrors])}`, `${o.ours.cpu} / ${o.base.cpu}`, `${o.ours.cpuMicrosPerAck} / ${o.base.cpuMicrosPerAck}`])));
   }
   const withPrevious = all.filter((o) => o.previous);
   if (withPrevious.length) {
     lines.push('', `ours (this tree) against the previous build (${process.env.PREVIOUS_LABEL ?? process.env.PREVIOUS_CLI}):`, '');
-    lines.push(table(['engine', 'load', 'ours acks/s', 'previous acks/s', 'throughput ratio (ours / previous)', 'ours p50 (ms)', 'previous p50 (ms)', 'ours p99 (ms)', 'previous p99 (ms)', 'p99 ratio (ours / previous)', 'ours p99 per round (ms)', 'previous p99 per round (ms)', 'errors ours / previous'],
-      withPrevious.map((o) => [o.engine, o.load, o.ours.acksPerSec, o.previous.acksPerSec, o.vsPrevious.throughputRatio, ms(o.ours.p50), ms(o.previous.p50), ms(o.ours.p99), ms(o.previous.p99), o.vsPrevious.p99Ratio, o.runs.ours.map((x) => ms(x.latency.p99)).join(' / '), o.runs.previous.map((x) => ms(x.latency.p99)).join(' / '), `${errs(o.ours.errors)} / ${errs(o.previous.errors)}`])));
+    lines.push(table(['engine', 'load', 'ours acks/s', 'previous acks/s', 'throughput ratio (ours / previous)', 'ours p50 (ms)', 'previous p50 (ms)', 'ours p99 (ms)', 'previous p99 (ms)', 'p99 ratio (ours / previous)', 'ours p99 per round (ms)', 'previous p99 per round (ms)', 'server CPU per ack ours / previous (µs)', 'ratio', 'Redis CPU per ack ours / previous (µs)', 'ratio', 'errors ours / previous'],
+      withPrevious.map((o) => [o.engine, o.load, o.ours.acksPerSec, o.previous.acksPerSec, o.vsPrevious.throughputRatio, ms(o.ours.p50), ms(o.previous.p50), ms(o.ours.p99), ms(o.previous.p99), o.vsPrevious.p99Ratio, o.runs.ours.map((x) => ms(x.latency.p99)).join(' / '), o.runs.previous.map((x) => ms(x.latency.p99)).join(' / '), `${o.ours.cpuMicrosPerAck} / ${o.previous.cpuMicrosPerAck}`, o.vsPrevious.cpuPerAckRatio, `${o.ours.redisMicrosPerAck ?? '-'} / ${o.previous.redisMicrosPerAck ?? '-'}`, o.vsPrevious.redisPerAckRatio ?? '-', `${errs(o.ours.errors)} / ${errs(o.previous.errors)}`])));
   }
   lines.push('', 'Where the time goes (medians over the rounds; server figures from the probe in the server process, generator figures from the load generator, Redis figures from INFO per acked heartbeat):', '');
   const f = (x, d = 1) => (x === undefined ? '-' : typeof x === 'number' ? (Math.round(x * 10 ** d) / 10 ** d).toLocaleString('en-US') : x);
-  lines.push(table(['engine', 'load', 'server', 'acks/s', 'p99 (ms)', 'events received/s', 'server event-loop delay p99 / max (ms)', 'server loop busy (%)', 'server GC (ms/s, longest ms)', 'server CPU (% of one core)', 'generator loop delay p99 / max (ms)', 'generator CPU (% of one core)', 'Redis CPU (% / µs per ack)', 'Redis scripts / commands per ack', 'bytes to Redis per ack', 'rejoin ack p99 (ms)', 'load average'],
+  lines.push(table(['engine', 'load', 'server', 'acks/s', 'p99 (ms)', 'events received/s', 'server event-loop delay p99 / max (ms)', 'server loop busy (%)', 'server GC (ms/s, longest ms)', 'server CPU (% of one core / µs per ack)', 'generator loop delay p99 / max (ms)', 'generator CPU (% of one core)', 'Redis CPU (% / µs per ack)', 'Redis scripts / commands per ack', 'bytes to Redis per ack', 'rejoin ack p99 (ms)', 'load average'],
     all.flatMap((o) => contenders.map((c) => {
       const x = o[c];
-      return [o.engine, o.mode, c === 'base' ? o.baseline.split(':')[0] : CONTENDER_NAMES[c], x.acksPerSec, ms(x.p99), x.eventsPerSec, `${f(x.serverLoopDelayP99, 2)} / ${f(x.serverLoopDelayMax)}`, f(x.serverLoopUtilization === undefined ? undefined : x.serverLoopUtilization * 100), `${f(x.gcMsPerSecond)} / ${f(x.gcMaxMs)}`, f(x.cpu), `${f(x.generatorLoopDelayP99, 2)} / ${f(x.generatorLoopDelayMax)}`, f(x.generatorCpu), `${f(x.redisCpuPercent)} / ${f(x.redisMicrosPerAck)}`, `${f(x.redisScriptsPerAck, 2)} / ${f(x.redisCommandsPerAck)}`, f(x.redisBytesInPerAck, 0), f(x.churnJoinP99, 2), f(x.loadAverage, 2)];
+      return [o.engine, o.mode, c === 'base' ? o.baseline.split(':')[0] : CONTENDER_NAMES[c], x.acksPerSec, ms(x.p99), x.eventsPerSec, `${f(x.serverLoopDelayP99, 2)} / ${f(x.serverLoopDelayMax)}`, f(x.serverLoopUtilization === undefined ? undefined : x.serverLoopUtilization * 100), `${f(x.gcMsPerSecond)} / ${f(x.gcMaxMs)}`, `${f(x.cpu)} / ${f(x.cpuMicrosPerAck)}`, `${f(x.generatorLoopDelayP99, 2)} / ${f(x.generatorLoopDelayMax)}`, f(x.generatorCpu), `${f(x.redisCpuPercent)} / ${f(x.redisMicrosPerAck)}`, `${f(x.redisScriptsPerAck, 2)} / ${f(x.redisCommandsPerAck)}`, f(x.redisBytesInPerAck, 0), f(x.churnJoinP99, 2), f(x.loadAverage, 2)];
     }))));
   save(name, { loadAverage: { start: loadStart, end: loadEnd }, previous: process.env.PREVIOUS_LABEL ?? process.env.PREVIOUS_CLI, ...out }, lines.join('\n'));
   return out;
