@@ -10,6 +10,7 @@ sha=$(git rev-parse --short "$rev")
 dir=${TMPDIR:-/tmp}/rm-previous-$sha
 if [ ! -f "$dir/packages/server/dist/app/cli.js" ]; then
   rm -rf "$dir"
+  git worktree prune
   git worktree add --detach "$dir" "$sha" >&2
   (cd "$dir" && npm ci --no-audit --no-fund >&2 && npx tsc -b packages/protocol packages/server >&2)
 fi
