@@ -27,6 +27,8 @@ const PROTOCOL_LABEL = { socketio: 'Socket.IO (socket.io-client)', centrifuge: '
 const ENGINE_LABEL = { memory: 'memory (1 node)', redis: 'Redis (2 nodes)' };
 const API_KEY = 'bench-centrifugo-api-key-0123456789';
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
+/** A CPU percentage with one decimal (a median of an even number of runs is a mean). */
+const pct = (x) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : '-');
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
 const load1 = () => Math.round(loadavg()[0] * 100) / 100;
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -283,8 +285,8 @@ export async function scenarioCentrifugo(env, log) {
     x.protocol === 'centrifuge' ? `${ratios[x.engine].throughput ?? '-'} ×` : '',
     int(x.latency.achieved), ms(x.latency.p50), ms(x.latency.p99), ms(x.latency.p999),
     x.nodes > 1 ? `${ms(x.latency.crossP50)} / ${ms(x.latency.crossP99)}` : '-',
-    `${x.cpuAtRate} % / ${x.cpuThroughput} %`, int(x.cpuUsPerPublication),
-    `${x.subscriberCpuAtRate} % / ${x.subscriberCpuThroughput} %`, int(x.subscriberCpuUsPerDelivery),
+    `${pct(x.cpuAtRate)} % / ${pct(x.cpuThroughput)} %`, int(x.cpuUsPerPublication),
+    `${pct(x.subscriberCpuAtRate)} % / ${pct(x.subscriberCpuThroughput)} %`, int(x.subscriberCpuUsPerDelivery),
     `${x.rssMB} MB`, `${x.gaps} / ${x.duplicates} / ${x.missing}`,
   ]);
   const md = [
