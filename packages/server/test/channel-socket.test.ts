@@ -37,6 +37,18 @@ describe('channels over sockets (SPEC §8), two nodes on one Redis', () => {
     }
   });
 
+  it('publishes a socket sends without waiting for acks land in the order sent (they are pipelined, not reordered)', async () => {
+    const g = await startGateway({ redisUrl: inject('redisUrl'), rateLimit: false });
+    const ch = channel();
+    const s = await connect(g.url);
+    const seen = publications(s);
+    expect((await request(s, 'channel:subscribe', { channel: ch })).ok).toBe(true);
+    const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => request(s, 'channel:publish', { channel: ch, data: { i } })));
+    expect(acks.map((a) => a.offset)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    await waitFor(() => (seen.length === 50 ? true : undefined), { what: 'every publication' });
+    expect(seen.map((p) => (p.data as { i: number }).i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
   it('resubscribing from the last position recovers exactly the missed publications; history pages', async () => {
     const g = await startGateway({ redisUrl: inject('redisUrl') });
     const ch = channel();

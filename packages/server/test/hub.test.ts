@@ -178,4 +178,40 @@ describe('RequestQueue', () => {
     expect(ran).toBe(1);
     expect(() => new RequestQueue(0)).toThrow(RangeError);
   });
+
+  it('pushReleasing lets the next request start once the running one releases, still in arrival order and counted until settled', async () => {
+    const q = new RequestQueue(3);
+    const order: string[] = [];
+    let finishFirst!: () => void;
+    const first = q.pushReleasing(async (release) => {
+      order.push('first:start');
+      release();
+      await new Promise<void>((r) => (finishFirst = r));
+      order.push('first:end');
+      return 1;
+    });
+    const second = q.pushReleasing(async () => {
+      order.push('second:start');
+      return 2;
+    });
+    // The second never calls release: the plain request after it starts once it settled.
+    const third = q.push(async () => {
+      order.push('third:start');
+      return 3;
+    });
+    expect(await second).toBe(2);
+    expect(await third).toBe(3);
+    expect(order).toEqual(['first:start', 'second:start', 'third:start']);
+    // The first is still running: it still counts against the bound.
+    expect(q.pending).toBe(1);
+    await expect(q.pushReleasing(async () => 4)).resolves.toBe(4);
+    finishFirst();
+    expect(await first).toBe(1);
+    expect(order.at(-1)).toBe('first:end');
+    await q.drain();
+    expect(q.pending).toBe(0);
+    // A releasing task that never calls release still hands on when it settles, also when it fails.
+    await expect(q.pushReleasing(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(q.push(async () => 'next')).resolves.toBe('next');
+  });
 });

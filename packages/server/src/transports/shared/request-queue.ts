@@ -42,7 +42,26 @@ export class RequestQueue {
     return run;
   }
 
-  /** Resolves once everything queued so far has settled. */
+  /**
+   * Like {@link push}, but the next request may start as soon as `task`
+   * calls `release` (for a publish: once its storage command is issued, which
+   * the storage keeps in order), not only once it settled. Requests still
+   * start in arrival order and each is answered once.
+   */
+  pushReleasing<T>(task: (release: () => void) => Promise<T>): Promise<T> {
+    if (this.waiting >= this.limit) {
+      return Promise.reject(new PresenceError('rate_limited', `more than ${this.limit} requests are waiting on this connection; wait for their answers`));
+    }
+    this.waiting++;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const run = this.tail.then(() => task(release));
+    void run.then(this.settled, this.settled).then(release);
+    this.tail = gate;
+    return run;
+  }
+
+  /** Resolves once everything queued so far has settled (or, for {@link pushReleasing}, released). */
   drain(): Promise<void> {
     return this.tail.then(() => undefined);
   }

@@ -96,7 +96,7 @@ export const onChannelUnsubscribe: Handler = async (ctx, session, raw): Promise<
   return { ok: true };
 };
 
-export const onChannelPublish: Handler = async (ctx, session, raw): Promise<ChannelPublishAck> => {
+export const onChannelPublish: Handler = async (ctx, session, raw, release): Promise<ChannelPublishAck> => {
   const channels = channelsOf(ctx);
   const p = parse(channels.service.schemas.publish, raw);
   const client = clientOf(session, p.channel);
@@ -106,7 +106,11 @@ export const onChannelPublish: Handler = async (ctx, session, raw): Promise<Chan
   const outcome = await ctx.extensions.check(action);
   const data = outcome?.data !== undefined ? outcome.data : p.data;
   const info: ClientInfo = { user: client.user, client: session.socket.id };
-  const res = await channels.service.publish(p.channel, data, { info, ...(p.tags ? { tags: p.tags } : {}) }, decided ? undefined : client);
+  const published = channels.service.publish(p.channel, data, { info, ...(p.tags ? { tags: p.tags } : {}) }, decided ? undefined : client);
+  // The storage command is issued (in order on the storage connection): the socket's next publish may start,
+  // so a publisher with several publications in flight is not held to one round trip each.
+  release?.();
+  const res = await published;
   return { ok: true, offset: res.offset, epoch: res.epoch };
 };
 
@@ -139,6 +143,9 @@ export async function unsubscribeAll(session: SocketSession): Promise<void> {
   session.channels.clear();
   await Promise.all(subs.map((s) => s.unsubscribe()));
 }
+
+/** Events whose handler releases the socket's queue before it settles (see {@link onChannelPublish}). */
+export const PIPELINED_EVENTS: ReadonlySet<string> = new Set([CHANNEL_EVENTS.publish]);
 
 /** The client → server events of the channels protocol and their handlers. */
 export const CHANNEL_HANDLERS: ReadonlyArray<readonly [event: string, handler: Handler]> = [

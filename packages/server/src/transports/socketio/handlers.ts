@@ -44,7 +44,12 @@ export interface HandlerContext {
   channels?: ChannelContext | undefined;
 }
 
-export type Handler = (ctx: HandlerContext, session: SocketSession, raw: unknown) => Promise<{ ok: boolean }>;
+/**
+ * One event's handler. `release`, given to the handlers listed as pipelined,
+ * lets the socket's next request start before this one settles (see
+ * RequestQueue.pushReleasing).
+ */
+export type Handler = (ctx: HandlerContext, session: SocketSession, raw: unknown, release?: () => void) => Promise<{ ok: boolean }>;
 
 export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
   const res = parsePayload(schema, input);

@@ -14,7 +14,7 @@ import { SocketSession, type AnySocket, type Membership } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 import type { ChannelService } from '../../core/channels/service.js';
-import { CHANNEL_HANDLERS, channelUserOf, unsubscribeAll, unsubscribeBy } from './channel-handlers.js';
+import { CHANNEL_HANDLERS, PIPELINED_EVENTS, channelUserOf, unsubscribeAll, unsubscribeBy } from './channel-handlers.js';
 
 /** The per-connection limits of the Socket.IO transport (also options of `initPresence`). */
 export interface SocketIoLimits {
@@ -132,6 +132,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
 
   /** Registers a handler that runs in the session's queue and always acks exactly once. */
   function handle(session: SocketSession, event: string, fn: Handler): void {
+    const pipelined = PIPELINED_EVENTS.has(event);
     const listener = (...args: unknown[]): void => {
       const last = args[args.length - 1];
       const ack = typeof last === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
@@ -144,8 +145,9 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
         }
       };
       // One continuation for both outcomes (this runs for every request).
-      void session.queue
-        .push(() => (disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0])))
+      const run = (release?: () => void): Promise<{ ok: boolean }> =>
+        disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0], release);
+      void (pipelined ? session.queue.pushReleasing(run) : session.queue.push(run))
         .then(answer, (err: unknown) => {
           if (err instanceof PresenceError) return answer(errorAck(err.code, err.message));
           problems.note('handler failed', { err, event, socketId: session.socket.id });
