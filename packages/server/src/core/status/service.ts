@@ -13,7 +13,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import { StatusCache, type StatusCacheOptions } from './cache.js';
 import { toRecord, type StatusState } from './model.js';
-import type { StatusCommand, StatusCommandType, StatusContext, StatusFeedItem, StatusFeedState, StatusStore, SweepResult } from './store.js';
+import type { StatusCommand, StatusContext, StatusFeedItem, StatusFeedState, StatusStore, SweepResult } from './store.js';
 
 export interface StatusServiceOptions {
   /** Where status lives: `new MemoryStatusStore()` or a Redis status store. */
@@ -40,36 +40,8 @@ export interface StatusServiceOptions {
   observeEvent?: (event: StatusRecord) => void;
 }
 
-export type StatusOp = 'read' | StatusCommandType | 'sweep' | 'subscribe';
-
-/** A presence connection of a user starting or ending: what the composition root's bridge reports. */
-export interface ConnectionChange {
-  userId: string;
-  /** Identifies the connection across nodes (room + connId). */
-  conn: string;
-  /** The connection's epoch (presence fencing): later incarnations are higher. */
-  epoch: number;
-  live: boolean;
-}
-
-export type StatusListener = (event: StatusRecord) => void;
-
-/**
- * What {@link StatusService.getManyOrStale} answers: fresh records, or
- * records from this node's cache while the store cannot be reached.
- */
-export type StatusRead =
-  | { users: StatusRecord[]; stale: false }
-  | {
-      users: StatusRecord[];
-      stale: true;
-      /**
-       * Since when this node may have missed changes (ms since epoch): the
-       * records are exact as of then (and their expiries are applied as of
-       * now). The moment the feed broke, or now when only the store read failed.
-       */
-      since: number;
-    };
+export type { ConnectionChange, StatusListener, StatusOp, StatusRead } from './service-types.js';
+import type { ConnectionChange, StatusListener, StatusOp, StatusRead } from './service-types.js';
 
 const MAX_SWEEP_CALLS = 100;
 
