@@ -76,72 +76,69 @@ describe('documentation examples', () => {
   });
 });
 
+/**
+ * Runs the README's ```ts block that `matches` as a real Node process against
+ * a real standalone server (memory engines) and hands `check` the server URL
+ * and a live view of the process output; everything is torn down after.
+ */
+async function runReadmeExample(matches: (code: string) => boolean, check: (url: string, output: () => string) => Promise<void>): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const { createRealtimeServer, loadConfig } = await import('../src/index.js');
+  const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
+  const url = `http://127.0.0.1:${await server.listen()}`;
+  const block = examples().find((e) => e.file === 'README.md' && matches(e.code));
+  expect(block, 'the README has this example').toBeDefined();
+  const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
+  const file = join(dir, 'example.mjs');
+  writeFileSync(file, block!.code.replace('http://localhost:3000', url));
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += String(d)));
+  child.stderr.on('data', (d: Buffer) => (out += String(d)));
+  try {
+    await check(url, () => out);
+  } finally {
+    child.kill('SIGKILL');
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('the README client example runs', () => {
   it('prints who is here, then joins, updates and leaves of others', async () => {
-    const { spawn } = await import('node:child_process');
-    const { createRealtimeServer, loadConfig } = await import('../src/index.js');
-    const { connect, request } = await import('realtime-message-testing');
-    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
-    const port = await server.listen();
-    const url = `http://127.0.0.1:${port}`;
-    const block = examples().find((e) => e.file === 'README.md' && e.code.includes("from 'realtime-message-sdk'") && e.code.includes('joinRoom'));
-    expect(block, 'the README has an SDK example').toBeDefined();
-    const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
-    const file = join(dir, 'client.mjs');
-    writeFileSync(file, block!.code.replace('http://localhost:3000', url));
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += String(d)));
-    child.stderr.on('data', (d: Buffer) => (out += String(d)));
-    try {
-      const { waitFor } = await import('realtime-message-testing');
-      await waitFor(() => out.includes('here now: ada'), { timeoutMs: 10_000, what: `the example to join (output: ${out})` });
-      const bob = await connect(url);
-      expect((await request(bob, 'presence:join', { roomId: 'doc-1', userId: 'bob' })).ok).toBe(true);
-      await waitFor(() => out.includes('joined: bob'), { what: `joined: bob (output: ${out})` });
-      expect((await request(bob, 'presence:heartbeat', { patchState: { typing: true } })).ok).toBe(true);
-      await waitFor(() => out.includes('updated: bob {"typing":true}'), { what: `updated: bob (output: ${out})` });
-      expect(await request(bob, 'presence:leave', {})).toEqual({ ok: true });
-      await waitFor(() => out.includes('left: bob leave'), { what: `left: bob (output: ${out})` });
-      bob.disconnect();
-    } finally {
-      child.kill('SIGKILL');
-      await server.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { connect, request, waitFor } = await import('realtime-message-testing');
+    await runReadmeExample(
+      (code) => code.includes("from 'realtime-message-sdk'") && code.includes('joinRoom'),
+      async (url, out) => {
+        await waitFor(() => out().includes('here now: ada'), { timeoutMs: 10_000, what: 'the example to join' });
+        const bob = await connect(url);
+        expect((await request(bob, 'presence:join', { roomId: 'doc-1', userId: 'bob' })).ok).toBe(true);
+        await waitFor(() => out().includes('joined: bob'), { what: 'joined: bob' });
+        expect((await request(bob, 'presence:heartbeat', { patchState: { typing: true } })).ok).toBe(true);
+        await waitFor(() => out().includes('updated: bob {"typing":true}'), { what: 'updated: bob' });
+        expect(await request(bob, 'presence:leave', {})).toEqual({ ok: true });
+        await waitFor(() => out().includes('left: bob leave'), { what: 'left: bob' });
+        bob.disconnect();
+      },
+    );
   });
 });
 
 describe('the README status example runs', () => {
   it('prints the changes of watched users and sets its own status', async () => {
-    const { spawn } = await import('node:child_process');
-    const { createRealtimeServer, loadConfig } = await import('../src/index.js');
     const { waitFor } = await import('realtime-message-testing');
-    const server = createRealtimeServer(loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', DEMO_DIR: 'off' }));
-    const port = await server.listen();
-    const url = `http://127.0.0.1:${port}`;
-    const block = examples().find((e) => e.file === 'README.md' && e.code.includes('watchStatus'));
-    expect(block, 'the README has a status example').toBeDefined();
-    const dir = mkdtempSync(join(root, 'packages/server/test/.examples-'));
-    const file = join(dir, 'status.mjs');
-    writeFileSync(file, block!.code.replace('http://localhost:3000', url));
-    const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += String(d)));
-    child.stderr.on('data', (d: Buffer) => (out += String(d)));
-    try {
-      // The example's own setStatus: ada is busy.
-      await waitFor(async () => ((await (await fetch(`${url}/api/v2/presence/ada`)).json()) as { message: string | null }).message === 'in a meeting' || undefined, {
-        timeoutMs: 10_000,
-        what: `ada's status set by the example (output: ${out})`,
-      });
-      const put = await fetch(`${url}/api/v2/presence/grace`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'online', message: 'back at 3', ttlSeconds: 60 }) });
-      expect(put.status).toBe(200);
-      await waitFor(() => /grace online back at 3 \d+/.test(out) || undefined, { what: `grace's change printed (output: ${out})` });
-    } finally {
-      child.kill('SIGKILL');
-      await server.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await runReadmeExample(
+      (code) => code.includes('watchStatus'),
+      async (url, out) => {
+        // The example's own setStatus: ada is busy.
+        await waitFor(async () => ((await (await fetch(`${url}/api/v2/presence/ada`)).json()) as { message: string | null }).message === 'in a meeting' || undefined, {
+          timeoutMs: 10_000,
+          what: "ada's status set by the example",
+        });
+        const put = await fetch(`${url}/api/v2/presence/grace`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 'online', message: 'back at 3', ttlSeconds: 60 }) });
+        expect(put.status).toBe(200);
+        await waitFor(() => /grace online back at 3 \d+/.test(out()) || undefined, { what: `grace's change printed (output: ${out()})` });
+      },
+    );
   });
 });
