@@ -71,7 +71,7 @@ describe.each([
     }
   });
 
-  it('SIGTERM: the drain hands the node\u2019s members to the disconnect grace: a member that does not come back leaves after it (reason disconnect)', async () => {
+  it('SIGTERM: the drain hands the node\u2019s members to the disconnect grace: a member that does not come back leaves after it (reason disconnect)', { timeout: 40_000 }, async () => {
     const env = base({ ...redisEnv(), PRESENCE_TTL_MS: '30000', PRESENCE_DISCONNECT_GRACE_MS: '1000', PRESENCE_REAPER_INTERVAL_MS: '200' });
     const [a, b] = await Promise.all([NodeProcess.start(env), NodeProcess.start(env)]);
     const r = room();
@@ -82,11 +82,13 @@ describe.each([
     await request(leaving, 'presence:join', { roomId: r, userId: 'leaving' });
     const t0 = Date.now();
     expect(await b.kill('SIGTERM')).toBe(0);
-    const leave = await lw.waitFor((e) => e.type === 'leave', 'leave after SIGTERM');
+    // Grace 1 s + reaper 0.2 s; the bound leaves room for a loaded CI machine (the full suite on 2 cores
+    // once took over 5 s), and is still far below the 30 s TTL a member left behind by a failed drain would need.
+    const leave = await waitFor(() => lw.events.find((e) => e.type === 'leave'), { timeoutMs: 12_000, what: 'leave after SIGTERM' });
     expect(leave).toEqual(expect.objectContaining({ userId: 'leaving', reason: 'disconnect' }));
     // Not at once: after the grace (a client that reconnects elsewhere within it resumes; drain.test.ts).
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(Date.now() - t0).toBeLessThan(12_000);
     const [events] = await settle(a.url, r, lw);
     expect(events!.filter((e) => e.type === 'leave')).toEqual([leave]);
   });
