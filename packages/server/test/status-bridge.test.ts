@@ -4,16 +4,34 @@ import { redisClient, waitFor } from 'realtime-message-testing';
 import { ManualClock, PresenceService, RedisBackend, RedisEngine, type StatusRecord } from '../src/index.js';
 import { StatusService } from '../src/core/status/service.js';
 import { RedisStatusStore } from '../src/engines/redis/status-store.js';
-import { bridgePresenceToStatus } from '../src/app/status-bridge.js';
+import { bridgePresenceToStatus, type StatusBridgeOptions } from '../src/app/status-bridge.js';
+import type { ConnectionChange } from '../src/core/status/service.js';
+
+/** What one node's bridge reported to its status service, and a switch that makes the next `failures` reports fail (an outage). */
+interface Reports {
+  changes: ConnectionChange[];
+  failNext: number;
+}
 
 /** One node: its own Redis clients and backend, presence and status on it, and the bridge. */
-async function node(prefix: string, clock: ManualClock, nodeId: string) {
+async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: StatusBridgeOptions = {}) {
   const client = redisClient({ url: inject('redisUrl') });
   const backend = new RedisBackend({ redis: client, keyPrefix: prefix });
   const presence = new PresenceService({ engine: new RedisEngine({ backend }), clock, ttlMs: 1_000, disconnectGraceMs: 0, reaperLookbackMs: 2_000 });
   const status = new StatusService({ store: new RedisStatusStore({ backend }), clock, nodeId });
   await status.start({ sweep: false });
-  const off = await bridgePresenceToStatus(presence, status);
+  const reports: Reports = { changes: [], failNext: 0 };
+  const sink = {
+    connection: (change: ConnectionChange) => {
+      reports.changes.push(change);
+      if (reports.failNext > 0) {
+        reports.failNext--;
+        return Promise.reject(new Error('status store unavailable (test)'));
+      }
+      return status.connection(change);
+    },
+  };
+  const off = await bridgePresenceToStatus(presence, sink, bridge);
   onTestFinished(async () => {
     await off();
     await status.dispose();
@@ -21,7 +39,7 @@ async function node(prefix: string, clock: ManualClock, nodeId: string) {
     await backend.close();
     client.disconnect();
   });
-  return { presence, status };
+  return { presence, status, reports };
 }
 
 describe('status follows presence across nodes (Redis)', () => {
@@ -80,5 +98,25 @@ describe('status follows presence across nodes (Redis)', () => {
     // 2-core CI machine (the whole suite in parallel) does not fail on scheduling spikes alone.
     expect(delays[Math.floor(delays.length * 0.9)]!).toBeLessThan(100);
     expect(b.status.cacheStats.hits).toBeGreaterThan(0);
+  });
+
+  it('a join is reported by its own node only, a leave by every node; a refused report is retried until the store takes it', async () => {
+    const prefix = `tb:${randomUUID().slice(0, 8)}:`;
+    const clock = new ManualClock(Date.now());
+    const [a, b, c] = [await node(prefix, clock, 'a', { retryDelaysMs: [20, 20, 20] }), await node(prefix, clock, 'b'), await node(prefix, clock, 'c')];
+    const userId = `u-${randomUUID().slice(0, 8)}`;
+    const mine = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId);
+    // Node a's first two reports fail (an outage of the status store); the third attempt lands.
+    a.reports.failNext = 2;
+    const j = await a.presence.join({ roomId: 'r1', userId });
+    await expect.poll(async () => (await c.status.get(userId)).status).toBe('online');
+    expect(mine(a).map((ch) => ch.live)).toEqual([true, true, true]);
+    expect(mine(b)).toEqual([]);
+    expect(mine(c)).toEqual([]);
+    await a.presence.leave({ roomId: 'r1', connId: j.connId, epoch: j.epoch });
+    await expect.poll(async () => (await b.status.get(userId)).status).toBe('offline');
+    // Every node reports the leave once (so a crash of the node that made it cannot lose it).
+    for (const n of [a, b, c]) await expect.poll(() => mine(n).filter((ch) => !ch.live).length).toBe(1);
+    expect(mine(b).map((ch) => [ch.conn, ch.epoch])).toEqual([[`r1\u001f${j.connId}`, j.epoch]]);
   });
 });

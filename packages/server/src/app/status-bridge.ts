@@ -2,11 +2,13 @@ import { LRUCache } from 'lru-cache';
 import type { PresenceEvent } from 'realtime-message-protocol';
 import type { Logger } from '../core/shared/logger.js';
 import { LogSummary } from '../core/shared/log-summary.js';
+import type { LocalJoin } from '../core/presence/options.js';
 import type { ConnectionChange } from '../core/status/service.js';
 
-/** What the bridge needs of presence: every event of every room on every node (`PresenceService.subscribe(listener)`). */
+/** What the bridge needs of presence: every event of every room on every node, and this node's own joins. */
 export interface PresenceFeed {
   subscribe(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
+  onJoined(listener: (joined: LocalJoin) => void): () => void;
 }
 
 /** What the bridge needs of status. */
@@ -16,46 +18,100 @@ export interface ConnectionSink {
 
 export interface StatusBridgeOptions {
   logger?: Logger;
-  /** Connections whose last applied (epoch, live) this node remembers, to skip repeated `update` events. @default 100000 */
+  /** Connections whose last applied (epoch, live) this node remembers, to skip repeats and stop retries. @default 100000 */
   rememberConnections?: number;
+  /** Delays between the attempts to apply a change the store refused (an outage); then it is given up and logged. @default [100, 500, 2000, 5000] */
+  retryDelaysMs?: readonly number[];
+  /** Most changes waiting for a retry at once; beyond, new failures are given up at once (and logged). @default 10000 */
+  maxPendingRetries?: number;
 }
 
 /**
- * Makes user status follow presence (SPEC §7 "connected"): every presence
- * event of every room, from every node, becomes a connection change of its
- * user: `join` and `update` (a resume, a state patch) say the connection is
- * live at its epoch, `leave` (leave, end of disconnect grace, expiry found by
- * any node's reaper, also of a crashed node) that it ended.
+ * Makes user status follow presence (SPEC §7 "connected").
  *
- * Every node's bridge applies every event. The status store keeps, per
- * connection, the highest (epoch, ended) it saw and ignores the rest, and
- * publishes an event only in the one script that moves the user's live count
- * across zero; so N nodes applying the same events, late, twice or in another
- * order per room, produce exactly one status event per change, and a node
- * that missed an event (a subscriber reconnect) is covered by the others.
+ * - A connection becomes live where it joined: the node whose presence
+ *   service made the join (new, rejoined or resumed) reports it, once,
+ *   straight from the join's result (`PresenceService.onJoined`). Other nodes
+ *   do nothing for it, so a join costs one status write in the cluster, not
+ *   one per node. If that node crashes before reporting, its sockets died
+ *   with it and the connection's presence expiry ends it below.
+ * - A connection ends on every node: each node reports every `leave` of every
+ *   room from every node (leave, end of disconnect grace, expiry found by any
+ *   reaper, also of a crashed node). Leaves must not be lost to a crash of
+ *   the node that made them (no other event would end the connection), so
+ *   every node applies them and the store makes that idempotent.
  *
- * `update` events (state patches) are frequent and change nothing once the
- * connection is known live at that epoch: the bridge remembers the last
- * (epoch, live) it applied per connection and skips repeats.
+ * The status store keeps, per connection, the highest (epoch, ended) it saw
+ * and ignores the rest, and publishes an event only in the one script that
+ * moves the user's live count across zero; so changes applied late, twice or
+ * in another order (a leave before its join) produce exactly one status event
+ * per change. A change the store refused (an outage) is retried a few times
+ * with backoff, until a later change of the same connection supersedes it.
  */
 export async function bridgePresenceToStatus(presence: PresenceFeed, status: ConnectionSink, options: StatusBridgeOptions = {}): Promise<() => Promise<void>> {
   const applied = new LRUCache<string, string>({ max: options.rememberConnections ?? 100_000 });
-  const failures = options.logger ? new LogSummary(options.logger, 'status bridge could not apply a presence event') : undefined;
-  const off = await presence.subscribe((event) => {
-    const live = event.type !== 'leave';
-    // Control characters cannot occur in ids, so the separator keeps (room, conn) pairs apart.
-    const conn = `${event.roomId}\u001f${event.connId}`;
-    const mark = `${event.epoch}:${live ? 1 : 0}`;
-    if (applied.get(conn) === mark) return;
-    applied.set(conn, mark);
-    status.connection({ userId: event.userId, conn, epoch: event.epoch, live }).catch((err: unknown) => {
-      // Another node applies the same event; this one retries nothing (the next event of the connection carries the state).
-      applied.delete(conn);
-      failures?.note('apply', { err: err instanceof Error ? err.message : String(err), userId: event.userId });
+  const failures = options.logger ? new LogSummary(options.logger, 'status bridge could not apply a presence change') : undefined;
+  const delays = options.retryDelaysMs ?? [100, 500, 2_000, 5_000];
+  const maxPending = options.maxPendingRetries ?? 10_000;
+  const timers = new Set<NodeJS.Timeout>();
+  let stopped = false;
+
+  const apply = (userId: string, conn: string, epoch: number, live: boolean, attempt: number): void => {
+    const mark = `${epoch}:${live ? 1 : 0}`;
+    // A retry superseded by a later change of the connection (or by its leave) has nothing left to do.
+    if (attempt > 0 && applied.get(conn) !== mark) return;
+    status.connection({ userId, conn, epoch, live }).catch((err: unknown) => {
+      const delay = delays[attempt];
+      if (stopped || delay === undefined || timers.size >= maxPending) {
+        if (applied.get(conn) === mark) applied.delete(conn);
+        failures?.note(delay === undefined ? 'gave up after retries' : 'gave up (too many retries pending)', { err: err instanceof Error ? err.message : String(err), userId });
+        return;
+      }
+      const t = setTimeout(() => {
+        timers.delete(t);
+        if (!stopped) apply(userId, conn, epoch, live, attempt + 1);
+      }, delay);
+      t.unref();
+      timers.add(t);
     });
-  });
-  return async () => {
-    failures?.stop();
-    await off();
   };
+
+  const report = (userId: string, roomId: string, connId: string, epoch: number, live: boolean): void => {
+    // Control characters cannot occur in ids, so the separator keeps (room, conn) pairs apart.
+    const conn = `${roomId}\u001f${connId}`;
+    const mark = `${epoch}:${live ? 1 : 0}`;
+    const prev = applied.get(conn);
+    if (prev === mark) return;
+    // Never move a connection back: (e, live) < (e, ended) < (e+1, live), as the store orders them.
+    if (prev !== undefined && above(prev, epoch, live)) return;
+    applied.set(conn, mark);
+    apply(userId, conn, epoch, live, 0);
+  };
+
+  const offJoined = presence.onJoined((j) => report(j.userId, j.roomId, j.connId, j.epoch, true));
+  let offFeed: () => Promise<void>;
+  try {
+    offFeed = await presence.subscribe((event) => {
+      if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
+    });
+  } catch (err) {
+    offJoined();
+    throw err;
+  }
+  return async () => {
+    stopped = true;
+    offJoined();
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+    failures?.stop();
+    await offFeed();
+  };
+}
+
+/** Whether the remembered mark `prev` ("epoch:live") is above (epoch, live) in the store's order. */
+function above(prev: string, epoch: number, live: boolean): boolean {
+  const i = prev.indexOf(':');
+  const e = Number(prev.slice(0, i));
+  const ended = prev.slice(i + 1) === '0';
+  return e > epoch || (e === epoch && ended && live);
 }

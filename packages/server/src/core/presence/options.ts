@@ -110,6 +110,15 @@ export interface JoinUpToDateResult {
   snapshot?: undefined;
 }
 
+/** A join made through a service instance on this node (see `PresenceService.onJoined`). */
+export interface LocalJoin {
+  roomId: string;
+  userId: string;
+  connId: string;
+  /** The connection's epoch after the join. */
+  epoch: number;
+}
+
 export interface WriteTarget {
   roomId: string;
   connId: string;

@@ -27,6 +27,7 @@ import {
   type EngineOp,
   type JoinResult,
   type JoinUpToDateResult,
+  type LocalJoin,
   type ParsedTarget,
   type PresenceHub,
   type PresenceListener,
@@ -66,6 +67,7 @@ export class PresenceService {
   /** The Hub this service made for itself (disposed with it); undefined when the node's Hub was passed in. */
   private readonly ownHub: Hub<PresenceTopics> | undefined;
   private readonly subscriptions = new Set<Unsubscribe>();
+  private readonly joinedListeners = new Set<(joined: LocalJoin) => void>();
   private reaperTimer: NodeJS.Timeout | undefined;
   private reaping: Promise<number> | undefined;
   /** True when the last pass stopped at its budget with due work left: the next pass starts at once. */
@@ -183,6 +185,7 @@ export class PresenceService {
     if (!res.ok) {
       throw new PresenceError('forbidden', `connection ${String(p.connId)} belongs to another user and cannot be resumed`);
     }
+    for (const l of this.joinedListeners) l({ roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch });
     if (res.upToDate) return { connId: res.connId, epoch: res.epoch, resumed: true, upToDate: true, seq: res.seq };
     // An engine that read the room anyway (it may): the same rule, so every engine answers alike.
     if (res.mode === 'resumed' && knownSeq !== undefined && res.snapshot.seq === knownSeq + 1) {
@@ -299,6 +302,17 @@ export class PresenceService {
     return this.subscribeFeed(roomOrListener, (item) => {
       if (item.type !== 'message') listener(item);
     });
+  }
+
+  /**
+   * Calls `listener` after every successful join (new, rejoined or resumed)
+   * made through this service instance, on this node only, with the
+   * connection's epoch after it. Listeners must not throw. Returns the
+   * function that removes the listener.
+   */
+  onJoined(listener: (joined: LocalJoin) => void): () => void {
+    this.joinedListeners.add(listener);
+    return () => this.joinedListeners.delete(listener);
   }
 
   private track(off: Unsubscribe): () => Promise<void> {
