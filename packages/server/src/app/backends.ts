@@ -11,6 +11,8 @@ import { RedisStatusStore } from '../engines/redis/status-store.js';
 import type { ChannelBroker } from '../core/channels/broker.js';
 import { MemoryBroker } from '../engines/memory/channel-broker.js';
 import { RedisBroker } from '../engines/redis/channel-broker.js';
+import type { ControlBus } from '../core/shared/control.js';
+import { RedisControlBus } from '../engines/redis/control-bus.js';
 
 /** The storage of one node, chosen once by the composition root and shared by every capability. */
 export interface Backends {
@@ -21,6 +23,8 @@ export interface Backends {
   readonly status?: StatusStore | undefined;
   /** Channels on the same storage; undefined for backends around an engine the caller made. */
   readonly channels?: ChannelBroker | undefined;
+  /** The node-to-node control bus (cluster-wide server API operations); undefined with memory (one node). */
+  readonly control?: ControlBus | undefined;
   /** What `/ready` checks. */
   readonly health: readonly HealthCheck[];
   /** Releases what was opened here (subscriber connections); never a client that was handed in. */
@@ -75,6 +79,7 @@ export function createBackends(options: BackendOptions): Backends {
     presence,
     status,
     channels,
+    control: new RedisControlBus(redis),
     health: [redis.health],
     close: async () => {
       await presence.close();

@@ -21,6 +21,7 @@ import { ChannelFeeds, channelSources, type ChannelHub, type ChannelTopics } fro
 import { ChannelNamespaces } from '../core/channels/namespaces.js';
 import type { ChannelBroker, ChannelPresencePort } from '../core/channels/broker.js';
 import type { ClientInfo } from 'realtime-message-protocol';
+import type { ControlBus } from '../core/shared/control.js';
 
 /** A Socket.IO server of any event maps. */
 type AnyServer = Server<any, any, any, any>;
@@ -94,6 +95,8 @@ export interface PresenceRuntime {
   readonly channels: ChannelService | undefined;
   /** This node's connections and channel subscriptions (what the server API's `/api/info`, `/api/channels` and `/api/disconnect` use). */
   readonly local: LocalNode;
+  /** The engine's node-to-node control bus (the server API's cluster-wide operations); undefined with the memory engine or an explicit `engine`. */
+  readonly control: ControlBus | undefined;
   /**
    * Sends a custom event from the server application to every member socket
    * of a room, on every node, through the engine's pub/sub (ordered with the
@@ -120,7 +123,7 @@ export interface PresenceRuntime {
 /** This node's share of the deployment: its Socket.IO connections (of the served namespace) and channel subscriptions. */
 export interface LocalNode {
   /** Connected sockets on this node, and their distinct users (sockets without a user count as one anonymous user, `''`). */
-  clients(): { numClients: number; numUsers: number };
+  clients(): { numClients: number; numUsers: number; users: ReadonlySet<string> };
   /** Live channel subscriptions on this node (sockets and in-process subscribers), by channel. */
   channels(): ReadonlyMap<string, number>;
   /**
@@ -131,8 +134,8 @@ export interface LocalNode {
    * its own. Returns how many sockets were disconnected.
    */
   disconnectUser(user: string, opts?: { client?: string | undefined; whitelist?: readonly string[] | undefined }): number;
-  /** Ends `user`'s subscriptions to `channel` on this node; each client is told (`channel:unsubscribed`). Returns how many ended. */
-  unsubscribeUser(user: string, channel: string): Promise<number>;
+  /** Ends `user`'s subscriptions to `channel` on this node (only `client`'s, a socket id or presence connId, when given); each client is told (`channel:unsubscribed`). Returns how many ended. */
+  unsubscribeUser(user: string, channel: string, client?: string): Promise<number>;
 }
 
 /** The ids of a socket as the transport publishes them on `socket.data`: its user (or undefined) and its presence connIds. */
@@ -285,7 +288,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     clients() {
       const users = new Set<string>();
       for (const socket of nsp.sockets.values()) users.add(socketIdentity(socket).user ?? '');
-      return { numClients: nsp.sockets.size, numUsers: users.size };
+      return { numClients: nsp.sockets.size, numUsers: users.size, users };
     },
     channels: () => channelCounts,
     disconnectUser(user, opts = {}) {
@@ -302,7 +305,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
       }
       return n;
     },
-    unsubscribeUser: (user, channel) => transport.unsubscribeUser(user, channel),
+    unsubscribeUser: (user, channel, client) => transport.unsubscribeUser(user, channel, client),
   };
   const transport = attachSocketIo({
     nsp,
@@ -342,6 +345,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     status,
     channels,
     local,
+    control: backends.control,
     broadcast: (roomId, event, data) => transport.broadcast(roomId, event, data),
     membership: (socket, roomId) => transport.membership(socket, roomId),
     dispose: (opts) =>

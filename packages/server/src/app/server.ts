@@ -25,6 +25,7 @@ import { centrifugoRuntime } from './centrifugo-runtime.js';
 import { DeferredNatsStatusStore } from './nats-status.js';
 import { ClusterCheck } from './cluster-check.js';
 import { MemoryStatusStore } from '../engines/memory/status-store.js';
+import { ClusterControl, localActions } from './cluster-control.js';
 
 export interface RealtimeServer {
   /** The Node HTTP server every endpoint shares. */
@@ -219,6 +220,16 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           },
         })
       : undefined;
+  // The server API's cluster-wide operations (node info, channels survey, disconnect/unsubscribe on every node) over the engine's control bus.
+  let centrifugo: CentrifugoEndpoint | undefined;
+  const cluster = presence.channels
+    ? new ClusterControl({
+        bus: presence.control,
+        node: { uid: randomUUID(), name: config.nodeId ?? `${hostname()}-${process.pid}`, version: packageVersion(), startedAt: Date.now() },
+        local: localActions(presence.local, () => centrifugo),
+        logger,
+      })
+    : undefined;
   const app = createHttpApp({
     health: readiness,
     trustProxy: trusted ? (address) => trusted.trusts(address) : undefined,
@@ -228,12 +239,12 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     status: presence.status ? { service: presence.status, verifyToken, apiKey: config.apiKey, reads: config.statusReads, rateLimit: config.statusRateLimit } : undefined,
     allowedOrigins: config.allowedOrigins,
     serverApi:
-      config.apiKey && presence.channels
+      config.apiKey && presence.channels && cluster
         ? {
             channels: presence.channels,
             apiKey: config.apiKey,
             maxDataBytes: config.channels.maxDataBytes,
-            node: { uid: randomUUID(), name: config.nodeId ?? `${hostname()}-${process.pid}`, version: packageVersion(), startedAt: Date.now(), local: presence.local },
+            cluster,
           }
         : undefined,
   });
@@ -241,7 +252,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
   io.attach(http);
   const guard = new UpgradeGuard(http);
   guard.claim('/socket.io/');
-  const centrifugo = presence.channels
+  centrifugo = presence.channels
     ? attachCentrifugo(http, {
         channels: presence.channels,
         presence: presence.service,
@@ -299,6 +310,11 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
         }
       }
       await clusterCheck?.start();
+      // Subscribed to the control bus before clients arrive (bounded: Redis down at start is retried by the subscriber; the node is then missing from the others' /api/info until it is back).
+      if (cluster) {
+        const started = cluster.start().catch((err: unknown) => logger.warn({ err }, 'cluster control could not start; /api/info and /api/channels show this node only'));
+        await Promise.race([started, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+      }
       return new Promise((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {
@@ -330,6 +346,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
           // when its client goes away, so that its client resumes it on another
           // node and others see no leave and no join; with memory, leave now.
           await centrifugo?.close({ grace: handOff });
+          // The other nodes drop this one from /api/info at once.
+          await cluster?.stop();
           await presence.dispose({ leave: handOff ? 'grace' : true });
           await natsStatus?.close();
           await io.close();

@@ -65,9 +65,10 @@ export interface SocketIoTransport {
   /**
    * Ends the channel subscriptions of `user`'s sockets on this node (the
    * token's `sub`, or in open mode the user the socket joined as) and tells
-   * each client with `channel:unsubscribed`. Returns how many ended.
+   * each client with `channel:unsubscribed`; with `client` (a socket id or a
+   * presence connId), only that socket's. Returns how many ended.
    */
-  unsubscribeUser(user: string, channel: string): Promise<number>;
+  unsubscribeUser(user: string, channel: string, client?: string): Promise<number>;
   /**
    * Stops serving. `leave` (default `true`): every local connection leaves at
    * once with reason `disconnect`; `'grace'`: each one gets the disconnect
@@ -232,9 +233,10 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       sent.catch((err: unknown) => problems.note('broadcast failed', { err, roomId: msg.roomId, event: msg.event }));
       return sent;
     },
-    async unsubscribeUser(user, channel) {
+    async unsubscribeUser(user, channel, client) {
+      const named = (s: SocketSession): boolean => client === undefined || s.socket.id === client || [...s.rooms.values()].some((m) => m.connId === client);
       const ended = await Promise.all(
-        [...sessions.values()].filter((s) => channelUserOf(s) === user).map((s) => unsubscribeBy(ctx, s, channel as Channel)),
+        [...sessions.values()].filter((s) => channelUserOf(s) === user && named(s)).map((s) => unsubscribeBy(ctx, s, channel as Channel)),
       );
       return ended.filter(Boolean).length;
     },

@@ -111,17 +111,27 @@ export const schemas = {
     response: answer({ type: 'object', properties: { num_clients: { type: 'integer' }, num_users: { type: 'integer' } }, required: ['num_clients', 'num_users'] }, 'the counts'),
   },
   channels: {
-    summary: 'Channels with subscribers on this node',
-    description: 'Per node: the channels this node has live subscriptions to, with how many (`num_clients`). `pattern` filters names (`*` any characters, `?` one).',
-    body: { type: 'object', properties: { pattern: { type: 'string' } } },
+    summary: 'Active channels of the whole cluster',
+    description:
+      'Channels with live subscriptions (Socket.IO and Centrifugo clients, in-process subscribers) on every node, with how many (`num_clients`, summed over the nodes). With the Redis engine the node that answers asks every live node over the control bus and waits at most 3 s: a node that does not answer in time is left out, named in `missing_nodes` and logged. At most 10000 channels are returned (the busiest; `truncated: true` then). `pattern` filters names: `*` any characters, `?` one, everything else literal (`{`, `}` and control characters: 107). 108 when too many surveys are in flight on the node.',
+    body: { type: 'object', properties: { pattern: { type: 'string', maxLength: 256 } } },
     response: answer(
-      { type: 'object', properties: { channels: { type: 'object', additionalProperties: { type: 'object', properties: { num_clients: { type: 'integer' } }, required: ['num_clients'] } } }, required: ['channels'] },
-      'channel → its subscriber count on this node',
+      {
+        type: 'object',
+        properties: {
+          channels: { type: 'object', additionalProperties: { type: 'object', properties: { num_clients: { type: 'integer' } }, required: ['num_clients'] } },
+          missing_nodes: { type: 'array', items: { type: 'string' }, description: 'names of the nodes that did not answer in time (only when some did not)' },
+          truncated: { type: 'boolean', description: 'true when more channels matched than the answer holds' },
+        },
+        required: ['channels'],
+      },
+      'channel → its subscriber count in the cluster',
     ),
   },
   info: {
-    summary: 'Information about this node',
-    description: 'One node: the one that answered (`num_clients`: its Socket.IO connections, `num_users`: their distinct users, `num_channels`/`num_subs`: channels with subscribers and subscriptions on it, `uptime` in seconds).',
+    summary: 'Information about every node of the cluster',
+    description:
+      'One entry per live node, the answering node first (`num_clients`: its Socket.IO and Centrifugo connections, `num_users`: their distinct users, `num_channels`/`num_subs`: channels with subscribers and subscriptions on it, `uptime` in seconds). Each node publishes its info every 3 s over the engine\'s control bus; a node that stops (crash) is dropped after 7 s, a node that shuts down at once. The memory engine has one node.',
     body: { type: 'object' },
     response: answer(
       {
@@ -151,25 +161,26 @@ export const schemas = {
     ),
   },
   disconnect: {
-    summary: "Disconnects a user's connections on this node",
+    summary: "Disconnects a user's connections on every node",
     description:
-      "Every Socket.IO connection of `user` (the token's sub, or the user it joined rooms as) on the node that answers, or only `client` / `session` (a socket id or a presence connId), except those in `whitelist`. The client sees `io server disconnect` and does not reconnect by itself; `disconnect.code`/`reason` are checked but Socket.IO has no way to deliver them.",
+      "Every connection of `user` (the token's sub, or the user a Socket.IO socket joined rooms as) on every node, or only `client` (`session` is the same id here: a Socket.IO socket id or presence connId, or a Centrifugo client id), except those in `whitelist`. Centrifugo clients are closed with `disconnect.code`/`reason` (default 3503 \"force disconnect\": they do not reconnect). Socket.IO clients see `io server disconnect` and do not reconnect by themselves (Socket.IO cannot carry the code). Answered once the command is sent to the other nodes; an unknown user is no error.",
     body: {
       type: 'object',
       properties: {
         user: { type: 'string', minLength: 1 },
         client: { type: 'string' },
         session: { type: 'string' },
-        whitelist: { type: 'array', items: { type: 'string' } },
-        disconnect: { type: 'object', properties: { code: { type: 'integer', minimum: 3000, maximum: 4999 }, reason: { type: 'string', maxLength: 127 } } },
+        whitelist: { type: 'array', items: { type: 'string' }, maxItems: 1_000 },
+        disconnect: { type: 'object', properties: { code: { type: 'integer', minimum: 3000, maximum: 4999 }, reason: { type: 'string', maxLength: 123 } } },
       },
       required: ['user'],
     },
     response: answer(empty, '{}'),
   },
   unsubscribe: {
-    summary: 'Unsubscribes a user from a channel (not available yet: 108)',
-    description: 'Socket.IO clients have no server-side unsubscribe notice yet, so this answers 108 "not available" after checking the request; use /api/disconnect, or namespace permissions.',
+    summary: 'Unsubscribes a user from a channel on every node',
+    description:
+      "Ends the subscriptions of `user`'s connections to `channel` on every node (only `client`'s / `session`'s when given). Socket.IO clients get `channel:unsubscribed { channel, reason: 'server' }`, Centrifugo clients an `unsubscribe` push with code 2000; neither subscribes again by itself. Answered once the command is sent to the other nodes.",
     body: { type: 'object', properties: { user: { type: 'string', minLength: 1 }, channel, client: { type: 'string' }, session: { type: 'string' } }, required: ['user', 'channel'] },
     response: answer(empty, '{}'),
   },

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ChannelError, PresenceError, centrifugoCodeOf, httpStatusOf, type ClientInfo, type Publication, type PublishResult } from 'realtime-message-protocol';
 import type { ChannelService } from '../../../core/channels/service.js';
+import { SurveyBusyError, patternProblem, type ClusterOps } from '../../../core/shared/control.js';
 import { MAX_BROADCAST_CHANNELS, SERVER_API_METHODS, schemas, security, tags, type ServerApiMethod } from './server-api-schemas.js';
 
 export { SERVER_API_METHODS, MAX_BROADCAST_CHANNELS } from './server-api-schemas.js';
@@ -14,20 +15,12 @@ export const IDEMPOTENCY_TTL_MS = 5 * 60_000;
 /** Most idempotency keys remembered per node; the oldest are forgotten first. */
 const MAX_IDEMPOTENCY_KEYS = 10_000;
 
-/** This node's connections and channel subscriptions (the composition root's `runtime.local`). */
-export interface LocalNodeView {
-  clients(): { numClients: number; numUsers: number };
-  channels(): ReadonlyMap<string, number>;
-  disconnectUser(user: string, opts?: { client?: string | undefined; whitelist?: readonly string[] | undefined }): number;
-  unsubscribeUser(user: string, channel: string): Promise<number>;
-}
-
 export interface ServerApiOptions {
   channels: ChannelService;
   /** `API_KEY`: `X-API-Key: <key>` or `Authorization: apikey <key>`. */
   apiKey: string;
-  /** What `/api/info` says about this node, and its connections and subscriptions. */
-  node: { uid: string; name: string; version: string; startedAt: number; local: LocalNodeView };
+  /** The cluster (or this node alone): what `/api/info`, `/api/channels`, `/api/disconnect` and `/api/unsubscribe` see and act on. */
+  cluster: ClusterOps;
   /** Largest `data` of a publication (`CHANNEL_MAX_DATA_BYTES`); the body limit follows from it. @default 65536 */
   maxDataBytes?: number;
   /** @default Date.now */
@@ -48,6 +41,11 @@ class ApiError extends Error {
 
 const bad = (message: string): ApiError => new ApiError(107, message);
 
+/** Most client ids in a disconnect `whitelist`. */
+const MAX_WHITELIST = 1_000;
+/** Centrifugo's disconnect of the server API when the request names none. */
+const FORCE_DISCONNECT = { code: 3503, reason: 'force disconnect' } as const;
+
 /** Centrifugo's statuses of `X-Centrifugo-Error-Mode: transport`. */
 const TRANSPORT_STATUS: Record<number, number> = { 100: 500, 102: 404, 104: 404, 107: 400, 108: 400, 112: 416, 113: 409 };
 
@@ -56,6 +54,7 @@ function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ChannelError) return new ApiError(err.centrifugoCode, err.message);
   if (err instanceof PresenceError) return new ApiError(centrifugoCodeOf(err.code) ?? (httpStatusOf(err.code) < 500 ? 107 : 100), err.message);
+  if (err instanceof SurveyBusyError) return new ApiError(108, err.message);
   return new ApiError(100, 'internal server error');
 }
 
@@ -103,12 +102,6 @@ const snakePublication = (p: Publication): Record<string, unknown> => ({
   ...(p.tags ? { tags: p.tags } : {}),
 });
 
-/** A Centrifugo channels `pattern`: `*` any characters, `?` one; everything else literal. */
-function globRegExp(pattern: string): RegExp {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 'su');
-}
-
 /** The publish fields besides the channel(s), checked the same way for publish and broadcast. */
 interface PublishRequest {
   data: unknown;
@@ -140,7 +133,7 @@ function publishRequest(body: Body): PublishRequest {
  * as Centrifugo does (so `curl -d` works).
  */
 export function serverApi(options: ServerApiOptions) {
-  const { channels, node } = options;
+  const { channels, cluster } = options;
   const keyHash = sha256(options.apiKey);
   const now = options.now ?? Date.now;
   const maxDataBytes = options.maxDataBytes ?? 65_536;
@@ -230,53 +223,46 @@ export function serverApi(options: ServerApiOptions) {
     },
 
     channels: async (body) => {
-      const pattern = optionalString(body, 'pattern');
-      const match = pattern === undefined ? undefined : globRegExp(pattern);
+      const p = body['pattern'];
+      if (p !== undefined && p !== null && typeof p !== 'string') throw bad('pattern must be a string');
+      const pattern = typeof p === 'string' && p !== '' ? p : undefined;
+      const problem = pattern === undefined ? undefined : patternProblem(pattern);
+      if (problem) throw bad(problem);
+      const survey = await cluster.channels(pattern);
       const out: Record<string, { num_clients: number }> = {};
-      for (const [name, n] of node.local.channels()) if (!match || match.test(name)) out[name] = { num_clients: n };
-      return { channels: out };
+      for (const [name, n] of survey.channels) out[name] = { num_clients: n };
+      // Beyond Centrifugo's shape, only when the answer is incomplete: clients that do not know these fields ignore them.
+      return { channels: out, ...(survey.missing.length > 0 ? { missing_nodes: survey.missing } : {}), ...(survey.truncated ? { truncated: true } : {}) };
     },
 
-    info: async () => {
-      const clients = node.local.clients();
-      const subs = node.local.channels();
-      let numSubs = 0;
-      for (const n of subs.values()) numSubs += n;
-      return {
-        nodes: [
-          {
-            uid: node.uid,
-            name: node.name,
-            version: node.version,
-            num_clients: clients.numClients,
-            num_users: clients.numUsers,
-            num_channels: subs.size,
-            num_subs: numSubs,
-            uptime: Math.floor((now() - node.startedAt) / 1_000),
-          },
-        ],
-      };
-    },
+    info: async () => ({ nodes: cluster.nodes() }),
 
     disconnect: async (body) => {
       const user = requiredString(body, 'user');
-      const client = optionalString(body, 'client') ?? optionalString(body, 'session');
+      const client = optionalString(body, 'client');
+      const session = optionalString(body, 'session');
       const whitelist = opt(body['whitelist']);
-      if (whitelist !== undefined && (!Array.isArray(whitelist) || !whitelist.every((w) => typeof w === 'string'))) throw bad('whitelist must be an array of client ids');
+      if (whitelist !== undefined && (!Array.isArray(whitelist) || whitelist.length > MAX_WHITELIST || !whitelist.every((w) => typeof w === 'string' && w.length <= 1_024))) {
+        throw bad(`whitelist must be an array of at most ${MAX_WHITELIST} client ids`);
+      }
       const d = opt(body['disconnect']) as { code?: unknown; reason?: unknown } | undefined;
       if (d !== undefined) {
         if (typeof d !== 'object' || Array.isArray(d)) throw bad('disconnect must be an object { code, reason }');
         if (d.code !== undefined && (!Number.isInteger(d.code) || (d.code as number) < 3000 || (d.code as number) > 4999)) throw bad('disconnect.code must be an integer 3000-4999');
-        if (d.reason !== undefined && (typeof d.reason !== 'string' || Buffer.byteLength(d.reason) > 127)) throw bad('disconnect.reason must be a string of at most 127 bytes');
+        // A WebSocket close reason holds at most 123 bytes.
+        if (d.reason !== undefined && (typeof d.reason !== 'string' || Buffer.byteLength(d.reason) > 123)) throw bad('disconnect.reason must be a string of at most 123 bytes');
       }
-      node.local.disconnectUser(user, { client, whitelist: whitelist as string[] | undefined });
+      // Without `disconnect`, Centrifugo's 3503 "force disconnect" (the client does not reconnect).
+      const code = (d?.code as number | undefined) ?? FORCE_DISCONNECT.code;
+      const reason = (d?.reason as string | undefined) ?? (d?.code === undefined ? FORCE_DISCONNECT.reason : '');
+      await cluster.disconnect({ user, client, session, whitelist: whitelist as string[] | undefined, code, reason });
       return {};
     },
 
     unsubscribe: async (body) => {
       const user = requiredString(body, 'user');
       const { channel } = channels.resolve(channelOf(body));
-      await node.local.unsubscribeUser(user, channel);
+      await cluster.unsubscribe({ user, channel, client: optionalString(body, 'client'), session: optionalString(body, 'session') });
       return {};
     },
   };
