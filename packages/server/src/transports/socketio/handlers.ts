@@ -64,19 +64,33 @@ interface OutgoingSide {
 }
 
 /**
+ * Bytes of a write buffer already summed, by buffer: Engine.IO only appends
+ * to a socket's write buffer and replaces it by a new array when it flushes,
+ * so a buffer's sum grows by its new packets only, and a flushed buffer's
+ * entry goes with it.
+ */
+const summed = new WeakMap<ReadonlyArray<{ data?: unknown }>, { packets: number; bytes: number }>();
+
+/**
  * Bytes waiting to be sent to a socket: Engine.IO's write buffer (packets
  * held while the transport is not writable) plus what Node holds for the TCP
  * socket. Cheap when the socket keeps up: the buffer is only summed once it
- * holds a few packets.
+ * holds a few packets, and then only the packets added since the last call
+ * (not the whole buffer on every delivery).
  */
 export function outboundBytes(session: SocketSession): number {
   const conn = session.socket.conn as unknown as OutgoingSide;
-  let bytes = conn.request?.socket?.writableLength ?? 0;
+  const bytes = conn.request?.socket?.writableLength ?? 0;
   const wb = conn.writeBuffer;
-  if (wb && wb.length >= 8) {
-    for (const p of wb) bytes += typeof p.data === 'string' ? p.data.length : p.data instanceof Uint8Array ? p.data.byteLength : 0;
+  if (!wb || wb.length < 8) return bytes;
+  let sum = summed.get(wb);
+  if (!sum || sum.packets > wb.length) summed.set(wb, (sum = { packets: 0, bytes: 0 }));
+  for (let i = sum.packets; i < wb.length; i++) {
+    const d = wb[i]!.data;
+    sum.bytes += typeof d === 'string' ? d.length : d instanceof Uint8Array ? d.byteLength : 0;
   }
-  return bytes;
+  sum.packets = wb.length;
+  return bytes + sum.bytes;
 }
 
 /**
