@@ -32,7 +32,7 @@ export interface SubscriptionOptions {
 /** A publication as a subscription emits it. */
 export interface PublicationContext {
   channel: string;
-  /** Its place in the channel's stream; `position` equals `{ offset, epoch }` once it is emitted. */
+  /** Its place in the channel's stream; `position` equals `{ offset, epoch }` once it is emitted. 0: published without history (not in the stream, live only, the position unchanged). */
   offset: number;
   epoch: string;
   data: JsonValue;

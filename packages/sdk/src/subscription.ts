@@ -284,9 +284,11 @@ export class Subscription {
   /** Applies one publication if it is the next one; a duplicate is dropped, a gap is reported and not applied. */
   private deliver(p: Publication, epoch: string, recovered: boolean): 'applied' | 'duplicate' | 'gap' {
     const pos = this.pos!;
-    if (epoch === pos.epoch && p.offset <= pos.offset) return 'duplicate';
-    if (epoch !== pos.epoch || p.offset !== pos.offset + 1) return 'gap';
-    this.pos = { offset: p.offset, epoch };
+    // Offset 0: published without history; not in the stream, so the position stays.
+    const transient = p.offset === 0 && !recovered;
+    if (!transient && epoch === pos.epoch && p.offset <= pos.offset) return 'duplicate';
+    if (!transient && (epoch !== pos.epoch || p.offset !== pos.offset + 1)) return 'gap';
+    if (!transient) this.pos = { offset: p.offset, epoch };
     this.bus.emit('publication', {
       channel: this.channel,
       offset: p.offset,

@@ -63,6 +63,22 @@ describe.each([
     expect(b.position).toEqual({ offset: 11, epoch });
   });
 
+  it('a publication without history (skipHistory) is emitted with offset 0 in its place, and the position does not move', async () => {
+    const g = await gateway();
+    const ch = channel();
+    const sub = await client(g.url).subscribe(ch);
+    const r = record(sub);
+    const channels = g.runtime.channels!;
+    const first = await channels.publish(ch, { n: 1 });
+    expect(await channels.publish(ch, { typing: true }, { skipHistory: true })).toEqual({ offset: 0, epoch: first.epoch });
+    await channels.publish(ch, { n: 2 });
+    await until(() => r.pubs.length === 3 || undefined, 'three publications');
+    expect(r.pubs.map((p) => [p.offset, p.data, p.recovered])).toEqual([[1, { n: 1 }, false], [0, { typing: true }, false], [2, { n: 2 }, false]]);
+    expect(sub.position).toEqual({ offset: 2, epoch: first.epoch });
+    // Neither a gap nor a duplicate: the subscription stayed subscribed, without a resubscribe.
+    expect(r.log.filter((l) => l.startsWith('subscribed') || l.startsWith('state'))).toEqual([]);
+  });
+
   it('history: the newest ten, and forward from a position', async () => {
     const g = await gateway();
     const ch = channel();

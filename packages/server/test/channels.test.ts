@@ -352,7 +352,9 @@ describe('RedisBroker', () => {
     await expect.poll(() => got).toEqual([{ channel: 'c', epoch: 'Epochabc', offset: 1, data: 1 }]);
     await broker.removeHistory(ch);
     expect(await broker.read({ channel: ch, limit: 5, reverse: false, metaTtlMs: 120_000, newEpoch: 'Other', now: Date.now() })).toEqual({ publications: [], position: { offset: 1, epoch: 'Epochabc' } });
-    expect(decodeMessage(ch, '__p1:0:E__{"data":1}')).toBeUndefined();
+    // Offset 0: a publication without history (skipHistory); no offset or a negative one is not a publication.
+    expect(decodeMessage(ch, '__p1:0:E__{"data":1}')).toEqual({ channel: 'c', epoch: 'E', offset: 0, data: 1 });
+    for (const bad of ['__p1::E__{"data":1}', '__p1:-1:E__{"data":1}', '__p1:1.5:E__{"data":1}']) expect(decodeMessage(ch, bad)).toBeUndefined();
     expect(decodeMessage(ch, '__p1:2:E__{"data":1,"tags":{"a":"b"}}')).toEqual({ channel: 'c', epoch: 'E', offset: 2, data: 1, tags: { a: 'b' } });
   });
 });

@@ -74,7 +74,7 @@ describe('server HTTP API: auth and bad input', () => {
       ['publish', { channel: 'a{b}', data: 1 }, 107, /channel/],
       ['publish', { channel: ch, data: 'x'.repeat(2_000) }, 107, /1024/],
       ['publish', { channel: ch, data: 1, b64data: 'AA==' }, 107, /b64data/],
-      ['publish', { channel: ch, data: 1, skip_history: true }, 107, /skip_history/],
+      ['publish', { channel: ch, data: 1, skip_history: 'yes' }, 107, /skip_history/],
       ['publish', { channel: ch, data: 1, version: 3 }, 107, /version/],
       ['publish', { channel: ch, data: 1, tags: { a: 1 } }, 107, /tags/],
       ['broadcast', { data: 1 }, 107, /channels is required/],

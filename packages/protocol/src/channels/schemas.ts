@@ -105,11 +105,11 @@ export const PublicationSchema: z.ZodType<Publication, unknown> = z.strictObject
   tags: TagsSchema.optional(),
 }) as z.ZodType<Publication, unknown>;
 
-/** A live publication (`channel:publication`). */
+/** A live publication (`channel:publication`); offset 0 is one published without history (`skipHistory`), which is not in the stream. */
 export const ChannelPublicationSchema = z.strictObject({
   channel: ChannelSchema,
   epoch: z.string().min(1),
-  offset: OffsetSchema.min(1),
+  offset: OffsetSchema,
   data: publicationDataSchema(Infinity),
   info: ClientInfoSchema.optional(),
   tags: TagsSchema.optional(),

@@ -66,7 +66,11 @@ export interface Publication {
   tags?: Record<string, string>;
 }
 
-/** A live publication as subscribers receive it (`channel:publication`): the publication with its channel and epoch. */
+/**
+ * A live publication as subscribers receive it (`channel:publication`): the
+ * publication with its channel and epoch. Offset 0: published without
+ * history (`skipHistory`), not in the stream; it does not move a position.
+ */
 export interface ChannelPublication extends Publication {
   channel: string;
   epoch: string;

@@ -58,7 +58,7 @@ export interface ActionOutcome {
   expiresAt?: number | undefined;
   /** subscribe: Centrifugo's `override` switches (`presence`, `join_leave`, ... each `{ value }`). */
   override?: Record<string, { value: boolean } | undefined> | undefined;
-  /** publish: the publication should not be kept in history (Centrifugo's `skip_history`; not supported by the core yet, so it is ignored). */
+  /** publish: deliver the publication without keeping it in history (Centrifugo's `skip_history`): it gets no offset (0) and positions do not move. */
   skipHistory?: boolean | undefined;
 }
 

@@ -278,6 +278,85 @@ export function runChannelConformance(target: ChannelConformanceTarget): void {
       expect(plain.offsets()).toEqual([now + 1]);
     });
 
+    it('skipHistory: delivered in order with the others on every node, not kept, no offset; positions and recovery are not affected', async () => {
+      const { a, peer } = await harness();
+      const b = await peer();
+      const ch = channel();
+      const subs = [await record(a, ch), await record(b, ch)];
+      const first = await a.publish(ch, 1);
+      expect(await a.publish(ch, { t: 1 }, { skipHistory: true })).toEqual({ offset: 0, epoch: first.epoch });
+      expect(await b.publish(ch, 2)).toEqual({ offset: 2, epoch: first.epoch });
+      expect(await b.publish(ch, { t: 2 }, { skipHistory: true, info: { user: 'ada', client: 'c1' }, tags: { k: 'v' } })).toEqual({ offset: 0, epoch: first.epoch });
+      expect(await a.publish(ch, 3, { skipHistory: false })).toEqual({ offset: 3, epoch: first.epoch });
+      for (const s of subs) await s.settle(b);
+      for (const s of subs) {
+        const pubs = s.items.flatMap((i) => (i.type === 'publication' && !isMarker(i.publication.data) ? [i.publication] : []));
+        expect(pubs.map((p) => [p.offset, p.data])).toEqual([[1, 1], [0, { t: 1 }], [2, 2], [0, { t: 2 }], [3, 3]]);
+        expect(pubs[3]).toEqual({ channel: ch, epoch: first.epoch, offset: 0, data: { t: 2 }, info: { user: 'ada', client: 'c1' }, tags: { k: 'v' } });
+        expect(s.items.filter((i) => i.type === 'unrecoverable')).toEqual([]);
+        expect(s.problems).toEqual([]);
+        expect(s.sub.position).toEqual({ offset: 5, epoch: first.epoch }); // the second settle marker's
+      }
+      const h = await a.history(ch, { limit: -1 });
+      expect(h.publications.map((p) => (isMarker(p.data) ? 'marker' : p.data))).toEqual([1, 2, 3, 'marker', 'marker']);
+      expect(await a.recover(ch, { offset: 1, epoch: first.epoch })).toMatchObject({ recovered: true, offset: 5 });
+      expect((await a.recover(ch, { offset: 1, epoch: first.epoch })).publications.map((p) => p.offset)).toEqual([2, 3, 4, 5]);
+      // A namespace without history: offsets are kept there, but not for a publication that skips history.
+      const nohist = channel('nohist');
+      expect((await a.publish(nohist, 1)).offset).toBe(1);
+      expect((await a.publish(nohist, 2, { skipHistory: true })).offset).toBe(0);
+      expect((await a.publish(nohist, 3)).offset).toBe(2);
+      // A channel whose first publication skips history: it has an epoch, offset 0, which the next publish keeps.
+      const fresh = channel();
+      const skipped = await b.publish(fresh, 'x', { skipHistory: true });
+      expect(skipped.offset).toBe(0);
+      expect(await a.history(fresh)).toEqual({ publications: [], offset: 0, epoch: skipped.epoch });
+      expect(await a.publish(fresh, 'y')).toEqual({ offset: 1, epoch: skipped.epoch });
+      await expect(a.publish(fresh, 'z', { skipHistory: 'yes' as unknown as boolean })).rejects.toMatchObject({ code: 'invalid_payload' });
+    });
+
+    it('skipHistory while subscribers recover and publications keep arriving: no gap, no duplicate, each once', async () => {
+      const { a, peer } = await harness();
+      const b = await peer();
+      const ch = channel();
+      const first = await a.publish(ch, 0);
+      let stop = false;
+      let n = 0;
+      const publisher = (async () => {
+        while (!stop) {
+          n++;
+          await b.publish(ch, { n }, { skipHistory: n % 2 === 0 });
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      })();
+      onTestFinished(async () => {
+        stop = true;
+        await publisher.catch(() => {});
+      });
+      const recorders: Recorder[] = [];
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        const r = await record(a, ch, { offset: 1, epoch: first.epoch });
+        expect(r.sub.recovered).toBe(true);
+        recorders.push(r);
+      }
+      stop = true;
+      await publisher;
+      const top = (await a.history(ch)).offset;
+      for (const r of recorders) await r.settle(b);
+      recorders.forEach((r, i) => {
+        // Offsets from the position on, each once (the transient ones, offset 0, are not in them).
+        expect(r.offsets().filter((o) => o > 0), `subscriber ${i}`).toEqual(range(2, top));
+        const transient = r.items.flatMap((it) => (it.type === 'publication' && it.publication.offset === 0 ? [(it.publication.data as { n: number }).n] : []));
+        expect(new Set(transient).size, `subscriber ${i}: a transient publication twice`).toBe(transient.length);
+        expect(transient.every((t) => t % 2 === 0)).toBe(true);
+        expect(r.items.filter((it) => it.type === 'unrecoverable')).toEqual([]);
+        expect(r.problems).toEqual([]);
+      });
+      // Transient publications did reach the recovering subscribers.
+      expect(recorders.some((r) => r.items.some((it) => it.type === 'publication' && it.publication.offset === 0))).toBe(true);
+    });
+
     it('bad input gets a stable code and never a partial publication', async () => {
       const { a } = await harness({ maxDataBytes: 1_000 });
       const ch = channel();
@@ -320,8 +399,9 @@ export function runChannelConformance(target: ChannelConformanceTarget): void {
       }
       await a.removeHistory(chs[0]!);
       await a.history(channel()); // a read of a channel never published to creates its meta record
+      await a.publish(channel(), 1, { skipHistory: true }); // so does a publication without history
       const ttls = await fixture.keyTtls!();
-      expect(ttls.length).toBeGreaterThanOrEqual(5);
+      expect(ttls.length).toBeGreaterThanOrEqual(6);
       expect(ttls.filter(([, ttl]) => ttl <= 0)).toEqual([]);
     });
 

@@ -25,6 +25,15 @@ export interface PublishCommand extends Retention {
   /** The epoch a channel gets if it has none (no meta record): made by the service, so scripts stay deterministic. */
   newEpoch: string;
   now: number;
+  /**
+   * Deliver without keeping (Centrifugo's `skip_history`): the publication
+   * goes through the same pub/sub, in order with the others, but it is not
+   * appended, takes no offset (it carries offset 0, "not in the stream", and
+   * the channel's current epoch) and the newest offset does not move; the
+   * meta record is created when missing (as a read does) and its TTL renewed.
+   * Not written to the backend log. @default false
+   */
+  skipHistory?: boolean | undefined;
 }
 
 export interface ReadCommand {
@@ -63,7 +72,7 @@ export interface ReadResult {
 export interface ChannelBroker {
   /** `memory`, `redis`, `redis-cluster`. */
   readonly kind: string;
-  /** Appends (when the retention keeps history) and delivers; returns where the publication landed. */
+  /** Appends (when the retention keeps history) and delivers; returns where the publication landed (`skipHistory`: offset 0 and the current epoch). */
   publish(cmd: PublishCommand): Promise<StreamPosition>;
   /** Reads history and the stream position in one atomic step. */
   read(cmd: ReadCommand): Promise<ReadResult>;
@@ -74,7 +83,8 @@ export interface ChannelBroker {
    * order, until the returned function is called. The node's Hub (through
    * the channel feeds) calls this once per channel. Delivery may lose
    * publications when the storage's pub/sub drops (a reconnect); the feeds
-   * detect and fill such gaps from history.
+   * detect and fill such gaps from history. Publications without history
+   * (`skipHistory`) come with offset 0, between the others in publish order.
    */
   subscribe(channel: Channel, deliver: (publication: ChannelPublication) => void): Promise<() => Promise<void>>;
   /** Resolves when the storage answers; rejects when it is unreachable. */

@@ -64,6 +64,11 @@ interface Feed {
  * the epoch changed, every subscriber is told (`unrecoverable`), never left
  * with a silent gap. A periodic check (and the broker's reset signal) finds
  * the publications lost at the tail, after which nothing else was published.
+ * Publications without history (offset 0, `skipHistory`) are handed on in
+ * arrival order and never move the position; one lost by pub/sub is lost
+ * (at most once, as in Centrifugo), and one that arrives while a gap is
+ * being filled comes after the publications read from history.
+
  *
  * @example
  * const feeds = new ChannelFeeds({ broker, namespaces });
@@ -137,12 +142,16 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
 
   private enqueue(feed: Feed, job: Job): void {
     if (feed.closed) return;
-    // The hot path: in order, nothing waiting, the next offset of the same epoch.
+    // The hot path: in order, nothing waiting, the next offset of the same epoch (or a publication without offset).
     if (job.kind === 'pub' && !feed.busy && feed.queue.length === 0 && feed.position) {
       const { p } = job;
       if (p.epoch === feed.position.epoch && p.offset === feed.position.offset + 1) {
         feed.position = { offset: p.offset, epoch: p.epoch };
         feed.deliver({ type: 'publication', publication: p });
+        return;
+      }
+      if (p.offset === 0) {
+        this.deliverTransient(feed, p);
         return;
       }
     }
@@ -161,6 +170,11 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
   private drain(feed: Feed): void {
     while (!feed.busy && !feed.closed && feed.queue.length > 0) {
       const job = feed.queue[0]!;
+      if (job.kind === 'pub' && job.p.offset === 0 && feed.position) {
+        feed.queue.shift();
+        this.deliverTransient(feed, job.p);
+        continue;
+      }
       if (job.kind === 'pub' && feed.position && job.p.epoch === feed.position.epoch && job.p.offset <= feed.position.offset + 1) {
         feed.queue.shift();
         if (job.p.offset === feed.position.offset + 1) {
@@ -250,6 +264,16 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
         }
       }
     }
+  }
+
+  /**
+   * A publication without history (offset 0): handed on where it stands
+   * among the others, the position unchanged (it is neither a gap nor a
+   * duplicate). One of another epoch says the stream was reset: check it.
+   */
+  private deliverTransient(feed: Feed, p: ChannelPublication): void {
+    feed.deliver({ type: 'publication', publication: p });
+    if (feed.position && p.epoch !== feed.position.epoch) this.enqueue(feed, { kind: 'check' });
   }
 
   private read(channel: Channel, sinceOffset: number | undefined, limit: number) {

@@ -60,6 +60,13 @@ export interface PublishOptions {
   /** The publisher, shown to subscribers (Centrifugo's `ClientInfo`). */
   info?: ClientInfo;
   tags?: Record<string, string>;
+  /**
+   * Deliver to the subscribers but keep nothing (Centrifugo's
+   * `skip_history`): the publication has no offset (0 in the result and in
+   * what subscribers get) and the channel's newest offset does not move, so
+   * positions and recovery are not affected. @default false
+   */
+  skipHistory?: boolean;
 }
 
 /**
@@ -175,13 +182,16 @@ export class ChannelService {
    * Publishes `data` (any JSON value) to the channel: appended to its
    * history (when the namespace keeps one) and delivered to every
    * subscriber on every node, atomically and in offset order. With `client`,
-   * the namespace must allow that client to publish.
+   * the namespace must allow that client to publish. With `skipHistory`,
+   * delivered in order with the others but not kept: `{ offset: 0, epoch }`.
    */
   async publish(channel: string, data: unknown, options: PublishOptions = {}, client?: ChannelClient): Promise<PublishResult> {
     const { channel: name, options: ns } = this.resolve(channel, 'publish', client);
     const body: PublicationBody = { data: this.parse(this.schemas.data, data) };
     if (options.info !== undefined) body.info = this.parse(ClientInfoSchema, options.info);
     if (options.tags !== undefined) body.tags = this.parse(TagsSchema, options.tags);
+    const skipHistory = options.skipHistory;
+    if (skipHistory !== undefined && typeof skipHistory !== 'boolean') throw new PresenceError('invalid_payload', 'skipHistory must be a boolean');
     const encoded = JSON.stringify(body);
     // data, info and tags each have a limit; this bounds what one publication may cost in storage.
     const bytes = utf8Length(encoded);
@@ -197,6 +207,7 @@ export class ChannelService {
         metaTtlMs: ns.historyMetaTtlMs,
         newEpoch: newEpoch(),
         now: this.clock.now(),
+        ...(skipHistory ? { skipHistory } : {}),
       }),
     );
   }

@@ -25,6 +25,8 @@ export interface SubscribeOptions {
  * follow it: in offset order, each once, with nothing missing. Live
  * publications that arrived while the subscribe read history are held and
  * merged by offset (those the read already covered are dropped).
+ * Publications without history (offset 0) are handed on as they come,
+ * without moving the position.
  */
 export class ChannelSubscription {
   /** True when `since` was given and every publication after it is in {@link publications}. */
@@ -125,6 +127,11 @@ export class ChannelSubscription {
       return;
     }
     const p = item.publication;
+    // Without history (offset 0): not in the stream, so neither a gap nor a duplicate; the position stays.
+    if (p.offset === 0) {
+      this.listener(item);
+      return;
+    }
     // Another epoch without a notice first: a late publication of the stream the subscriber's read already replaced.
     if (p.epoch !== this.epoch || p.offset <= this.offset) return;
     if (p.offset !== this.offset + 1) {

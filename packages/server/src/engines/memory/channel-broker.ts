@@ -94,6 +94,12 @@ export class MemoryBroker implements ChannelBroker {
 
   async publish(cmd: PublishCommand): Promise<StreamPosition> {
     const s = this.ensure(cmd.channel, cmd.newEpoch, cmd.now);
+    if (cmd.skipHistory) {
+      // Delivered in order with the others, not kept: no offset, the position does not move.
+      s.metaExpiresAt = Math.max(s.metaExpiresAt, cmd.now + cmd.metaTtlMs);
+      this.emit({ channel: cmd.channel, epoch: s.epoch, offset: 0, ...publicationFields(cmd.body) });
+      return { offset: 0, epoch: s.epoch };
+    }
     s.top += 1;
     s.metaExpiresAt = cmd.now + cmd.metaTtlMs;
     if (cmd.historySize > 0) {

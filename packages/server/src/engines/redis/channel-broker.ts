@@ -52,7 +52,8 @@ export class RedisBroker implements ChannelBroker {
 
   async publish(cmd: PublishCommand): Promise<StreamPosition> {
     const log = this.backend.log;
-    if (!log) return this.scripts.run('channelPublish', cmd);
+    // A publication without history is not in the log either (it is not stored).
+    if (!log || cmd.skipHistory) return this.scripts.run('channelPublish', cmd);
     const slot = this.backend.keys.channel(cmd.channel).slot;
     const position = await this.scripts.run('channelPublish', { ...cmd, log: log.target(cmd.channel, slot) });
     log.written(slot);
@@ -107,14 +108,14 @@ export class RedisBroker implements ChannelBroker {
   }
 }
 
-/** `__p1:<offset>:<epoch>__<payload>` → a publication; undefined when the message is not one. */
+/** `__p1:<offset>:<epoch>__<payload>` → a publication (offset 0: one without history); undefined when the message is not one. */
 export function decodeMessage(channel: Channel, message: string): ChannelPublication | undefined {
   if (!message.startsWith('__p1:')) return undefined;
   const colon = message.indexOf(':', 5);
   const end = message.indexOf('__', colon + 1);
   if (colon < 0 || end < 0) return undefined;
   const offset = Number(message.slice(5, colon));
-  if (!Number.isSafeInteger(offset) || offset < 1) return undefined;
+  if (!Number.isSafeInteger(offset) || offset < 0 || colon === 5) return undefined;
   try {
     return { channel, epoch: message.slice(colon + 1, end), offset, ...decodeBody(message.slice(end + 2)) };
   } catch {

@@ -102,11 +102,12 @@ export const onChannelPublish: Handler = async (ctx, session, raw, release): Pro
   const client = clientOf(session, p.channel);
   const action = { transport: 'socket.io' as const, userId: client.user, action: 'publish' as const, target: p.channel, data: p.data, connection: session.socket };
   const decided = ctx.extensions.decides(action);
-  // A publish proxy may replace the data; the service validates whatever is published.
+  // A publish proxy may replace the data, or ask not to keep it (skip_history); the service validates whatever is published.
   const outcome = await ctx.extensions.check(action);
   const data = outcome?.data !== undefined ? outcome.data : p.data;
   const info: ClientInfo = { user: client.user, client: session.socket.id };
-  const published = channels.service.publish(p.channel, data, { info, ...(p.tags ? { tags: p.tags } : {}) }, decided ? undefined : client);
+  const opts = { info, ...(p.tags ? { tags: p.tags } : {}), ...(outcome?.skipHistory === true ? { skipHistory: true } : {}) };
+  const published = channels.service.publish(p.channel, data, opts, decided ? undefined : client);
   // The storage command is issued (in order on the storage connection): the socket's next publish may start,
   // so a publisher with several publications in flight is not held to one round trip each.
   release?.();

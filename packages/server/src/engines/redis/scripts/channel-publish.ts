@@ -22,8 +22,13 @@ export type PublishInput = PublishCommand & { log?: LogTarget | undefined };
  * log (kind, channel, epoch, offset, payload, ts); a log key of another type
  * refuses the publish before anything is written.
  *
+ * `skipHistory` (Centrifugo's `skip_history`): the epoch is taken (or made)
+ * and the meta TTL renewed as above, but no offset is taken and nothing is
+ * appended (stream or log); the message `__p1:0:<epoch>__<payload>` goes
+ * through the same SPUBLISH, so it is ordered with the others.
+ *
  * KEYS: stream meta log. ARGV: pubsub payload historySize historyTtlMs metaTtlMs newEpoch now
- * logMode logBase logSizes (log-lua.ts) channel. Reply: {offset, epoch}.
+ * logMode logBase logSizes (log-lua.ts) channel skip(0|1). Reply: {offset, epoch} (offset 0 when skipped).
  */
 export const channelPublish: Script<PublishInput, StreamPosition> = {
   command: 'rmChannelPublish',
@@ -40,6 +45,11 @@ if not epoch then
   epoch = ARGV[6]
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'e', epoch)
+end
+if ARGV[12] == '1' then
+  redis.call('PEXPIRE', meta, meta_ttl)
+  redis.call('SPUBLISH', pubsub, '__p1:0:' .. epoch .. '__' .. payload)
+  return {0, epoch}
 end
 local top = redis.call('HINCRBY', meta, 's', 1)
 redis.call('PEXPIRE', meta, meta_ttl)
@@ -61,8 +71,8 @@ return {top, epoch}
 `),
   args(cmd, ctx) {
     const k = ctx.keys.channel(cmd.channel);
-    const log = logArgs(cmd.log, k.meta);
-    return [k.stream, k.meta, log.key, k.pubsub, cmd.encoded, cmd.historySize, cmd.historyTtlMs, cmd.metaTtlMs, cmd.newEpoch, cmd.now, ...log.argv, cmd.channel];
+    const log = logArgs(cmd.skipHistory ? undefined : cmd.log, k.meta);
+    return [k.stream, k.meta, log.key, k.pubsub, cmd.encoded, cmd.historySize, cmd.historyTtlMs, cmd.metaTtlMs, cmd.newEpoch, cmd.now, ...log.argv, cmd.channel, cmd.skipHistory ? 1 : 0];
   },
   decode(reply) {
     const r = replyArray('rmChannelPublish', reply);

@@ -20,9 +20,9 @@ export async function onPublish(conn: CentrifugoConnection, id: number, req: Pub
   // The namespace options decide, unless a hook does (Centrifugo's publish proxy).
   if (!conn.ctx.extensions.decides(action)) requirePermission(conn, r, 'publish');
   const outcome = await conn.ctx.extensions.check(action);
-  // A hook may replace the data (the publish proxy's result `data`).
+  // A hook may replace the data (the publish proxy's result `data`) or ask not to keep it (`skip_history`).
   const data = outcome?.data !== undefined ? outcome.data : req.data;
-  await conn.ctx.channels.publish(r.channel, data, { info: publisher(conn, r.channel) });
+  await conn.ctx.channels.publish(r.channel, data, { info: publisher(conn, r.channel), ...(outcome?.skipHistory === true ? { skipHistory: true } : {}) });
   conn.send(replyJson(id, 'publish', {}));
 }
 

@@ -60,7 +60,7 @@ const publishFields = {
   data: { ...anyJson, description: 'the publication (any JSON value); required' },
   tags: { ...stringMap, description: 'at most 32 string tags, delivered with the publication' },
   idempotency_key: { type: 'string', maxLength: 256, description: 'a publish with the same channel and key within 5 minutes returns the first result and publishes nothing (per node)' },
-  skip_history: { type: 'boolean', description: 'only false is supported (true: 107)' },
+  skip_history: { type: 'boolean', description: 'true: delivered to the subscribers but not kept in history; it gets no offset and the result has no offset/epoch' },
   delta: { type: 'boolean', description: 'accepted and ignored: subscribers always get the full data' },
   b64data: { type: 'string', description: 'not supported (107): send JSON data' },
 } as const;
@@ -70,9 +70,9 @@ const publishResult = { type: 'object', properties: { offset: { type: 'integer' 
 export const schemas = {
   publish: {
     summary: 'Publishes data to a channel',
-    description: 'Appended to the channel\'s history (when its namespace keeps one) and delivered to every subscriber on every node. `offset` and `epoch` are returned when the namespace keeps history, as in Centrifugo.',
+    description: 'Appended to the channel\'s history (when its namespace keeps one, unless `skip_history`) and delivered to every subscriber on every node, in order. `offset` and `epoch` are returned when the publication was kept in history, as in Centrifugo.',
     body: { type: 'object', properties: { channel, ...publishFields }, required: ['channel', 'data'] },
-    response: answer(publishResult, '{ offset, epoch } with history, {} without'),
+    response: answer(publishResult, '{ offset, epoch } when kept in history, {} without history or with skip_history'),
   },
   broadcast: {
     summary: 'Publishes the same data to several channels',

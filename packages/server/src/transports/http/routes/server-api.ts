@@ -107,21 +107,22 @@ interface PublishRequest {
   data: unknown;
   tags: unknown;
   idempotencyKey: string | undefined;
+  /** `skip_history`: delivered, not kept (no offset; the result has no `offset`/`epoch`, as Centrifugo's). */
+  skipHistory: boolean;
 }
 
 function publishRequest(body: Body): PublishRequest {
   if (body['b64data'] !== undefined && body['b64data'] !== null && body['b64data'] !== '') throw bad('b64data is not supported by this server: send the publication as JSON in data');
   if (!('data' in body) || body['data'] === undefined) throw bad('data is required');
-  if (opt(body['skip_history']) !== undefined && body['skip_history'] !== false) {
-    throw bad('skip_history is not supported by this server: publish to a namespace without history (history_size 0) for publications that must not be kept');
-  }
+  const skip = opt(body['skip_history']);
+  if (skip !== undefined && typeof skip !== 'boolean') throw bad('skip_history must be a boolean');
   for (const name of ['version', 'version_epoch'] as const) {
     const v = opt(body[name]);
     if (v !== undefined && v !== 0 && v !== '') throw bad(`${name} is not supported by this server (publications are never skipped by version)`);
   }
   const delta = opt(body['delta']);
   if (delta !== undefined && typeof delta !== 'boolean') throw bad('delta must be a boolean');
-  return { data: body['data'], tags: opt(body['tags']), idempotencyKey: optionalString(body, 'idempotency_key', 256) };
+  return { data: body['data'], tags: opt(body['tags']), idempotencyKey: optionalString(body, 'idempotency_key', 256), skipHistory: skip === true };
 }
 
 /**
@@ -143,7 +144,8 @@ export function serverApi(options: ServerApiOptions) {
   const idempotent = new Map<string, { at: number; result: Promise<PublishResult> }>();
 
   function publishOnce(channel: string, req: PublishRequest): Promise<PublishResult> {
-    const publish = () => channels.publish(channel, req.data, req.tags === undefined ? {} : { tags: req.tags as Record<string, string> });
+    const publish = () =>
+      channels.publish(channel, req.data, { ...(req.tags === undefined ? {} : { tags: req.tags as Record<string, string> }), ...(req.skipHistory ? { skipHistory: true } : {}) });
     if (req.idempotencyKey === undefined) return publish();
     const t = now();
     for (const [k, e] of idempotent) {
@@ -160,11 +162,11 @@ export function serverApi(options: ServerApiOptions) {
     return result;
   }
 
-  /** `{ offset, epoch }` when the namespace keeps history, `{}` otherwise, as Centrifugo answers. */
+  /** `{ offset, epoch }` when the publication is kept in history, `{}` otherwise (no history, or `skip_history`), as Centrifugo answers. */
   async function publishResult(channel: string, req: PublishRequest): Promise<Record<string, unknown>> {
     const { options: ns } = channels.resolve(channel);
     const res = await publishOnce(channel, req);
-    return ns.history ? { offset: res.offset, epoch: res.epoch } : {};
+    return ns.history && res.offset > 0 ? { offset: res.offset, epoch: res.epoch } : {};
   }
 
   function channelOf(body: Body): string {
