@@ -191,7 +191,7 @@ describe.each(targets)('backend log on %s', (_name, target) => {
     expect(logKeys.every((k) => /:log:\d$/.test(k)), logKeys.join()).toBe(true);
   });
 
-  it('a refused publish writes nothing: not in the log, not in history', async () => {
+  it('a refused publish writes nothing: not in the log, not in history; a publication without history is not logged', async () => {
     const N = 2;
     const { prefix, client, a, settled } = await setup(target(), { partitions: N });
     await expect(a.channels.publish('chat:1', 'x'.repeat(70_000))).rejects.toMatchObject({ code: 'payload_too_large' });
@@ -204,6 +204,8 @@ describe.each(targets)('backend log on %s', (_name, target) => {
     expect(await client.exists(a.backend.keys.channel('chat:1').meta, a.backend.keys.channel('chat:1').stream)).toBe(0);
     await client.del(key);
     await a.channels.publish('chat:1', { n: 2 });
+    // skipHistory: delivered, not stored, so not in the log either.
+    expect(await a.channels.publish('chat:1', { typing: true }, { skipHistory: true })).toMatchObject({ offset: 0 });
     await settled();
     const entries = await readLog(client, prefix, N);
     expect(entries.map((e) => [e.fields.channel, e.fields.offset, e.fields.payload])).toEqual([['chat:1', '1', '{"data":{"n":2}}']]);
