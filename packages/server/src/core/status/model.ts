@@ -67,19 +67,25 @@ function settledLastSeen(s: StatusState, now: number): number | null {
   return s.lastSeen === null ? until : Math.max(s.lastSeen, until);
 }
 
-/** The record a read (or an event) reports at `now`. */
+/** The record a read (or an event) reports at `now`: {@link effective}'s rules, computed without intermediate objects (every cached read runs it). */
 export function toRecord(userId: UserId, s: StatusState | undefined, now: number, awayAfterMs: number): StatusRecord {
   if (!s) return { userId, status: 'offline', message: null, manual: false, expiresAt: null, messageExpiresAt: null, lastSeen: null, updatedAt: null, nodeId: null, seq: 0 };
-  const eff = effective(s, now, awayAfterMs);
+  const message = s.message !== null && active(s.messageExpiresAt, now) ? s.message : null;
+  const connected = isConnected(s, now);
   const manual = manualInForce(s, now);
-  const visible = isConnected(s, now) && manual !== 'offline';
+  let status: UserStatus;
+  if (!connected) status = 'offline';
+  else if (manual !== null) status = manual;
+  else if (awayAfterMs > 0 && s.lastActivity !== null && now - s.lastActivity >= awayAfterMs) status = 'away';
+  else status = 'online';
+  const visible = connected && manual !== 'offline';
   return {
     userId,
-    status: eff.status,
-    message: eff.message,
+    status,
+    message,
     manual: manual !== null,
     expiresAt: manual !== null ? s.manualExpiresAt : null,
-    messageExpiresAt: eff.message !== null ? s.messageExpiresAt : null,
+    messageExpiresAt: message !== null ? s.messageExpiresAt : null,
     lastSeen: visible ? now : settledLastSeen(s, now),
     updatedAt: s.updatedAt,
     nodeId: s.nodeId,

@@ -90,7 +90,7 @@ export class StatusService {
     this.sweepBatchSize = nonNegativeInt('sweepBatchSize', options.sweepBatchSize ?? 1_000) || 1;
     this.clock = options.clock ?? systemClock;
     this.logger = options.logger ?? silentLogger;
-    this.cache = options.cache === false ? undefined : new StatusCache(options.cache);
+    this.cache = options.cache === false ? undefined : new StatusCache({ now: () => this.clock.now(), ...options.cache });
   }
 
   /** Cache hits and misses since start, and entries held. */
@@ -197,6 +197,24 @@ export class StatusService {
     return record!;
   }
 
+  /**
+   * The user's record when this node's cache holds it (and the feed that
+   * keeps the cache exact delivers), without a promise: the hot path of a
+   * single read. Undefined otherwise (not counted as a miss: the read that
+   * follows, {@link getMany}, counts it).
+   */
+  cachedRecord(userId: string): StatusRecord | undefined {
+    const cache = this.feedLive ? this.cache : undefined;
+    if (cache === undefined || typeof userId !== 'string') return undefined;
+    const now = this.clock.now();
+    cache.expire(now);
+    // Only valid ids are ever cached: a hit needs no parse.
+    const hit = cache.hit(userId as UserId);
+    if (hit === undefined) return undefined;
+    this.options.observeCache?.(1, 0);
+    return toRecord(userId as UserId, hit ?? undefined, now, this.awayAfterMs);
+  }
+
   /** Records in request order (duplicates answered twice). Cached users cost no store call. */
   async getMany(userIds: readonly string[]): Promise<StatusRecord[]> {
     this.checkOpen();
@@ -205,6 +223,7 @@ export class StatusService {
     const states = new Array<StatusState | null | undefined>(userIds.length);
     const wanted = new Set<UserId>();
     const cache = this.feedLive ? this.cache : undefined;
+    cache?.expire(this.clock.now());
     let hits = 0;
     for (let i = 0; i < userIds.length; i++) {
       const raw = userIds[i];

@@ -1,6 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import rateLimit, { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { PresenceError, StatusUserIdSchema, httpStatusOf, parsePayload, type ErrorCode, type StatusUpdate } from 'realtime-message-protocol';
 import type { StatusRead, StatusService } from '../../../core/status/service.js';
 import type { TokenVerifier } from '../../../extensions/jwt.js';
@@ -22,8 +22,16 @@ import {
   usersRead,
   writeErrors,
 } from './status-schemas.js';
+import { ClientRateLimiter, humanSeconds } from './status-rate-limit.js';
 
 export { MAX_BATCH_IDS, MAX_QUERY_IDS } from './status-schemas.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** `false`: @fastify/cors leaves the route's answers alone (read by the plugin; its types do not declare it). */
+    cors?: false;
+  }
+}
 
 /** Largest `PUT` body (a record update is well under 1 KiB). */
 const PUT_BODY_LIMIT = 16 * 1_024;
@@ -55,6 +63,19 @@ export interface StatusRoutesOptions {
   reads?: 'public' | 'token';
   /** Per-client rate limit of every route, or `false` for none. @default false */
   rateLimit?: StatusRateLimit | false | undefined;
+  /**
+   * CORS of the routes' answers, when the caller's CORS plugin leaves them
+   * to the routes (route config `cors: false`; preflights stay the
+   * plugin's); undefined: the routes add no CORS headers themselves.
+   */
+  cors?: StatusCors | undefined;
+}
+
+/** CORS headers of actual (not preflight) requests: `Vary: Origin`, and for an allowed Origin the origin echoed and the exposed headers. */
+export interface StatusCors {
+  allowed(origin: string): boolean;
+  /** `Access-Control-Expose-Headers` for an allowed origin. */
+  exposeHeaders: string;
 }
 
 /** Sent when a request fails: `{ error: { code, message } }`. */
@@ -69,6 +90,10 @@ class HttpError extends PresenceError {
 }
 
 type Identity = { kind: 'key' } | { kind: 'user'; sub: string } | { kind: 'none' } | { kind: 'refused'; error: HttpError };
+
+/** The request decoration that holds its identity, found once before the rate limit (which is keyed by it) and checked by the route. */
+const IDENTITY = 'rmStatusIdentity';
+type Identified = FastifyRequest & { [IDENTITY]: Identity | null };
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -87,9 +112,11 @@ export function statusRoutes(options: StatusRoutesOptions) {
   const reads = options.reads ?? 'public';
   const apiKeyHash = options.apiKey === undefined ? undefined : sha256(options.apiKey);
   const openWrites = verifyToken === undefined && apiKeyHash === undefined;
-  /** Each request's identity, found once before the rate limit (which is keyed by it) and checked by the route. */
-  const identities = new WeakMap<FastifyRequest, Identity>();
   const NOBODY: Identity = { kind: 'none' };
+  const limit = options.rateLimit || undefined;
+  const windowMs = limit ? Math.max(1, Math.round((limit.burst * 1_000) / limit.perSecond)) : 0;
+  const limiter = limit ? new ClientRateLimiter(limit.burst, windowMs, limit.maxClients ?? 10_000) : undefined;
+  const cors = options.cors;
 
   async function identify(req: FastifyRequest): Promise<Identity> {
     try {
@@ -124,18 +151,36 @@ export function statusRoutes(options: StatusRoutesOptions) {
 
   /** The request's identity; throws the 401 of refused credentials. */
   function who(req: FastifyRequest): Exclude<Identity, { kind: 'refused' }> {
-    const id = identities.get(req);
-    if (id === undefined) throw new HttpError('internal', 'the request was not identified');
+    const id = (req as Identified)[IDENTITY];
+    if (id === null || id === undefined) throw new HttpError('internal', 'the request was not identified');
     if (id.kind === 'refused') throw id.error;
     return id;
   }
 
   /** The rate limit's client: the API key holder, a token's sub, or the remote address. */
   function clientKey(req: FastifyRequest): string {
-    const id = identities.get(req);
+    const id = (req as Identified)[IDENTITY];
     if (id?.kind === 'key') return 'key';
     if (id?.kind === 'user') return `sub:${id.sub}`;
-    return `ip:${normalizeIP(req.ip)}`;
+    const ip = req.ip;
+    // An IPv4 address is its own key (normalizeIP's IPv6 check is a long regex; IPv6 goes by /64).
+    return `ip:${ip.includes(':') ? normalizeIP(ip) : ip}`;
+  }
+
+  /** The rate limit, once the request's identity is known: the limit headers, or 429 when the client is over. */
+  function admit(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (limiter && limit) {
+      const w = limiter.hit(clientKey(req));
+      const reset = limiter.resetInSeconds(w);
+      void reply.header('x-ratelimit-limit', limiter.max);
+      if (w.count > limiter.max) {
+        void reply.header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', reset).header('retry-after', reset);
+        const window = humanSeconds(Math.max(1, Math.round(windowMs / 1_000)));
+        return done(new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${window} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${humanSeconds(reset)}`));
+      }
+      void reply.header('x-ratelimit-remaining', limiter.max - w.count).header('x-ratelimit-reset', reset);
+    }
+    done();
   }
 
   function checkRead(req: FastifyRequest): void {
@@ -192,60 +237,59 @@ export function statusRoutes(options: StatusRoutesOptions) {
       return reply.code(e.httpStatus).send({ error: { code: e.code, message: e.message } });
     });
 
-    // A body must be JSON: checked before it is read.
-    r.addHook('onRequest', async (req) => {
-      if (req.method !== 'PUT' && req.method !== 'POST') return;
-      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-      if (!hasBody) return;
-      const type = req.headers['content-type'];
-      if (typeof type !== 'string' || !/^application\/json\s*(;|$)/i.test(type)) {
-        throw new HttpError('invalid_payload', `the body must be JSON (Content-Type: application/json), got ${type === undefined ? 'no Content-Type' : `'${type}'`}`, 415);
-      }
-    });
+    r.decorateRequest(IDENTITY, null);
 
-    // Credentials are checked before the rate limit, which counts per client;
-    // refused ones count against the address and are answered 401 by the route.
-    r.addHook('onRequest', (req, _reply, done) => {
+    // One callback hook for every status request, before its body is read
+    // (a refused or limited client's body is never parsed), in this order:
+    // CORS and cache headers (so that error answers carry them too), the
+    // body's type, the credentials, the per-client rate limit. Refused
+    // credentials count against the address and are answered 401 by the route.
+    r.addHook('onRequest', (req, reply, done) => {
+      if (cors) {
+        void reply.header('vary', 'Origin');
+        const origin = req.headers.origin;
+        if (origin !== undefined && cors.allowed(origin)) void reply.header('access-control-allow-origin', origin).header('access-control-expose-headers', cors.exposeHeaders);
+      }
+      void reply.header('cache-control', 'no-store');
+      if (req.method === 'PUT' || req.method === 'POST') {
+        const bad = badBodyType(req);
+        if (bad) return done(bad);
+      }
       // Most reads carry no credentials: no promise for them.
       if (req.headers['x-api-key'] === undefined && req.headers.authorization === undefined) {
-        identities.set(req, NOBODY);
-        return done();
+        (req as Identified)[IDENTITY] = NOBODY;
+        return admit(req, reply, done);
       }
       identify(req).then(
         (id) => {
-          identities.set(req, id);
-          done();
+          (req as Identified)[IDENTITY] = id;
+          admit(req, reply, done);
         },
         (err: Error) => done(err),
       );
     });
-
-    const limit = options.rateLimit;
-    if (limit) {
-      await r.register(rateLimit, {
-        max: limit.burst,
-        timeWindow: Math.max(1, Math.round((limit.burst * 1_000) / limit.perSecond)),
-        cache: limit.maxClients ?? 10_000,
-        // After the headers, before the body is read: a limited client's body is never parsed.
-        hook: 'preParsing',
-        keyGenerator: clientKey,
-        errorResponseBuilder: (_req, ctx) =>
-          new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${ctx.after} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${ctx.after}`),
-      });
-    }
+    const config = cors ? { cors: false as const } : {};
 
     r.get<{ Params: { userId: string } }>(
       '/presence/:userId',
-      { schema: { summary: "A user's status record", tags, params, response: { 200: recordRead, ...readErrors } } },
-      async (req, reply) => {
+      { config, schema: { summary: "A user's status record", tags, params, response: { 200: recordRead, ...readErrors } } },
+      (req, reply) => {
         checkRead(req);
-        return answer(reply, await service.getManyOrStale([req.params.userId]), (users) => users[0]!);
+        const userId = req.params.userId;
+        // The hot path: a cached user is answered without a promise.
+        const record = service.cachedRecord(userId);
+        if (record !== undefined) {
+          void reply.send(record);
+          return;
+        }
+        return service.getManyOrStale([userId]).then((read) => answer(reply, read, (users) => users[0]!));
       },
     );
 
     r.get<{ Querystring: { users?: unknown } }>(
       '/presence',
       {
+        config,
         schema: {
           summary: `Records of several users, in request order (at most ${MAX_QUERY_IDS})`,
           tags,
@@ -266,6 +310,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
       '/presence/batch',
       {
         bodyLimit: BATCH_BODY_LIMIT,
+        config,
         schema: {
           summary: `Records of several users, in request order (at most ${MAX_BATCH_IDS})`,
           tags,
@@ -286,6 +331,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
       '/presence/:userId',
       {
         bodyLimit: PUT_BODY_LIMIT,
+        config,
         schema: { summary: "Sets a user's status and message", tags, security, params, body: updateSchema, response: { 200: recordWrite, ...writeErrors } },
       },
       async (req) => {
@@ -297,7 +343,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
 
     r.delete<{ Params: { userId: string } }>(
       '/presence/:userId',
-      { schema: { summary: "Clears a user's manual status and message", tags, security, params, response: { 200: recordWrite, ...errors(400, 401, 403, 429, 503) } } },
+      { config, schema: { summary: "Clears a user's manual status and message", tags, security, params, response: { 200: recordWrite, ...errors(400, 401, 403, 429, 503) } } },
       async (req) => {
         const userId = checkId(req.params.userId);
         checkWrite(req, userId);
@@ -305,6 +351,15 @@ export function statusRoutes(options: StatusRoutesOptions) {
       },
     );
   };
+}
+
+/** A body must be JSON: 415 for a body of another type, checked before it is read. */
+function badBodyType(req: FastifyRequest): HttpError | undefined {
+  const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+  if (!hasBody) return undefined;
+  const type = req.headers['content-type'];
+  if (typeof type === 'string' && /^application\/json\s*(;|$)/i.test(type)) return undefined;
+  return new HttpError('invalid_payload', `the body must be JSON (Content-Type: application/json), got ${type === undefined ? 'no Content-Type' : `'${type}'`}`, 415);
 }
 
 /** A bad id is 400 before the auth check can answer 403 for it. */
