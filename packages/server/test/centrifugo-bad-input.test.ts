@@ -92,8 +92,8 @@ describe('Centrifugo endpoint: bad input gets Centrifugo\'s reaction, never a cr
     expect((await reply(s, 6))['error']).toMatchObject({ code: 107 });
     expect((await reply(s, 7))['error']).toMatchObject({ code: 108 });
     expect((await reply(s, 8))['error']).toMatchObject({ code: 108 });
-    // Anonymous connections are not in presence; both counts are always present.
-    expect((await reply(s, 9))['presence_stats']).toEqual({ num_clients: 0, num_users: 0 });
+    // The anonymous subscriber is in presence (as Centrifugo counts it); both counts are always present.
+    expect((await reply(s, 9))['presence_stats']).toEqual({ num_clients: 1, num_users: 1 });
     expect((await reply(s, 10))['subscribe']).toEqual({});
     expect((await reply(s, 11))['error']).toMatchObject({ code: 106 });
     expect((await reply(s, 12))['unsubscribe']).toEqual({});

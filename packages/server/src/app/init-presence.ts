@@ -20,6 +20,7 @@ import { ChannelService, type ChannelServiceOptions } from '../core/channels/ser
 import { ChannelFeeds, channelSources, type ChannelHub, type ChannelTopics } from '../core/channels/feeds.js';
 import { ChannelNamespaces } from '../core/channels/namespaces.js';
 import type { ChannelBroker, ChannelPresencePort } from '../core/channels/broker.js';
+import { clientInfoOf } from '../core/channels/presence-info.js';
 import type { ClientInfo } from 'realtime-message-protocol';
 import type { ControlBus } from '../core/shared/control.js';
 
@@ -203,12 +204,12 @@ export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, lo
   });
 }
 
-/** A channel's presence is the presence room of the same name: both protocols see one set of members. */
+/** A channel's presence is the presence room of the same name: both protocols see one set of members (ClientInfo as core/channels/presence-info.ts maps it). */
 export function channelPresence(service: PresenceService): ChannelPresencePort {
   return {
     async presence(channel) {
       const snap = await service.snapshot(channel);
-      return Object.fromEntries(snap.connections.map((c): [string, ClientInfo] => [c.connId, { user: c.userId, client: c.connId }]));
+      return Object.fromEntries(snap.connections.map((c): [string, ClientInfo] => [c.connId, clientInfoOf(c.userId, c.connId, c.state)]));
     },
     async stats(channel) {
       const snap = await service.snapshot(channel);

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { PresenceEvent } from 'realtime-message-protocol';
+import { ANONYMOUS_USER_ID } from '../core/channels/presence-info.js';
 import type { Logger } from '../core/shared/logger.js';
 import { LogSummary } from '../core/shared/log-summary.js';
 import type { LocalJoin } from '../core/presence/options.js';
@@ -77,6 +78,8 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   };
 
   const report = (userId: string, roomId: string, connId: string, epoch: number, live: boolean): void => {
+    // Anonymous Centrifugo connections are present as one reserved user, which has no status.
+    if (userId === ANONYMOUS_USER_ID) return;
     // Control characters cannot occur in ids, so the separator keeps (room, conn) pairs apart.
     const conn = `${roomId}\u001f${connId}`;
     const mark = `${epoch}:${live ? 1 : 0}`;

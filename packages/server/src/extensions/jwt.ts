@@ -1,6 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { PresenceError } from 'realtime-message-protocol';
+import { ANONYMOUS_USER_ID } from '../core/channels/presence-info.js';
 import type { Extension, VerifiedToken } from './extension.js';
 
 /** Verifies a handshake token and returns who it is for. */
@@ -67,6 +68,8 @@ export function createJwtVerifier(opts: JwtAuthOptions): TokenVerifier {
         requiredClaims: opts.requireExp || opts.maxLifetimeSec !== undefined ? ['sub', 'exp'] : ['sub'],
       });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new PresenceError('unauthorized', 'token has no subject');
+      // The presence rooms' name for anonymous Centrifugo connections: a token for it would pass for them.
+      if (payload.sub === ANONYMOUS_USER_ID) throw new PresenceError('unauthorized', `token subject '${ANONYMOUS_USER_ID}' is reserved for anonymous connections`);
       const now = Math.floor(Date.now() / 1000);
       // jose checks `iat` only together with a maximum token age: a token "issued" in the future is refused here.
       if (payload.iat !== undefined && payload.iat > now + tolerance) throw new PresenceError('unauthorized', 'token issued in the future (iat)');

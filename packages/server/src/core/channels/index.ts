@@ -14,3 +14,4 @@ export {
   type ChannelClient,
 } from './namespaces.js';
 export { newEpoch, type ChannelBroker, type ChannelPresencePort, type PublicationBody, type PublishCommand, type ReadCommand, type ReadResult, type Retention } from './broker.js';
+export { ANONYMOUS_USER_ID, clientInfoOf, presenceStateOf, presenceUserOf } from './presence-info.js';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JsonValue } from 'realtime-message-protocol';
 import type { WebSocket } from 'ws';
+import type { RoomView } from './commands/room-view.js';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { ParsedTarget } from '../../core/presence/service.js';
 import { CLIENT_ERRORS, CentrifugoDisconnect, DISCONNECTS, toClientFailure } from './codes.js';
@@ -39,9 +40,11 @@ export interface ChannelSub {
   /** `chan_info` of the subscriber (token or hook), shown in its publications. */
   chanInfo: JsonValue | undefined;
   core: ChannelSubscription | undefined;
-  /** The connection's presence in the channel's room (users only; anonymous connections are not in presence). */
+  /** The connection's presence in the channel's room (anonymous ones as `ANONYMOUS_USER_ID`). */
   presence: ParsedTarget | undefined;
   offFeed: (() => Promise<void>) | undefined;
+  /** With join/leave pushes: the room's connections, so that a leave push carries the ClientInfo its join did. */
+  room: RoomView | undefined;
   /** Unix ms when the subscription expires (a token's exp / expire_at). */
   expiresAt: number | undefined;
   expiry: { clear(): void } | undefined;

@@ -15,6 +15,7 @@ import {
   type StatePatch,
 } from 'realtime-message-protocol';
 import type { z } from 'zod';
+import { ANONYMOUS_USER_ID } from '../../core/channels/presence-info.js';
 import type { RoomFeedItem } from '../../core/presence/engine.js';
 import type { PresenceService } from '../../core/presence/service.js';
 import type { Clock } from '../../core/shared/clock.js';
@@ -212,6 +213,8 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   if (session.authUserId !== undefined && p.userId !== session.authUserId) {
     throw new PresenceError('forbidden', 'userId must be the subject of your token; a client cannot act as another user');
   }
+  // The presence rooms' name for anonymous Centrifugo connections: nobody may join as them.
+  if (p.userId === ANONYMOUS_USER_ID) throw new PresenceError('forbidden', `userId '${ANONYMOUS_USER_ID}' is reserved for anonymous Centrifugo connections`);
   const existing = session.rooms.get(p.roomId);
   if (existing && existing.userId !== p.userId) {
     throw new PresenceError('forbidden', `this socket is in room '${p.roomId}' as another user; leave first`);

@@ -1,4 +1,5 @@
 import { PresenceError } from 'realtime-message-protocol';
+import { ANONYMOUS_USER_ID } from '../../../core/channels/presence-info.js';
 import { CLIENT_ERRORS, CentrifugoDisconnect, CentrifugoError, DISCONNECTS } from '../codes.js';
 import { replyJson, type ConnectRequest, type RefreshRequest } from '../codec.js';
 import type { CentrifugoConnection } from '../connection.js';
@@ -63,6 +64,8 @@ export async function onConnect(conn: CentrifugoConnection, id: number, req: Con
   conn.headers = req.headers ?? {};
   try {
     const creds = await credentials(conn, req);
+    // The presence rooms' name for anonymous connections: a token or a connect proxy naming it would pass for them.
+    if (creds.user === ANONYMOUS_USER_ID) throw CentrifugoDisconnect.of(DISCONNECTS.invalidToken, `user id '${ANONYMOUS_USER_ID}' is reserved for anonymous connections`);
     if (creds.expiresAt !== undefined && creds.expiresAt <= Date.now()) throw CentrifugoError.of(CLIENT_ERRORS.tokenExpired);
     await ctx.extensions.connect({ transport: 'centrifugo', token: req.token, headers: conn.transportHeaders, remoteAddress: conn.remoteAddress, connection: conn, userId: creds.user });
     conn.user = creds.user;

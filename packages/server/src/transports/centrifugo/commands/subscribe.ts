@@ -6,7 +6,9 @@ import { pushJson, replyJson, wirePublication, type ChannelRequest, type SubRefr
 import { timerAt, type CentrifugoConnection, type ChannelSub } from '../connection.js';
 import { TokenError, type SubscriptionCredentials, type SubscriptionOverride } from '../tokens.js';
 import { ChannelNamespaces } from '../../../core/channels/namespaces.js';
+import { presenceStateOf, presenceUserOf } from '../../../core/channels/presence-info.js';
 import { requirePermission, resolveChannel } from './access.js';
+import { RoomView } from './room-view.js';
 
 /** What opens a subscription: a client's subscribe, or a server-side subscription at connect. */
 export interface OpenParams {
@@ -48,13 +50,6 @@ export interface OpenedSub {
   result: SubscribeResult;
 }
 
-/** A connection's presence state in a channel's room: its `conn_info` when that is an object, so Socket.IO members see it as the state. */
-function presenceState(info: JsonValue | undefined): Record<string, JsonValue> {
-  if (info === undefined || info === null) return {};
-  if (typeof info === 'object' && !Array.isArray(info)) return info as Record<string, JsonValue>;
-  return { info };
-}
-
 function onChannelItem(conn: CentrifugoConnection, s: ChannelSub, item: ChannelFeedItem): void {
   if (s.closed) return;
   if (item.type === 'publication') {
@@ -72,10 +67,11 @@ function onChannelItem(conn: CentrifugoConnection, s: ChannelSub, item: ChannelF
 }
 
 function onRoomItem(conn: CentrifugoConnection, s: ChannelSub, item: RoomFeedItem): void {
-  if (s.closed || (item.type !== 'join' && item.type !== 'leave')) return;
-  const info: Record<string, JsonValue> = { user: item.userId, client: item.connId };
-  if (item.type === 'join' && Object.keys(item.state).length > 0) info['conn_info'] = item.state;
-  const msg = pushJson(item.type, s.channel, { info });
+  if (s.closed || !s.room || (item.type !== 'join' && item.type !== 'leave' && item.type !== 'update')) return;
+  // The connection's ClientInfo (conn_info, chan_info), on its leave as on its join.
+  const info = s.room.infoOf(item);
+  if (!info) return; // an update: remembered, not pushed
+  const msg = pushJson(item.type === 'leave' ? 'leave' : 'join', s.channel, { info });
   if (s.held) {
     // Before the subscribe reply is written; bounded, as a burst of joins must not grow without limit.
     if (s.held.length < 1_000) s.held.push(msg);
@@ -87,9 +83,11 @@ function onRoomItem(conn: CentrifugoConnection, s: ChannelSub, item: RoomFeedIte
 /**
  * Opens a subscription over the core: the channel subscription (with
  * recovery from `recover`; live publications held until {@link activate}),
- * and, for users, presence in the room of the same name (when the
- * namespace has `presence` or `join_leave`), following the room's feed
- * first when the subscriber gets join/leave pushes. Permissions are checked
+ * and presence in the room of the same name (when the namespace has
+ * `presence` or `join_leave`; anonymous connections as the reserved user
+ * `ANONYMOUS_USER_ID`, with `conn_info` and `chan_info` in the state: see
+ * core/channels/presence-info.ts), following the room's feed first when
+ * the subscriber gets join/leave pushes. Permissions are checked
  * by the caller. Undefined when the connection closed meanwhile.
  */
 export async function openSub(conn: CentrifugoConnection, p: OpenParams): Promise<OpenedSub | undefined> {
@@ -118,6 +116,7 @@ export async function openSub(conn: CentrifugoConnection, p: OpenParams): Promis
     core: undefined,
     presence: undefined,
     offFeed: undefined,
+    room: undefined,
     expiresAt: p.expiresAt,
     expiry: undefined,
     held: [],
@@ -125,9 +124,13 @@ export async function openSub(conn: CentrifugoConnection, p: OpenParams): Promis
   };
   try {
     s.core = await ctx.channels.subscribe(r.channel, (item) => onChannelItem(conn, s, item), { since, manualStart: true });
-    if ((presenceOn || joinLeave) && conn.user !== '' && conn.state !== 'closed') {
-      if (pushJoinLeave) s.offFeed = await ctx.presence.subscribeFeed(r.channel, (item) => onRoomItem(conn, s, item));
-      const j = await ctx.presence.join({ roomId: r.channel, userId: conn.user, state: presenceState(conn.info) });
+    if ((presenceOn || joinLeave) && conn.state !== 'closed') {
+      if (pushJoinLeave) {
+        s.room = new RoomView();
+        s.offFeed = await ctx.presence.subscribeFeed(r.channel, (item) => onRoomItem(conn, s, item));
+      }
+      const j = await ctx.presence.join({ roomId: r.channel, userId: presenceUserOf(conn.user), state: presenceStateOf(conn.info, s.chanInfo) });
+      s.room?.applySnapshot(j.snapshot);
       s.presence = { roomId: j.snapshot.roomId, connId: j.connId, epoch: j.epoch };
     }
   } catch (err) {
@@ -260,7 +263,7 @@ export async function heartbeatAll(conn: CentrifugoConnection): Promise<void> {
       } catch (err) {
         if (!(err instanceof PresenceError) || (err.code !== 'not_joined' && err.code !== 'stale_epoch')) return;
         try {
-          const j = await presence.join({ roomId: m.roomId, userId: conn.user, connId: m.connId, state: presenceState(conn.info) });
+          const j = await presence.join({ roomId: m.roomId, userId: presenceUserOf(conn.user), connId: m.connId, state: presenceStateOf(conn.info, s.chanInfo) });
           if (s.closed) await presence.leaveParsed({ roomId: m.roomId, connId: j.connId, epoch: j.epoch }).catch(() => undefined);
           else s.presence = { roomId: m.roomId, connId: j.connId, epoch: j.epoch };
         } catch (again) {
