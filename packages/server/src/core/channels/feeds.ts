@@ -170,7 +170,8 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
   private drain(feed: Feed): void {
     while (!feed.busy && !feed.closed && feed.queue.length > 0) {
       const job = feed.queue[0]!;
-      if (job.kind === 'pub' && job.p.offset === 0 && feed.position) {
+      // Without history (offset 0): in arrival order, whatever the position (a resync never starts from one).
+      if (job.kind === 'pub' && job.p.offset === 0) {
         feed.queue.shift();
         this.deliverTransient(feed, job.p);
         continue;
