@@ -2,7 +2,6 @@
 // realtime-message benchmark harness. One command per scenario:
 //   SCENARIO=basic|compare|cross-node|scale|churn|sweep|status|channels|centrifugo|smoke npm run benchmark:presence
 // See docs/benchmarks.md for every variable and the recorded results.
-import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
@@ -11,11 +10,12 @@ import { ack, churnLoop, closeSockets, closedLoop, countEvents, joinAll, openLoo
 import { probeOptions, startDiagnostics } from './lib/diagnostics.mjs';
 import { scenarioCentrifugo } from './lib/centrifugo-scenario.mjs';
 import { scenarioChannels } from './lib/channels-scenario.mjs';
+import { scenarioScale as runScale } from './lib/scale-scenario.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { latencyChart, recordedPath, save, table } from './lib/report.mjs';
 import { startServer } from './lib/servers.mjs';
 import { scenarioStatus } from './lib/status-scenario.mjs';
-import { countError, decodeHistogram, histogram, median, recordSince, sampleTree, summarize, usage } from './lib/stats.mjs';
+import { countError, histogram, median, recordSince, sampleTree, summarize, usage } from './lib/stats.mjs';
 
 const env = process.env;
 const num = (name, def) => (env[name] === undefined || env[name] === '' ? def : Number(env[name]));
@@ -334,71 +334,6 @@ async function scenarioCrossNode() {
     `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}`].join('\n'));
 }
 
-async function scenarioScale() {
-  const N = num('CONNECTIONS', 20_000);
-  // SERVER=bare|lua measures a baseline instead (one process), to compare memory per connection.
-  const kind = env.SERVER ?? 'ours';
-  const engine = kind === 'ours' ? (env.ENGINE ?? 'redis') : kind;
-  const workers = kind === 'ours' ? num('WORKERS', engine === 'redis' ? Math.max(2, Math.ceil(N / 10_000)) : 1) : 1;
-  const perProcess = num('SOCKETS_PER_CLIENT_PROCESS', 10_000);
-  const processes = Math.ceil(N / perProcess);
-  const localAddresses = (env.LOCAL_ADDRESSES ?? '').split(',').filter(Boolean);
-  const interval = num('HEARTBEAT_INTERVAL_MS', 15_000);
-  const durationMs = num('DURATION_S', 30) * 1000;
-  const redis = engine === 'redis' || engine === 'lua' ? await startRedis() : undefined;
-  const server =
-    kind === 'ours'
-      ? await ours(engine, redis, { WORKERS: String(workers), PRESENCE_TTL_MS: String(interval * 3), PRESENCE_DISCONNECT_GRACE_MS: String(Math.min(5_000, interval * 3)) })
-      : await startServer(kind, { REDIS_URL: redis?.url ?? '' });
-  const children = [];
-  try {
-    const idle = sampleTree(server.pid);
-    const redisBefore = redis?.own ? await redis.usedMemory() : 0;
-    const t0 = performance.now();
-    for (let i = 0; i < processes; i++) {
-      const child = fork(fileURLToPath(new URL('./lib/client-worker.mjs', import.meta.url)), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      await new Promise((r) => child.once('message', r));
-      children.push(child);
-    }
-    const call = (child, msg) => new Promise((resolve, reject) => {
-      child.once('message', (m) => (m.ok ? resolve(m) : reject(new Error(m.error))));
-      child.send(msg);
-    });
-    const roomPrefix = `s${randomUUID().slice(0, 6)}-`;
-    const connected = await Promise.all(children.map((c, i) => call(c, { cmd: 'connect', url: server.url, from: i, count: Math.min(perProcess, N - i * perProcess), usersPerRoom: num('USERS_PER_ROOM', 10), roomPrefix, localAddresses, keepAliveMs: interval })));
-    const connectRetries = connected.reduce((a, c) => a + (c.retries ?? 0), 0);
-    const connectSeconds = (performance.now() - t0) / 1000;
-    log(`[scale] ${N} connections joined in ${connectSeconds.toFixed(1)} s; heartbeats every ${interval} ms for ${durationMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 2_000));
-    const loaded = sampleTree(server.pid);
-    const redisAfter = redis?.own ? await redis.usedMemory() : 0;
-    const beats = await Promise.all(children.map((c) => call(c, { cmd: 'beat', intervalMs: interval, durationMs })));
-    const after = sampleTree(server.pid);
-    const h = histogram();
-    const errors = {};
-    let acked = 0;
-    for (const b of beats) {
-      h.add(decodeHistogram(b.histogram));
-      acked += b.acked;
-      for (const [k, v] of Object.entries(b.errors)) errors[k] = (errors[k] ?? 0) + v;
-    }
-    const result = {
-      scenario: 'scale', engine, connections: N, serverWorkers: workers, clientProcesses: processes, heartbeatIntervalMs: interval, connectSeconds: Math.round(connectSeconds * 10) / 10, connectRetries,
-      heartbeats: acked, errors, latency: summarize(h),
-      serverRssIdleMB: Math.round(idle.rss / 1048576), serverRssLoadedMB: Math.round(loaded.rss / 1048576),
-      serverBytesPerConnection: Math.round((loaded.rss - idle.rss) / N),
-      redisBytesPerConnection: redis?.own ? Math.round((redisAfter - redisBefore) / N) : undefined,
-      serverCpuDuringHeartbeats: usage(loaded, after),
-    };
-    const l = result.latency;
-    save(`scale-${engine}-${N}`, result, [`### scale: ${N} concurrent connections (${engine} engine, ${workers} server worker(s), ${processes} client process(es), heartbeat every ${interval / 1000} s)`, '', table(['heartbeats', 'errors', 'p50 (ms)', 'p99 (ms)', 'p99.9 (ms)', 'max (ms)', 'server RSS (MB)', 'server bytes / connection', 'Redis bytes / connection', 'server CPU (% of one core)'], [[acked, JSON.stringify(errors), ms(l.p50), ms(l.p99), ms(l.p999), ms(l.max), result.serverRssLoadedMB, result.serverBytesPerConnection, result.redisBytesPerConnection ?? '-', result.serverCpuDuringHeartbeats.cpuPercent]])].join('\n'));
-  } finally {
-    await Promise.all(children.map((c) => new Promise((r) => { c.once('exit', r); c.send({ cmd: 'close' }); setTimeout(() => c.kill('SIGKILL'), 3_000); })));
-    await server.stop();
-    await redis?.stop();
-  }
-}
-
 /** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */
 async function churnRun(server, { rooms, rate, durationMs, label }) {
   const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200));
@@ -532,6 +467,7 @@ async function scenarioSmoke() {
   log(`smoke run finished in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
+const scenarioScale = () => runScale(env, log);
 const scenarios = { basic: scenarioBasic, compare: scenarioCompare, guard: scenarioGuard, 'cross-node': scenarioCrossNode, scale: scenarioScale, churn: scenarioChurn, sweep: scenarioSweep, status: () => scenarioStatus(env, log), channels: () => scenarioChannels(env, log), centrifugo: () => scenarioCentrifugo(env, log), smoke: scenarioSmoke };
 const run = scenarios[SCENARIO];
 if (!run) {

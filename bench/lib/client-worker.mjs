@@ -1,5 +1,6 @@
 // A client process for large runs (one process may hold at most ~20,000 sockets here).
-// Messages from the parent: { cmd: 'connect', url, from, count, usersPerRoom, roomPrefix, localAddresses }
+// Messages from the parent: { cmd: 'connect', url, from, count, usersPerRoom, roomPrefix, localAddresses, client, keepAliveMs }
+// (client: 'sio' = socket.io-client, 'raw' = bench/lib/raw-client.mjs)
 // then { cmd: 'beat', intervalMs, durationMs } -> { histogram, acked, errors }, then { cmd: 'close' }.
 import { closeSockets, joinAll, openSockets } from './load.mjs';
 import { countError, histogram, recordSince } from './stats.mjs';
@@ -26,10 +27,9 @@ function startKeepAlive(intervalMs) {
 process.on('message', async (msg) => {
   try {
     if (msg.cmd === 'connect') {
-      sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses });
-      // Room numbering continues across workers: shift indices by `from`.
-      const shifted = sockets.map((s) => s);
-      await joinAll(shifted, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
+      sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses, client: msg.client ?? 'sio' });
+      // Rooms are per worker (the prefix names the worker), usersPerRoom sockets each.
+      await joinAll(sockets, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
       startKeepAlive(msg.keepAliveMs ?? 15_000);
       process.send({ ok: true, connected: sockets.length, retries: sockets.retries });
     } else if (msg.cmd === 'beat') {

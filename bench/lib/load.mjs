@@ -1,20 +1,24 @@
 // Real socket.io-client load: connections, joins, heartbeats (open or closed loop).
 import { io } from 'socket.io-client';
+import { connectRaw } from './raw-client.mjs';
 import { countError, histogram, recordSince } from './stats.mjs';
 
 /**
  * Opens `n` WebSocket connections, `concurrency` at a time, spreading over
- * local source addresses. A connection attempt that fails (on an overloaded
+ * local source addresses. `client`: `sio` (socket.io-client, the default) or
+ * `raw` (bench/lib/raw-client.mjs: a bare WebSocket speaking the Socket.IO
+ * packet format, much cheaper for the load generator). A connection attempt that fails (on an overloaded
  * machine a handshake can time out) is retried up to 5 times with a growing
  * delay; `sockets.retries` counts the retries.
  */
-export async function openSockets(url, n, { localAddresses = [], concurrency = Number(process.env.CONNECT_CONCURRENCY ?? 200) } = {}) {
+export async function openSockets(url, n, { localAddresses = [], concurrency = Number(process.env.CONNECT_CONCURRENCY ?? 200), client = 'sio' } = {}) {
   const sockets = new Array(n);
   sockets.retries = 0;
   let next = 0;
   const connectOne = (i) =>
     new Promise((resolve, reject) => {
       const localAddress = localAddresses.length ? localAddresses[i % localAddresses.length] : undefined;
+      if (client === 'raw') return connectRaw(url, { localAddress }).then(resolve, reject);
       const s = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: 30_000, ...(localAddress ? { localAddress } : {}) });
       s.once('connect', () => resolve(s));
       s.once('connect_error', (err) => {

@@ -1,0 +1,48 @@
+// Loaded into a server under test with `node --import <this file>` by
+// SCENARIO=scale (for every contender alike). On SIGURG (ignored by default,
+// so harmless elsewhere) it runs two full garbage collections and writes the
+// process's memory to MEMORY_PROBE_DIR/<pid>-mem.json:
+//   rss, heapUsed, heapTotal, external, arrayBuffers (bytes, after the GCs), and V8's heap spaces.
+// With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there
+// (<pid>-<n>.heapsnapshot; analyse with bench/heap-by-constructor.mjs).
+// Without MEMORY_PROBE_DIR it does nothing.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+const dir = process.env.MEMORY_PROBE_DIR;
+if (dir) {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  let n = 0;
+  process.on('SIGURG', () => {
+    gc();
+    gc();
+    const m = process.memoryUsage();
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, { size: x.space_size, used: x.space_used_size, physical: x.physical_space_size }]));
+    const out = { pid: process.pid, mappings: mappings(), rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
+    if (process.env.HEAP_SNAPSHOT_DIR) out.snapshot = writeHeapSnapshot(join(process.env.HEAP_SNAPSHOT_DIR, `${process.pid}-${++n}.heapsnapshot`));
+    writeFileSync(join(dir, `${process.pid}-mem.json`), JSON.stringify(out));
+  });
+}
+
+/** RSS by kind of mapping (/proc/self/smaps): the malloc heap ([heap]), anonymous mappings (V8's pages, thread arenas), files. */
+function mappings() {
+  const out = { heap: 0, anon: 0, file: 0, other: 0 };
+  try {
+    let kind = 'other';
+    for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+      const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (head) {
+        const name = head[1];
+        kind = name === '[heap]' ? 'heap' : name === '' ? 'anon' : name.startsWith('/') ? 'file' : 'other';
+      } else if (line.startsWith('Rss:')) {
+        out[kind] += Number(/(\d+)/.exec(line)[1]) * 1024;
+      }
+    }
+  } catch {
+    /* not Linux */
+  }
+  return out;
+}
