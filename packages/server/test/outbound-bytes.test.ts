@@ -11,7 +11,7 @@ const packet = (n: number) => ({ data: 'x'.repeat(n) });
 
 describe('outboundBytes (the slow-consumer check)', () => {
   it('counts the TCP socket alone below 8 buffered packets, then every buffered packet, growing and replaced buffers alike', () => {
-    const conn = { writeBuffer: [packet(10), packet(10)], request: { socket: { writableLength: 5 } } };
+    const conn: Parameters<typeof sessionWith>[0] = { writeBuffer: [packet(10), packet(10)], request: { socket: { writableLength: 5 } } };
     const s = sessionWith(conn);
     expect(outboundBytes(s)).toBe(5);
     for (let i = 0; i < 6; i++) conn.writeBuffer.push(packet(100));
