@@ -33,11 +33,8 @@ function clocked(options: { max?: number; ttlMs?: number } = {}) {
   return { clock, cache, fill };
 }
 
-/** Slots of the fill queue still held (internal: proves the queue stays bounded). */
-const queued = (cache: StatusCache) => {
-  const c = cache as unknown as { qKeys: unknown[]; head: number };
-  return c.qKeys.length - c.head;
-};
+/** Slots in use (internal: proves the slot arrays stay bounded). */
+const slotsUsed = (cache: StatusCache) => (cache as unknown as { keys: unknown[] }).keys.length;
 
 describe('StatusCache', () => {
   it('holds at most max users; the earliest filled leave first', () => {
@@ -45,37 +42,35 @@ describe('StatusCache', () => {
     for (const u of ['a', 'b', 'c', 'd', 'e']) fill(u, state(1, u));
     expect(cache.size).toBe(3);
     expect(['a', 'b', 'c', 'd', 'e'].map((u) => cache.peekStale(id(u))?.message ?? null)).toEqual([null, null, 'c', 'd', 'e']);
+    expect(slotsUsed(cache)).toBe(3);
     // A user the store does not know is cached too (as null), and counts toward the bound.
     fill('f', undefined);
     expect([cache.size, cache.peekStale(id('f')), cache.peekStale(id('c'))]).toEqual([3, null, undefined]);
   });
 
-  it('serves an entry for at most ttlMs after its fill; without expire() (the store unreachable) it keeps it for stale answers', () => {
+  it('serves an entry for at most ttlMs after its fill, and keeps it past that for stale answers (the store unreachable)', () => {
     const { clock, cache, fill } = clocked({ ttlMs: 60_000 });
     fill('a', state(1));
     clock.t += 30_000;
     fill('b', state(1));
     clock.t += 29_999;
-    cache.expire(clock.t);
-    expect([cache.get(id('a'))?.version, cache.get(id('b'))?.version]).toEqual([1, 1]);
+    expect([cache.get(id('a'), clock.t)?.version, cache.get(id('b'), clock.t)?.version]).toEqual([1, 1]);
     clock.t += 1;
-    // Past ttlMs, but nobody asked to expire: a stale answer may still use it.
-    expect(cache.peekStale(id('a'))?.version).toBe(1);
-    cache.expire(clock.t);
-    expect([cache.get(id('a')), cache.get(id('b'))?.version, cache.size]).toEqual([undefined, 1, 1]);
+    expect([cache.get(id('a'), clock.t), cache.get(id('b'), clock.t)?.version, cache.hit(id('a'), clock.t)]).toEqual([undefined, 1, undefined]);
     expect([cache.hits, cache.misses]).toEqual([3, 1]);
+    // Past ttlMs, still held: a stale answer may use it.
+    expect([cache.peekStale(id('a'))?.version, cache.size]).toEqual([1, 2]);
     // A fill again starts a new age.
     fill('a', state(2));
     clock.t += 59_999;
-    cache.expire(clock.t);
-    expect([cache.get(id('a'))?.version, cache.get(id('b'))]).toEqual([2, undefined]);
+    expect([cache.get(id('a'), clock.t)?.version, cache.get(id('b'), clock.t)]).toEqual([2, undefined]);
   });
 
   it('hit() counts hits only: the read that follows a miss counts it', () => {
     const { cache, fill } = clocked();
-    expect(cache.hit(id('a'))).toBe(undefined);
+    expect(cache.hit(id('a'), 0)).toBe(undefined);
     fill('a', undefined);
-    expect(cache.hit(id('a'))).toBe(null);
+    expect(cache.hit(id('a'), 0)).toBe(null);
     expect([cache.hits, cache.misses]).toEqual([1, 0]);
   });
 
@@ -105,7 +100,7 @@ describe('StatusCache', () => {
     expect([cache.size, cache.peekStale(id('b'))]).toEqual([0, undefined]);
   });
 
-  it('stays bounded under invalidations and refills (the fill queue is compacted), and always serves the latest fill', () => {
+  it('stays bounded under invalidations and refills (freed slots are reused) and always serves the latest fill', () => {
     const max = 50;
     const { clock, cache, fill } = clocked({ max, ttlMs: 1_000_000 });
     let version = 0;
@@ -117,16 +112,26 @@ describe('StatusCache', () => {
       }
       clock.t += 10;
       expect(cache.size).toBeLessThanOrEqual(max);
-      expect(queued(cache)).toBeLessThanOrEqual(2 * max + 1_024 + 1);
+      expect(slotsUsed(cache)).toBeLessThanOrEqual(max);
     }
-    // The last 50 fills are cached, with their latest version.
-    const held = Array.from({ length: 60 }, (_, u) => cache.peekStale(id(`u${u}`))?.version);
-    expect(held.slice(0, 10)).toEqual(Array(10).fill(undefined));
-    expect(held.slice(10)).toEqual(Array.from({ length: 50 }, (_, k) => version - 49 + k));
-    // Age still works after compactions: everything expires together.
+    // Each invalidation freed the slot its refill took: the last 50 users filled are the ones held, at their latest version.
+    const held = Array.from({ length: 60 }, (_, u) => cache.get(id(`u${u}`), clock.t)?.version);
+    expect(held.filter((v) => v !== undefined)).toHaveLength(max);
+    for (let u = 0; u < 60; u++) if (held[u] !== undefined) expect(held[u]).toBe(version - 59 + u);
+    // Every entry ages out together, and a new user takes a slot again.
     clock.t += 1_000_000;
-    cache.expire(clock.t);
-    expect([cache.size, queued(cache)]).toEqual([0, 0]);
+    expect(Array.from({ length: 60 }, (_, u) => cache.get(id(`u${u}`), clock.t)).every((s) => s === undefined)).toBe(true);
+    fill('new', state(1));
+    expect([cache.size, slotsUsed(cache), cache.get(id('new'), clock.t)?.version]).toEqual([max, max, 1]);
+  });
+
+  it('a full cache replaces the oldest placed entries first when new users come', () => {
+    const { clock, cache, fill } = clocked({ max: 4 });
+    for (const u of ['a', 'b', 'c', 'd']) fill(u, state(1, u));
+    fill('b', state(2, 'b2')); // a refill keeps its slot
+    fill('e', state(1, 'e'));
+    fill('f', state(1, 'f'));
+    expect(['a', 'b', 'c', 'd', 'e', 'f'].map((u) => cache.get(id(u), clock.t)?.message ?? null)).toEqual([null, null, 'c', 'd', 'e', 'f']);
   });
 });
 

@@ -207,9 +207,8 @@ export class StatusService {
     const cache = this.feedLive ? this.cache : undefined;
     if (cache === undefined || typeof userId !== 'string') return undefined;
     const now = this.clock.now();
-    cache.expire(now);
     // Only valid ids are ever cached: a hit needs no parse.
-    const hit = cache.hit(userId as UserId);
+    const hit = cache.hit(userId as UserId, now);
     if (hit === undefined) return undefined;
     this.options.observeCache?.(1, 0);
     return toRecord(userId as UserId, hit ?? undefined, now, this.awayAfterMs);
@@ -223,12 +222,12 @@ export class StatusService {
     const states = new Array<StatusState | null | undefined>(userIds.length);
     const wanted = new Set<UserId>();
     const cache = this.feedLive ? this.cache : undefined;
-    cache?.expire(this.clock.now());
+    let now = this.clock.now();
     let hits = 0;
     for (let i = 0; i < userIds.length; i++) {
       const raw = userIds[i];
       // Only valid ids are ever cached: a hit needs no parse.
-      const hit = cache && typeof raw === 'string' ? cache.get(raw as UserId) : undefined;
+      const hit = cache && typeof raw === 'string' ? cache.get(raw as UserId, now) : undefined;
       if (hit !== undefined) {
         ids[i] = raw as UserId;
         states[i] = hit;
@@ -255,8 +254,8 @@ export class StatusService {
         fills[i]?.(read[i]);
       });
       for (let i = 0; i < ids.length; i++) if (states[i] === undefined) states[i] = byId.get(ids[i]!) ?? null;
+      now = this.clock.now();
     }
-    const now = this.clock.now();
     return ids.map((id, i) => toRecord(id, states[i] ?? undefined, now, this.awayAfterMs));
   }
 
