@@ -116,6 +116,7 @@ export class ClusterControl implements ClusterOps {
   private readonly peers = new Map<string, { info: NodeInfo; seenAt: number }>();
   private readonly surveys = new Map<string, Survey>();
   private timer: NodeJS.Timeout | undefined;
+  private starting: Promise<void> | undefined;
   private off: Off | undefined;
   private stopped = false;
 
@@ -134,19 +135,38 @@ export class ClusterControl implements ClusterOps {
     return 2 * this.intervalMs + 1_000;
   }
 
-  /** Subscribes to the bus and announces this node (asking the others for their info). Nothing to do without a bus. */
-  async start(): Promise<void> {
+  /**
+   * Subscribes to the bus and announces this node (asking the others for
+   * their info); resolves once subscribed. A failed subscription (storage
+   * unreachable) is logged and tried again every 2 s at most until it works
+   * or stop() is called. Nothing to do without a bus.
+   */
+  start(): Promise<void> {
     const bus = this.options.bus;
-    if (!bus || this.stopped || this.off) return;
-    const off = await bus.subscribe(this.options.node.uid, (raw) => this.onMessage(raw));
-    if (this.stopped) {
-      await off();
+    if (!bus || this.stopped) return Promise.resolve();
+    return (this.starting ??= this.subscribe(bus));
+  }
+
+  private async subscribe(bus: ControlBus): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      let off: Off;
+      try {
+        off = await bus.subscribe(this.options.node.uid, (raw) => this.onMessage(raw));
+      } catch (err) {
+        this.problems.note('control bus subscription failed; trying again', { err: err instanceof Error ? err.message : String(err) });
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2_000, 100 * 2 ** attempt)).unref());
+        continue;
+      }
+      if (this.stopped) {
+        await off();
+        return;
+      }
+      this.off = off;
+      this.timer = setInterval(() => this.tick(), this.intervalMs);
+      this.timer.unref();
+      this.send({ t: 'info', from: this.options.node.uid, node: this.self(), hello: true });
       return;
     }
-    this.off = off;
-    this.timer = setInterval(() => this.tick(), this.intervalMs);
-    this.timer.unref();
-    this.send({ t: 'info', from: this.options.node.uid, node: this.self(), hello: true });
   }
 
   /** Says goodbye (the other nodes drop this one at once), ends pending surveys with what they have, unsubscribes. Idempotent. */

@@ -310,11 +310,8 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
         }
       }
       await clusterCheck?.start();
-      // Subscribed to the control bus before clients arrive (bounded: Redis down at start is retried by the subscriber; the node is then missing from the others' /api/info until it is back).
-      if (cluster) {
-        const started = cluster.start().catch((err: unknown) => logger.warn({ err }, 'cluster control could not start; /api/info and /api/channels show this node only'));
-        await Promise.race([started, new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-      }
+      // Subscribed to the control bus before clients arrive, within 3 s (with Redis down it keeps trying in the background; the node is missing from the others' /api/info meanwhile).
+      if (cluster) await Promise.race([cluster.start(), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
       return new Promise((resolve, reject) => {
         http.once('error', reject);
         http.listen(config.port, config.host, () => {

@@ -2,34 +2,35 @@ import type { ControlBus, Off } from '../../core/shared/control.js';
 import type { RedisBackend } from './backend.js';
 
 /**
- * The control bus over Redis: classic pub/sub on the backend's shared
- * subscriber connection (no extra connection), `<prefix>control` for every
- * node and `<prefix>control:<uid>` for one. Classic PUBLISH reaches every
- * subscriber of a Cluster whichever master it lands on, so this works the
- * same on one Redis and on a Cluster, beside the sharded channels of rooms
- * and channels (which it does not touch). Messages are small and rare (node
- * info every few seconds, API commands, survey answers).
+ * The control bus over Redis: sharded pub/sub on the backend's shared
+ * subscriber connection (no extra connection), like rooms and channels:
+ * `<prefix>{control}:all` for every node and `<prefix>{control}:node:<uid>`
+ * for one, all under one hash tag, so on a Cluster they live on the one
+ * master that owns that slot and SPUBLISH is routed to it like any keyed
+ * command (classic PUBLISH would be broadcast over the cluster bus, and a
+ * classic subscriber picked at random by the client). Messages are small and
+ * rare (node info every few seconds, API commands, survey answers).
  */
 export class RedisControlBus implements ControlBus {
   constructor(private readonly backend: RedisBackend) {}
 
   private get all(): string {
-    return `${this.backend.keys.prefix}control`;
+    return `${this.backend.keys.prefix}{control}:all`;
   }
 
   private node(uid: string): string {
-    return `${this.backend.keys.prefix}control:${uid}`;
+    return `${this.backend.keys.prefix}{control}:node:${uid}`;
   }
 
   async publish(message: string, to?: string): Promise<void> {
-    await this.backend.redis.publish(to === undefined ? this.all : this.node(to), message);
+    await this.backend.redis.spublish(to === undefined ? this.all : this.node(to), message);
   }
 
   async subscribe(uid: string, listener: (message: string) => void): Promise<Off> {
-    const offAll = await this.backend.subscribeGlobal(this.all, listener);
+    const offAll = await this.backend.subscribe(this.all, listener);
     let offNode: Off;
     try {
-      offNode = await this.backend.subscribeGlobal(this.node(uid), listener);
+      offNode = await this.backend.subscribe(this.node(uid), listener);
     } catch (err) {
       await offAll();
       throw err;
