@@ -6,11 +6,15 @@ import { PresenceError } from 'realtime-message-protocol';
  * how many may wait. A request beyond the bound is refused at once with
  * `rate_limited`; it never waits and never runs.
  */
+/** Where the chain of an idle queue starts: one settled promise for every queue, not one kept per connection. */
+const IDLE: Promise<unknown> = Promise.resolve();
+
 export class RequestQueue {
-  private tail: Promise<unknown> = Promise.resolve();
+  private tail: Promise<unknown> = IDLE;
   private waiting = 0;
   private readonly settled = (): void => {
-    this.waiting--;
+    // Nothing queued or running any more: the chain starts over from IDLE.
+    if (--this.waiting === 0) this.tail = IDLE;
   };
 
   constructor(

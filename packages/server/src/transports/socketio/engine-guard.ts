@@ -4,8 +4,10 @@ import type { Server } from 'socket.io';
 /** Engine.IO's server and connection, as far as the guards use them (public events only). */
 interface EngineConnection {
   readonly request: IncomingMessage;
-  on(event: 'packet' | 'packetCreate', listener: (packet: { type: string; data?: unknown }) => void): unknown;
-  once(event: 'close', listener: () => void): unknown;
+  /** The Engine.IO server of the connection. */
+  readonly server?: object;
+  on(event: 'packet' | 'packetCreate', listener: (this: EngineConnection, packet: { type: string; data?: unknown }) => void): unknown;
+  on(event: 'close', listener: (this: EngineConnection) => void): unknown;
   close(): unknown;
 }
 interface EngineServer {
@@ -22,6 +24,11 @@ function namespaceOf(data: string): string {
 
 const guarded = new WeakSet<object>();
 
+/** The namespaces whose CONNECT is pending, by connection (an entry only while one is). */
+const pendingConnects = new WeakMap<object, Set<string> | string>();
+/** The callback of each guarded Engine.IO server (a connection names its server). */
+const refusedBy = new WeakMap<object, () => void>();
+
 /**
  * At most one CONNECT in flight per namespace per Engine.IO connection.
  *
@@ -34,31 +41,54 @@ const guarded = new WeakSet<object>();
  * Engine.IO drops the rest of the payload. The pending mark clears when the
  * server answers (CONNECT ack `0…` or CONNECT_ERROR `4…`), so a client may
  * retry after a refusal on the same connection.
+ *
+ * The two listeners are shared by every connection (Engine.IO calls them with
+ * the connection as `this`), and a connection has state only while one of its
+ * CONNECTs is pending: nothing per idle connection beyond the listener slots.
  */
 export function oneConnectAtATime(io: Server, onRefused: () => void = () => {}): void {
   const engine = io.engine as unknown as EngineServer | undefined;
   // Not attached to an HTTP server yet (no engine), or guarded already.
   if (!engine || guarded.has(engine)) return;
   guarded.add(engine);
+  refusedBy.set(engine, onRefused);
   engine.on('connection', (conn) => {
-    const pending = new Set<string>();
-    conn.on('packet', (packet) => {
-      if (packet.type !== 'message' || typeof packet.data !== 'string' || packet.data.charCodeAt(0) !== 48 /* 0: CONNECT */) return;
-      const nsp = namespaceOf(packet.data);
-      if (pending.has(nsp)) {
-        onRefused();
-        conn.close();
-        return;
-      }
-      pending.add(nsp);
-    });
-    conn.on('packetCreate', (packet) => {
-      if (packet.type !== 'message' || typeof packet.data !== 'string') return;
-      const c = packet.data.charCodeAt(0);
-      if (c === 48 /* CONNECT ack */ || c === 52 /* CONNECT_ERROR */) pending.delete(namespaceOf(packet.data));
-    });
+    conn.on('packet', onIncomingPacket);
+    conn.on('packetCreate', onOutgoingPacket);
   });
 }
+
+function onIncomingPacket(this: EngineConnection, packet: { type: string; data?: unknown }): void {
+  if (packet.type !== 'message' || typeof packet.data !== 'string' || packet.data.charCodeAt(0) !== 48 /* 0: CONNECT */) return;
+  const nsp = namespaceOf(packet.data);
+  const pending = pendingConnects.get(this);
+  if (pending === nsp || (typeof pending === 'object' && pending.has(nsp))) {
+    if (this.server) refusedBy.get(this.server)?.();
+    this.close();
+    return;
+  }
+  // The common case is one namespace: a string, not a Set.
+  if (pending === undefined) pendingConnects.set(this, nsp);
+  else if (typeof pending === 'string') pendingConnects.set(this, new Set([pending, nsp]));
+  else pending.add(nsp);
+}
+
+function onOutgoingPacket(this: EngineConnection, packet: { type: string; data?: unknown }): void {
+  if (packet.type !== 'message' || typeof packet.data !== 'string') return;
+  const c = packet.data.charCodeAt(0);
+  if (c !== 48 /* CONNECT ack */ && c !== 52 /* CONNECT_ERROR */) return;
+  const pending = pendingConnects.get(this);
+  if (pending === undefined) return;
+  const nsp = namespaceOf(packet.data);
+  if (pending === nsp) pendingConnects.delete(this);
+  else if (typeof pending === 'object') {
+    pending.delete(nsp);
+    if (pending.size === 0) pendingConnects.delete(this);
+  }
+}
+
+/** The address a connection was counted under (connectionsPerAddress). */
+const ADDRESS = Symbol('counted address');
 
 /** The address a request came from, as the server sees it. */
 export type AddressOf = (req: IncomingMessage) => string | undefined;
@@ -73,14 +103,19 @@ export const socketAddress: AddressOf = (req) => req.socket.remoteAddress;
 export function connectionsPerAddress(io: Server, max: number, addressOf: AddressOf = socketAddress): (req: IncomingMessage) => boolean {
   const open = new Map<string, number>();
   const engine = io.engine as unknown as EngineServer;
+  // One close listener for every connection (Engine.IO calls it with the
+  // connection as `this`, once), not a closure per connection.
+  const onClose = function (this: EngineConnection & { [ADDRESS]?: string }): void {
+    const address = this[ADDRESS] ?? 'unknown';
+    const n = (open.get(address) ?? 1) - 1;
+    if (n <= 0) open.delete(address);
+    else open.set(address, n);
+  };
   engine.on('connection', (conn) => {
     const address = addressOf(conn.request) ?? 'unknown';
+    (conn as EngineConnection & { [ADDRESS]?: string })[ADDRESS] = address;
     open.set(address, (open.get(address) ?? 0) + 1);
-    conn.once('close', () => {
-      const n = (open.get(address) ?? 1) - 1;
-      if (n <= 0) open.delete(address);
-      else open.set(address, n);
-    });
+    conn.on('close', onClose);
   });
   return (req) => (open.get(addressOf(req) ?? 'unknown') ?? 0) < max;
 }

@@ -194,6 +194,11 @@ function encodeOnce(session: SocketSession, event: string, payload: object): Enc
   return encoded;
 }
 
+/** A socket's listener of a room's feed: a closure of its own that holds only what `deliver` needs (not the join's payload), for as long as the membership lasts. */
+function feedListener(ctx: HandlerContext, session: SocketSession, roomId: RoomId): (item: RoomFeedItem) => void {
+  return (item) => deliver(ctx, session, roomId, item);
+}
+
 /** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (item.type === 'message') {
@@ -230,12 +235,11 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
     throw new PresenceError('rate_limited', `this connection pulled more snapshot bytes than its budget; retry in ${wait} ms`);
   }
   await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
-  if (p.updates === 'patch') session.updateForms.set(p.roomId, 'patch');
-  else session.updateForms.delete(p.roomId);
+  session.setUpdateForm(p.roomId, p.updates);
   // Follow the room's feed *before* the join, so that no event after the
   // snapshot's seq can be missed. Events that arrive before the ack are
   // buffered by the client (docs/protocol.md).
-  await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, (item) => deliver(ctx, session, p.roomId, item)));
+  await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
   let res;
   try {
     res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });

@@ -4,7 +4,7 @@ import type { Logger } from '../../core/shared/logger.js';
 import type { Extensions, VerifiedToken } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import type { ResolvedRateLimit } from '../shared/rate-limit.js';
-import type { AnySocket, SocketSession } from './session.js';
+import type { SocketSession } from './session.js';
 
 export function errorAck(code: PresenceError['code'], message: string): ErrorAck {
   return { ok: false, error: { code, message } };
@@ -66,32 +66,47 @@ export function expireAt(session: SocketSession, expiresAt: number | undefined, 
   arm();
 }
 
+/** What the rate-limit middleware of every socket shares (one object per transport). */
+export interface RateLimitDeps {
+  limit: ResolvedRateLimit;
+  metrics: PresenceMetrics;
+  logger: Logger;
+  disposed: () => boolean;
+  /** Called with each event that passes, before Socket.IO emits it (the transport puts its listener of the event on the socket then). */
+  onPass?: (session: SocketSession, event: unknown) => void;
+}
+
 /**
  * Socket middleware that charges every incoming event (the application's
  * own included) to the session's token bucket: refused events get a
  * `rate_limited` ack; a socket that keeps flooding is disconnected.
+ * The middleware holds only the session and the shared `deps`.
  */
-export function rateLimitMiddleware(
-  socket: AnySocket,
-  session: SocketSession,
-  limit: ResolvedRateLimit,
-  deps: { metrics: PresenceMetrics; logger: Logger; disposed: () => boolean },
-): void {
-  const bucket = session.bucket;
-  if (!bucket) return;
-  socket.use((packet, next) => {
+export function rateLimitMiddleware(session: SocketSession, deps: RateLimitDeps): void {
+  if (!session.bucket) return;
+  session.socket.use((packet, next) => {
     if (deps.disposed()) return next();
-    const verdict = bucket.take(Date.now());
-    if (verdict === 'ok') return next();
+    const verdict = session.bucket!.take(Date.now());
+    if (verdict === 'ok') {
+      deps.onPass?.(session, packet[0]);
+      return next();
+    }
     const last = packet[packet.length - 1];
     if (typeof last === 'function') {
       deps.metrics.errors.inc({ event: String(packet[0]), code: 'rate_limited' });
-      (last as (r: ErrorAck) => void)(errorAck('rate_limited', `more than ${limit.eventsPerSecond} events per second; slow down`));
+      (last as (r: ErrorAck) => void)(errorAck('rate_limited', `more than ${deps.limit.eventsPerSecond} events per second; slow down`));
     }
     if (verdict === 'abuse') {
+      const socket = session.socket;
       deps.logger.warn({ socketId: socket.id }, 'disconnecting a socket that keeps flooding');
       socket.emit(EVENTS.error, { code: 'rate_limited', message: 'disconnected: sustained event flood' });
       socket.disconnect(true);
     }
   });
+  // Socket.IO keeps a socket's middlewares in an array that `use` pushes to, and
+  // the first push reserves room for 17 (~150 bytes per socket). When ours is the
+  // only one, the socket gets an array of exactly one instead (same contents;
+  // Socket.IO copies the array before each run, and a later `use` still pushes).
+  const socket = session.socket as unknown as { fns?: unknown };
+  if (Array.isArray(socket.fns) && socket.fns.length === 1) socket.fns = [socket.fns[0]];
 }

@@ -4,9 +4,16 @@ import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { Unsubscribe } from '../../core/shared/hub.js';
 import type { ByteBudget, TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
+import { SmallMap } from './small-map.js';
 
 /** A socket of the caller's own Server, whatever its event maps. */
 export type AnySocket = Socket<any, any, any, any>;
+
+/** A listener the transport puts on sockets; shared by every socket, it gets the socket as `this`. */
+export type SocketListener = (this: AnySocket, ...args: unknown[]) => void;
+
+const NO_LISTENERS: ReadonlyArray<readonly [string, SocketListener]> = [];
+const NO_FORMS: ReadonlyMap<RoomId, UpdateForm> = new Map();
 
 /**
  * The Socket.IO room a member socket is in for each presence room, so that
@@ -30,24 +37,43 @@ export interface Membership {
  * timer that closes it when its token expires.
  */
 export class SocketSession {
-  readonly rooms = new Map<RoomId, Membership>();
+  /** The socket's memberships by room (a SmallMap: most sockets are in one room). */
+  readonly rooms = new SmallMap<RoomId, Membership>();
   /** Hub registrations by room: held from the start of a join until the socket leaves the room. */
-  readonly feeds = new Map<RoomId, Unsubscribe>();
+  private readonly feeds = new SmallMap<RoomId, Unsubscribe>();
+  // Allocated on first use: most sockets never watch a status, subscribe to a
+  // channel or ask for patch updates, and an empty Map or Set costs ~150 bytes.
+  private forms: Map<RoomId, UpdateForm> | undefined;
+  private channelSubs: Map<Channel, ChannelSubscription> | undefined;
+  private subscribingTo: Set<Channel> | undefined;
+  private watchedUsers: Set<UserId> | undefined;
   /**
-   * How this socket gets `update` events, by room (the join's `updates`).
-   * Set before the join follows the room, so events that arrive before the
-   * ack already have the form the client asked for; absent = `state`.
+   * How this socket gets `update` events, by room (the join's `updates`; set
+   * with {@link setUpdateForm}). Set before the join follows the room, so
+   * events that arrive before the ack already have the form the client asked
+   * for; absent = `state`.
    */
-  readonly updateForms = new Map<RoomId, UpdateForm>();
+  get updateForms(): ReadonlyMap<RoomId, UpdateForm> {
+    return this.forms ?? NO_FORMS;
+  }
   /** Channel subscriptions of this socket (`channel:subscribe`). */
-  readonly channels = new Map<Channel, ChannelSubscription>();
+  get channels(): Map<Channel, ChannelSubscription> {
+    return (this.channelSubs ??= new Map());
+  }
   /** Channels whose subscribe is in flight (a second one is `already_subscribed`). */
-  readonly subscribing = new Set<Channel>();
+  get subscribing(): Set<Channel> {
+    return (this.subscribingTo ??= new Set());
+  }
   /** Users whose status this socket watches (`status:subscribe`). */
-  readonly watched = new Set<UserId>();
-  readonly queue: RequestQueue;
-  /** Listeners this transport put on the socket, removed at dispose. */
-  readonly handlers: Array<[string, (...args: unknown[]) => void]> = [];
+  get watched(): Set<UserId> {
+    return (this.watchedUsers ??= new Set());
+  }
+  /** The request queue while requests are queued or running: made on demand, dropped when idle (an idle connection holds none). */
+  private q: RequestQueue | undefined;
+  /** Which of the transport's event listeners are on the socket (bits; see the transport's `install`). */
+  installed = 0;
+  /** Listeners the transport may have put on the socket (a list shared by every socket), removed at detach. */
+  handlers: ReadonlyArray<readonly [string, SocketListener]> = NO_LISTENERS;
   expiryTimer: NodeJS.Timeout | undefined;
   /** Snapshot bytes this socket may still pull (joins answer with a room snapshot). */
   snapshotBudget: ByteBudget | undefined;
@@ -57,9 +83,27 @@ export class SocketSession {
     /** The token's user when auth is on: the socket may act only as this user. */
     readonly authUserId: string | undefined,
     readonly bucket: TokenBucket | undefined,
-    maxPending: number,
-  ) {
-    this.queue = new RequestQueue(maxPending);
+    private readonly maxPending: number,
+  ) {}
+
+  /**
+   * The socket's requests, run one after another in arrival order (see
+   * RequestQueue). Take it for each request; after each request settles, call
+   * {@link dropIdleQueue}. Order holds across queues: a new one is only made
+   * when nothing is queued or running.
+   */
+  get queue(): RequestQueue {
+    return (this.q ??= new RequestQueue(this.maxPending));
+  }
+
+  /** Forgets the queue once nothing is queued or running (call after a request settled). */
+  dropIdleQueue(): void {
+    if (this.q?.pending === 0) this.q = undefined;
+  }
+
+  /** Resolves once every request queued so far has settled (or released). */
+  drain(): Promise<void> {
+    return this.q ? this.q.drain() : Promise.resolve();
   }
 
   /** The membership a request is about: its `roomId`, or the socket's only room. */
@@ -74,13 +118,26 @@ export class SocketSession {
     throw new PresenceError('invalid_payload', 'roomId is required when the socket is in several rooms');
   }
 
+  /** Sets how this socket gets `update` events of a room: `patch`, or the full `state` (the default). */
+  setUpdateForm(roomId: RoomId, form: UpdateForm | undefined): void {
+    if (form === 'patch') (this.forms ??= new Map()).set(roomId, form);
+    else this.forms?.delete(roomId);
+  }
+
   /** Publishes the memberships on `socket.data` for the application's own handlers. */
   syncData(): void {
-    const list = [...this.rooms.values()].map((m) => ({ ...m }));
+    // Memberships are never changed once made (a join makes a new one): frozen, the
+    // application gets them as they are instead of a copy per socket.
+    const list = [...this.rooms.values()].map((m) => Object.freeze(m));
     const data = this.socket.data as Record<string, unknown>;
     data.presenceRooms = list;
     data.presenceRoomId = list.length === 1 ? list[0]!.roomId : undefined;
     data.presenceUserId = list.length === 1 ? list[0]!.userId : this.authUserId;
+  }
+
+  /** The rooms whose feed this socket follows (joined, or joining). */
+  feedRooms(): RoomId[] {
+    return [...this.feeds.keys()];
   }
 
   /** Starts receiving a room's feed through `subscribe` (the node's Hub) and enters the room's Socket.IO room. */
@@ -93,7 +150,7 @@ export class SocketSession {
 
   /** Stops receiving a room's feed (the Hub unsubscribes the node when this was its last listener). */
   async unfollow(roomId: RoomId): Promise<void> {
-    this.updateForms.delete(roomId);
+    this.forms?.delete(roomId);
     const off = this.feeds.get(roomId);
     if (!off) return;
     this.feeds.delete(roomId);
@@ -111,8 +168,9 @@ export class SocketSession {
 
   /** Removes everything the transport attached to the socket. */
   detach(): void {
-    for (const [event, fn] of this.handlers) this.socket.off(event, fn);
-    this.handlers.length = 0;
+    for (const [event, fn] of this.handlers) this.socket.off(event, fn as (...args: unknown[]) => void);
+    this.handlers = NO_LISTENERS;
+    this.installed = 0;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     this.expiryTimer = undefined;
   }

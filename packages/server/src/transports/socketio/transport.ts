@@ -9,8 +9,8 @@ import type { PresenceMetrics } from '../../observability/metrics.js';
 import { ByteBudget, TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
 import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
 import { oneConnectAtATime } from './engine-guard.js';
-import { authMiddleware, errorAck, expireAt, rateLimitMiddleware } from './middleware.js';
-import { SocketSession, type AnySocket, type Membership } from './session.js';
+import { authMiddleware, errorAck, expireAt, rateLimitMiddleware, type RateLimitDeps } from './middleware.js';
+import { SocketSession, type AnySocket, type Membership, type SocketListener } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 import type { ChannelService } from '../../core/channels/service.js';
@@ -131,13 +131,21 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     );
   });
 
-  /** Registers a handler that runs in the session's queue and always acks exactly once. */
-  function handle(session: SocketSession, event: string, fn: Handler): void {
+  /**
+   * The listener of one event, shared by every socket (Socket.IO calls it with
+   * the socket as `this`): a request runs in the session's queue and is always
+   * acked exactly once. One function per event for the whole transport, not a
+   * closure per socket and event (saves ~2 KB per connection).
+   */
+  function listenerFor(event: string, fn: Handler): SocketListener {
     const pipelined = PIPELINED_EVENTS.has(event);
-    const listener = (...args: unknown[]): void => {
+    return function (this: AnySocket, ...args: unknown[]): void {
       const last = args[args.length - 1];
       const ack = typeof last === 'function' ? (args.pop() as (res: unknown) => void) : undefined;
+      const session = sessions.get(this);
       const answer = (res: { ok: boolean }): void => {
+        // An idle connection keeps no queue (made again by its next request).
+        session?.dropIdleQueue();
         if (!res.ok) metrics.errors.inc({ event, code: (res as ReturnType<typeof errorAck>).error.code });
         try {
           ack?.(res);
@@ -145,26 +153,50 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
           logger.warn({ err, event }, 'ack callback threw');
         }
       };
+      // Listeners are removed (detach) before the session is forgotten; this is only a guard.
+      if (!session) return answer(errorAck('internal', 'presence is shutting down'));
       // One continuation for both outcomes (this runs for every request).
       const run = (release?: () => void): Promise<{ ok: boolean }> =>
         disposed ? Promise.reject(new PresenceError('internal', 'presence is shutting down')) : fn(ctx, session, args[0], release);
-      void (pipelined ? session.queue.pushReleasing(run) : session.queue.push(run))
+      const queue = session.queue;
+      void (pipelined ? queue.pushReleasing(run) : queue.push(run))
         .then(answer, (err: unknown) => {
           if (err instanceof PresenceError) return answer(errorAck(err.code, err.message));
           problems.note('handler failed', { err, event, socketId: session.socket.id });
           answer(errorAck('internal', 'the server failed to handle the request'));
         });
     };
-    session.socket.on(event, listener);
-    session.handlers.push([event, listener]);
   }
+  /** The listener of every event this transport answers, and the bit that marks it installed on a session. */
+  const listeners: ReadonlyArray<readonly [string, SocketListener]> = [...HANDLERS, ...STATUS_HANDLERS, ...CHANNEL_HANDLERS].map(([event, fn]) => [event, listenerFor(event, fn)] as const);
+  const byEvent = new Map(listeners.map(([event, fn], i) => [event, { fn, bit: 2 ** i }]));
+  if (listeners.length > 30) throw new Error('more events than SocketSession.installed has bits');
+  /**
+   * Puts this transport's listener of `event` on the socket, the first time
+   * the socket sends it (called by the socket's middleware before Socket.IO
+   * emits the event). A socket only has listeners for the events it uses: an
+   * event name on a socket costs a slot in its listener table, and most
+   * sockets use 2 or 3 of the 12.
+   */
+  const install = (session: SocketSession, event: unknown): void => {
+    const l = typeof event === 'string' ? byEvent.get(event) : undefined;
+    if (!l || (session.installed & l.bit) !== 0) return;
+    session.installed |= l.bit;
+    session.socket.prependListener(event as string, l.fn);
+  };
+  const onDisconnectListener = function (this: AnySocket): void {
+    const session = sessions.get(this);
+    if (session) onDisconnect(session);
+  };
+  const detachable: ReadonlyArray<readonly [string, SocketListener]> = [...listeners, ['disconnect', onDisconnectListener]];
+  const limiterDeps: RateLimitDeps | undefined = rateLimit ? { limit: rateLimit, metrics, logger, disposed: () => disposed, onPass: install } : undefined;
 
   /** A lost connection: every membership gets the disconnect grace, after the requests already queued. */
   function onDisconnect(session: SocketSession): void {
     metrics.connections.dec();
     session.detach();
     ctx.status?.watchers.removeAll(session);
-    void session.queue.drain().then(async () => {
+    void session.drain().then(async () => {
       await unsubscribeAll(session).catch((err: unknown) => problems.note('channel unsubscribe at disconnect failed', { err }));
       const rooms = [...session.rooms.values()];
       session.rooms.clear();
@@ -181,7 +213,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
         }),
       );
       // Feeds of joins that never completed are released too.
-      await Promise.all([...session.feeds.keys()].map((roomId) => session.unfollow(roomId)));
+      await Promise.all(session.feedRooms().map((roomId) => session.unfollow(roomId)));
     });
   }
 
@@ -198,13 +230,13 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     metrics.connections.inc();
     session.syncData();
     expireAt(session, auth?.expiresAt);
-    if (rateLimit) rateLimitMiddleware(socket, session, rateLimit, { metrics, logger, disposed: () => disposed });
-    for (const [event, fn] of HANDLERS) handle(session, event, fn);
-    for (const [event, fn] of STATUS_HANDLERS) handle(session, event, fn);
-    for (const [event, fn] of CHANNEL_HANDLERS) handle(session, event, fn);
-    const disconnect = (): void => onDisconnect(session);
-    socket.once('disconnect', disconnect);
-    session.handlers.push(['disconnect', disconnect]);
+    // With a rate limit, its middleware sees every event first and installs our
+    // listener of it then; without, every listener is installed now.
+    if (limiterDeps) rateLimitMiddleware(session, limiterDeps);
+    else for (const [event, fn] of listeners) socket.on(event, fn);
+    // Socket.IO emits 'disconnect' once; detach() removes every listener again.
+    socket.on('disconnect', onDisconnectListener);
+    session.handlers = detachable;
   };
   nsp.on('connection', onConnection);
 
@@ -215,7 +247,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const offReset = service.onReset((reset) => {
     let notices = 0;
     for (const session of sessions.values()) {
-      for (const roomId of session.feeds.keys()) {
+      for (const roomId of session.feedRooms()) {
         session.socket.emit(EVENTS.resync, { roomId, reason: 'storage_reset' });
         notices++;
       }
@@ -262,11 +294,11 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
         all.map(async (session) => {
           session.detach();
           ctx.status?.watchers.removeAll(session);
-          await session.queue.drain();
+          await session.drain();
           await unsubscribeAll(session).catch(() => undefined);
           const rooms = [...session.rooms.values()];
           session.rooms.clear();
-          await Promise.all([...session.feeds.keys()].map((roomId) => session.unfollow(roomId)));
+          await Promise.all(session.feedRooms().map((roomId) => session.unfollow(roomId)));
           if (!leave) return;
           await Promise.all(
             rooms.map((m) =>
