@@ -7,9 +7,10 @@
 // phase statistics, summaries) are exported for SCENARIO=centrifugo (bench/lib/centrifugo-scenario.mjs).
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { closeSockets, openSockets } from './load.mjs';
 import { startRedis } from './redis.mjs';
@@ -19,6 +20,7 @@ import { decodeHistogram, histogram, machineCpu, median, recordSince, sampleTree
 
 const WORKER = fileURLToPath(new URL('./channels-worker.mjs', import.meta.url));
 const BASELINE_SCRIPT = fileURLToPath(new URL('./channels-baseline-server.mjs', import.meta.url));
+const LOOP_PROBE = fileURLToPath(new URL('./channels-loop-probe.mjs', import.meta.url));
 const now = () => performance.timeOrigin + performance.now();
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
 const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
@@ -26,11 +28,20 @@ const load1 = () => Math.round(loadavg()[0] * 100) / 100;
 const sleep = (t) => new Promise((r) => setTimeout(r, t));
 /** CLOCK_MONOTONIC in µs: the clock of a --cpu-prof profile (bench/profile-top.mjs --from --to). */
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+/** This (publisher) process's event-loop delay, reset per phase. */
+const mainLoop = startLoopMonitor();
+function startLoopMonitor() {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  h.enable();
+  return h;
+}
 
 /** The servers under test: label, nodes, how to start one node. */
 const CONTENDERS = {
   memory: { label: 'ours, memory (1 node)', nodes: 1, ours: true },
   redis: { label: 'ours, Redis (2 nodes)', nodes: 2, ours: true },
+  // The CLI at PREVIOUS_CLI (a clean build of an earlier commit), on Redis as `redis`: a change against its parent in the same run.
+  previous: { label: 'ours before (PREVIOUS_CLI), Redis (2 nodes)', nodes: 2, ours: true, previous: true },
   room: { label: 'baseline (a): Socket.IO room broadcast (1 node)', nodes: 1, ours: false },
   script: { label: 'baseline (b): XADD + PUBLISH script (2 nodes)', nodes: 2, ours: false },
 };
@@ -150,8 +161,11 @@ export function publishers(sockets, names, cfg) {
     get inflight() {
       return inflight;
     },
-    /** Open loop: `rate` per second over the channels in turn, data.t = the *intended* send time. Resolves when all are acked. */
-    async open(rate, durationMs, ackH) {
+    /**
+     * Open loop: `rate` per second over the channels in turn, data.t = the *intended* send time. Resolves when all are acked.
+     * `lateH`: how late each publication left this process (actual − intended send time: the publisher's own delay).
+     */
+    async open(rate, durationMs, ackH, lateH) {
       const total = Math.round((rate * durationMs) / 1000);
       const start = performance.now();
       let sent = 0;
@@ -162,6 +176,7 @@ export function publishers(sockets, names, cfg) {
           while (sent < due) {
             const i = sent++;
             const intended = start + (i * 1000) / rate;
+            if (lateH) recordSince(lateH, intended);
             publish(i % names.length, performance.timeOrigin + intended, () => {
               acked++;
               if (ackH) recordSince(ackH, intended);
@@ -208,6 +223,61 @@ export function publishers(sockets, names, cfg) {
   };
 }
 
+/**
+ * Event-loop delay and CPU of the server processes per phase (bench/lib/channels-loop-probe.mjs):
+ * `mark()` starts a phase in every process, `read()` ends it and returns each process's
+ * { p50, p99, max, mean (ms), cpuMs }.
+ */
+export function loopProbe(dir, pids) {
+  const seqs = new Map();
+  const file = (pid) => join(dir, `${pid}-loop.json`);
+  const signal = () => {
+    for (const pid of pids) {
+      seqs.set(pid, existsSync(file(pid)) ? JSON.parse(readFileSync(file(pid), 'utf8')).seq : 0);
+      try {
+        process.kill(pid, 'SIGWINCH');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  const collect = async () => {
+    const end = performance.now() + 3_000;
+    const out = [];
+    for (const pid of pids) {
+      for (;;) {
+        const x = existsSync(file(pid)) ? JSON.parse(readFileSync(file(pid), 'utf8')) : undefined;
+        if (x && x.seq > seqs.get(pid)) {
+          out.push(x);
+          break;
+        }
+        if (performance.now() > end) {
+          out.push(undefined);
+          break;
+        }
+        await sleep(20);
+      }
+    }
+    return out;
+  };
+  return {
+    async mark() {
+      signal();
+      await collect();
+    },
+    async read() {
+      signal();
+      return collect();
+    },
+  };
+}
+
+/** A process's own event-loop delay (ms) since the last reset. */
+export function loopDelay(h) {
+  const ms = (ns) => Math.round(ns / 1e4) / 100;
+  return { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) };
+}
+
 /** Sums the workers' stats of the current phase. */
 export async function collect(workers) {
   const all = await Promise.all(workers.map((w) => call(w, { cmd: 'stats' })));
@@ -216,6 +286,7 @@ export async function collect(workers) {
   let deliveries = 0;
   let lastAt = 0;
   const slow = {};
+  const loops = all.map((s) => s.loop);
   for (const s of all) {
     for (const [b, n] of Object.entries(s.slow)) slow[b] = (slow[b] ?? 0) + n;
     same.add(decodeHistogram(s.same));
@@ -226,7 +297,7 @@ export async function collect(workers) {
   const both = histogram();
   both.add(same);
   both.add(cross);
-  return { same, cross, both, deliveries, lastAt, slow };
+  return { same, cross, both, deliveries, lastAt, slow, loops };
 }
 
 /** Waits until the subscribers got `expected` deliveries in the phase (or `maxMs` passed). */
@@ -260,14 +331,17 @@ async function runOne(kind, cfg, redis, configPath, log) {
   const names = Array.from({ length: cfg.channels }, (_, i) => `bench${id}_${i}`);
   const prefix = `bc${id}:`;
   const perChannel = cfg.subscribers / cfg.channels;
-  const execArgv = cfg.profile && (c.ours || cfg.profile === 'all') ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [];
+  const execArgv = ['--import', LOOP_PROBE, ...(cfg.profile && (c.ours || cfg.profile === 'all') ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [])];
+  const probeDir = mkdtempSync(join(tmpdir(), 'channels-loop-'));
   const nodeEnv = c.ours
-    ? { CHANNELS_CONFIG: configPath, MAX_CONNECTIONS_PER_ADDRESS: '0', ...(kind === 'redis' ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix } : {}) }
-    : { BASELINE_MODE: kind, REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, BASELINE_HISTORY_SIZE: String(cfg.historySize) };
-  const servers = await Promise.all(Array.from({ length: c.nodes }, () => startServer(c.ours ? 'ours' : `channels-${kind}`, nodeEnv, { execArgv, script: c.ours ? undefined : BASELINE_SCRIPT })));
+    ? { CHANNELS_CONFIG: configPath, MAX_CONNECTIONS_PER_ADDRESS: '0', LOOP_PROBE_DIR: probeDir, ...(c.nodes > 1 ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix } : {}) }
+    : { BASELINE_MODE: kind, REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, BASELINE_HISTORY_SIZE: String(cfg.historySize), LOOP_PROBE_DIR: probeDir };
+  const serverKind = c.ours ? (c.previous ? 'previous' : 'ours') : `channels-${kind}`;
+  const servers = await Promise.all(Array.from({ length: c.nodes }, () => startServer(serverKind, nodeEnv, { execArgv, script: c.ours ? undefined : BASELINE_SCRIPT })));
     mark('servers started');
   const urls = servers.map((s) => s.url);
   const serverPids = servers.map((s) => s.pid);
+  const probe = loopProbe(probeDir, serverPids);
   const workers = await startWorkers(cfg.subWorkers);
   let pubSockets = [];
   const out = { kind, label: c.label, nodes: c.nodes, load1: [load1()] };
@@ -296,16 +370,29 @@ async function runOne(kind, cfg, redis, configPath, log) {
     // 1. Latency at the offered rate (open loop).
     await Promise.all(workers.map((w) => call(w, { cmd: 'phase', name: 'latency' })));
     const ackOpen = histogram();
+    const lateOpen = histogram();
+    await probe.mark();
+    mainLoop.reset();
+    const loadBefore = load1();
     let before = sampleAll(serverPids);
     let redisBefore = redis.pid ? sampleTree(redis.pid) : undefined;
+    const m0Open = machineCpu();
     const openFromUs = monoUs();
-    const open = await pub.open(cfg.rate, cfg.durationMs, ackOpen);
+    const open = await pub.open(cfg.rate, cfg.durationMs, ackOpen, lateOpen);
     const openToUs = monoUs();
+    const mainOpen = loopDelay(mainLoop);
+    const machineOpen = Math.round(((machineCpu() - m0Open) / ((performance.now() - before.at) / 1000)) * 1000) / 10;
     let lat = await drain(workers, open.acked * perChannel, 5_000);
+    const serverLoops = await probe.read();
     out.latencyPhase = {
       offered: cfg.rate, sent: open.sent, acked: open.acked, achieved: Math.round(open.acked / (cfg.durationMs / 1000)),
       deliveries: lat.deliveries, expectedDeliveries: open.acked * perChannel,
       all: summarize(lat.both), sameNode: summarize(lat.same), crossNode: summarize(lat.cross), ack: summarize(ackOpen),
+      // Where a delay can come from: the publisher process (how late each publication left it; its event-loop delay),
+      // each server's and each subscriber worker's event-loop delay (ms), the machine's CPU (% of one core, all processes) and load.
+      publisherLateness: summarize(lateOpen), publisherLoop: mainOpen,
+      serverLoops: serverLoops.map((x) => x && { p50: x.p50, p99: x.p99, max: x.max, mean: x.mean, cpuMs: x.cpuMs }),
+      workerLoops: lat.loops, machineCpuPercent: machineOpen, load1: [loadBefore, load1()],
       server: usage(before, sampleAll(serverPids)), redis: redisBefore ? usage(redisBefore, sampleTree(redis.pid)) : undefined,
       monoUs: [openFromUs, openToUs],
       // Deliveries over 20 ms by publish time, per 100 ms from the phase start (worker clocks): { bucket: count }.
@@ -388,6 +475,7 @@ async function runOne(kind, cfg, redis, configPath, log) {
     closeSockets(pubSockets);
     await stopWorkers(workers);
     await Promise.all(servers.map((s) => s.stop()));
+    rmSync(probeDir, { recursive: true, force: true });
     if (redis.own) await redis.flush();
   }
 }
@@ -409,6 +497,16 @@ export function summarizeRuns(runs) {
       crossP99: med((r) => (r.latencyPhase.crossNode.count ? r.latencyPhase.crossNode.p99 : undefined)),
       crossP999: med((r) => (r.latencyPhase.crossNode.count ? r.latencyPhase.crossNode.p999 : undefined)),
       ackP99: med((r) => r.latencyPhase.ack.p99),
+    },
+    // Where the latency tail comes from (latency phase, medians over rounds; ms): see runOne.
+    tail: {
+      publisherLateP99: med((r) => r.latencyPhase.publisherLateness?.p99),
+      publisherLoopP99: med((r) => r.latencyPhase.publisherLoop?.p99),
+      serverLoopP99: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.p99 ?? NaN))),
+      serverLoopMax: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.max ?? NaN))),
+      workerLoopP99: med((r) => Math.max(...(r.latencyPhase.workerLoops ?? []).map((x) => x?.p99 ?? NaN))),
+      machineCpu: med((r) => r.latencyPhase.machineCpuPercent),
+      load1: med((r) => r.latencyPhase.load1?.[0]),
     },
     cpuAtRate: med((r) => r.latencyPhase.server.cpuPercent),
     cpuThroughput: med((r) => r.throughputPhase.server.cpuPercent),
@@ -460,8 +558,8 @@ export async function scenarioChannels(env, log) {
     settings: { ...cfg, profile: undefined, quietPercent: undefined, publishVia: 'Socket.IO channel:publish', roomBaselineNodes: 1 },
     loadAverage: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) },
     summary: s,
-    ratios: { memoryVsRoom: ratio('memory', 'room'), redisVsScript: ratio('redis', 'script'), redisVsRoom: ratio('redis', 'room'), scriptVsRoom: ratio('script', 'room') },
-    cpuPerPublicationRatios: { memoryVsRoom: cpuRatio('memory', 'room'), redisVsScript: cpuRatio('redis', 'script') },
+    ratios: { memoryVsRoom: ratio('memory', 'room'), redisVsScript: ratio('redis', 'script'), redisVsRoom: ratio('redis', 'room'), scriptVsRoom: ratio('script', 'room'), previousVsScript: ratio('previous', 'script'), redisVsPrevious: ratio('redis', 'previous') },
+    cpuPerPublicationRatios: { memoryVsRoom: cpuRatio('memory', 'room'), redisVsScript: cpuRatio('redis', 'script'), previousVsScript: cpuRatio('previous', 'script'), redisVsPrevious: cpuRatio('redis', 'previous') },
     targets: s.redis && s.script
       ? {
           redisThroughputVsScript: { value: ratio('redis', 'script'), target: 0.8, met: ratio('redis', 'script') >= 0.8 },
@@ -473,11 +571,14 @@ export async function scenarioChannels(env, log) {
   };
   const rows = Object.entries(s).map(([k, x]) => [
     x.label, int(x.throughput), int(x.deliveriesPerSec),
-    k === 'memory' ? ratio('memory', 'room') ?? '-' : k === 'redis' ? ratio('redis', 'script') ?? '-' : '-',
+    k === 'memory' ? ratio('memory', 'room') ?? '-' : k === 'redis' || k === 'previous' ? ratio(k, 'script') ?? '-' : '-',
     int(x.latency.achieved), ms(x.latency.p50), ms(x.latency.p99), ms(x.latency.p999),
     x.nodes > 1 ? `${ms(x.latency.crossP50)} / ${ms(x.latency.crossP99)}` : '-',
     `${x.cpuAtRate} % / ${x.cpuThroughput} %`, int(x.cpuUsPerPublication), x.redisCpuThroughput !== undefined && k !== 'memory' && k !== 'room' ? `${x.redisCpuThroughput} %` : '-', `${x.rssMB} MB`,
     `${x.gaps} / ${x.duplicates} / ${x.missing}`,
+  ]);
+  const tailRows = Object.values(s).map((x) => [
+    x.label, ms(x.latency.p99), ms(x.latency.ackP99), ms(x.tail.publisherLateP99), ms(x.tail.publisherLoopP99), `${ms(x.tail.serverLoopP99)} / ${ms(x.tail.serverLoopMax)}`, ms(x.tail.workerLoopP99), `${x.tail.machineCpu} %`, x.tail.load1,
   ]);
   const recRows = Object.values(s).filter((x) => x.recovery).map((x) => [x.label, `${cfg.subscribers} × ${cfg.missed}`, `${x.recovery.seconds} s`, ms(x.recovery.p50), ms(x.recovery.p99), ms(x.recovery.max), `${x.recovery.recovered} / ${x.recovery.notRecovered}`, int(x.recovery.recoveredPublications)]);
   const md = [
@@ -486,6 +587,10 @@ export async function scenarioChannels(env, log) {
     table(['server', 'publications/s', 'deliveries/s', 'throughput ratio', `achieved/s at ${cfg.rate}`, 'p50', 'p99', 'p99.9', 'cross-node p50 / p99', 'server CPU at rate / max', 'server CPU µs / publication', 'Redis CPU max', 'server RSS', 'gaps / dups / missing'], rows),
     '',
     `Throughput ratio: ours memory / baseline (a), ours Redis / baseline (b). Latencies in ms, publish (intended send time) → delivery. Load average ${loadStart.join(', ')} at the start, ${result.loadAverage.end.join(', ')} at the end.`,
+    '',
+    `#### where the latency tail comes from (at ${cfg.rate}/s; ms, medians over rounds; event-loop delays from monitorEventLoopDelay, the worst server node and subscriber worker)`,
+    '',
+    table(['server', 'delivery p99', 'publish ack p99', 'publisher late p99', 'publisher loop delay p99', 'server loop delay p99 / max', 'subscriber loop delay p99', 'machine CPU (all processes)', 'load (1 min)'], tailRows),
     ...(recRows.length ? ['', `#### recovery: ${cfg.subscribers} subscribers reconnect at once after missing ${cfg.missed} publications each (publishing goes on at ${cfg.recoveryLiveRate}/s)`, '', table(['server', 'subscribers × missed', 'storm time', 'per subscriber p50', 'p99', 'max', 'recovered / not', 'publications recovered (all rounds)'], recRows)] : []),
     ...(result.targets ? ['', table(['target', 'value', 'met'], [
       ['Redis publish throughput ≥ 0.8 × baseline (b)', `${result.targets.redisThroughputVsScript.value} ×`, result.targets.redisThroughputVsScript.met ? 'yes' : 'no'],

@@ -12,6 +12,7 @@
 //   { cmd: 'drop' }              disconnect every socket, keeping each subscriber's position
 //   { cmd: 'recover' }           all reconnect at once and subscribe with `since` their position
 //   { cmd: 'close' }
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { io } from 'socket.io-client';
 import { histogram, recordSince } from './stats.mjs';
 
@@ -21,7 +22,12 @@ let urls = [];
 let phase;
 let debugLeft = 10;
 
+/** This worker's event-loop delay per phase (a late subscriber process delays what it records). */
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+
 function newPhase(name) {
+  loop.reset();
   phase = { name, same: histogram(), cross: histogram(), deliveries: 0, lastAt: 0, startedAt: now(), slow: {} };
 }
 newPhase('setup');
@@ -167,7 +173,9 @@ process.on('message', async (msg) => {
       newPhase(msg.name);
       process.send({ ok: true });
     } else if (msg.cmd === 'stats') {
-      process.send({ ok: true, name: phase.name, same: phase.same.encodeIntoCompressedBase64(), cross: phase.cross.encodeIntoCompressedBase64(), deliveries: phase.deliveries, lastAt: phase.lastAt, startedAt: phase.startedAt, slow: phase.slow, totals: totals() });
+      const ms = (ns) => Math.round(ns / 1e4) / 100;
+      const l = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) };
+      process.send({ ok: true, loop: l, name: phase.name, same: phase.same.encodeIntoCompressedBase64(), cross: phase.cross.encodeIntoCompressedBase64(), deliveries: phase.deliveries, lastAt: phase.lastAt, startedAt: phase.startedAt, slow: phase.slow, totals: totals() });
     } else if (msg.cmd === 'check') {
       let missing = 0;
       let subsMissing = 0;

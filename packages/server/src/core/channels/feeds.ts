@@ -121,7 +121,7 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
     this.feeds.set(channel, feed);
     let off: Unsubscribe | undefined;
     try {
-      off = await this.broker.subscribe(channel, (p) => this.enqueue(feed, { kind: 'pub', p }));
+      off = await this.broker.subscribe(channel, (p) => this.onPublication(feed, p));
       feed.position = (await this.read(channel, undefined, 0)).position;
     } catch (err) {
       this.feeds.delete(channel);
@@ -140,12 +140,16 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
     };
   }
 
-  private enqueue(feed: Feed, job: Job): void {
+  /**
+   * A live publication from the broker. The hot path (in order, nothing
+   * waiting: the next offset of the same epoch, or one without offset) hands
+   * it on at once, without a queue entry; anything else is queued.
+   */
+  private onPublication(feed: Feed, p: ChannelPublication): void {
     if (feed.closed) return;
-    // The hot path: in order, nothing waiting, the next offset of the same epoch (or a publication without offset).
-    if (job.kind === 'pub' && !feed.busy && feed.queue.length === 0 && feed.position) {
-      const { p } = job;
-      if (p.epoch === feed.position.epoch && p.offset === feed.position.offset + 1) {
+    const pos = feed.position;
+    if (pos && !feed.busy && feed.queue.length === 0) {
+      if (p.offset === pos.offset + 1 && p.epoch === pos.epoch) {
         feed.position = { offset: p.offset, epoch: p.epoch };
         feed.deliver({ type: 'publication', publication: p });
         return;
@@ -155,6 +159,11 @@ export class ChannelFeeds implements TopicSource<ChannelFeedItem> {
         return;
       }
     }
+    this.enqueue(feed, { kind: 'pub', p });
+  }
+
+  private enqueue(feed: Feed, job: Job): void {
+    if (feed.closed) return;
     if (job.kind === 'check' && feed.queue.some((j) => j.kind === 'check')) return;
     feed.queue.push(job);
     if (feed.queue.length > this.maxPending) {

@@ -15,6 +15,7 @@ import {
   type ClientInfo,
   type HistoryOptions,
   type HistoryResult,
+  type JsonValue,
   type PublishResult,
   type RecoveryResult,
   type StreamPosition,
@@ -23,7 +24,7 @@ import type { z } from 'zod';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Hub } from '../shared/hub.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import { newEpoch, type ChannelBroker, type ChannelPresencePort, type PublicationBody, type ReadResult } from './broker.js';
+import { newEpoch, type ChannelBroker, type ChannelPresencePort, type PublicationBody, type PublishCommand, type ReadResult } from './broker.js';
 import { ChannelFeeds, channelSources, type ChannelHub, type ChannelTopics } from './feeds.js';
 import { ChannelNamespaces, type ChannelAction, type ChannelClient, type NamespaceOptions } from './namespaces.js';
 import { ChannelSubscription, type ChannelListener, type SubscribeOptions } from './subscription.js';
@@ -51,6 +52,14 @@ export interface ChannelServiceOptions {
   positionCheckMs?: number;
   clock?: Clock;
   logger?: Logger;
+}
+
+/** `{ user, client }` strings within ClientInfoSchema's bounds and nothing else: what transports make; anything else goes through the schema. */
+function isPlainInfo(info: ClientInfo): boolean {
+  const max = CHANNEL_LIMITS.maxChannelLength * 2;
+  let keys = 0;
+  for (const _ in info) keys++;
+  return keys === 2 && typeof info.user === 'string' && typeof info.client === 'string' && info.user.length <= max && info.client.length <= max;
 }
 
 export type ChannelOp = 'publish' | 'history' | 'recover' | 'remove_history' | 'presence' | 'presence_stats';
@@ -136,7 +145,11 @@ export class ChannelService {
    * (`forbidden`).
    */
   resolve(channel: unknown, action?: ChannelAction, client?: ChannelClient): { channel: Channel; options: NamespaceOptions } {
-    const name = this.parse(ChannelSchema, channel);
+    return this.resolveParsed(this.parse(ChannelSchema, channel), action, client);
+  }
+
+  /** {@link resolve} for a name that already passed `ChannelSchema` (a transport's request schema). */
+  resolveParsed(name: Channel, action?: ChannelAction, client?: ChannelClient): { channel: Channel; options: NamespaceOptions } {
     const found = this.namespaces.lookup(name);
     if (!found) {
       const known = this.namespaces.names.filter(Boolean).join(', ') || 'none';
@@ -157,19 +170,31 @@ export class ChannelService {
     if (!ns.history) throw new ChannelError('not_available', `channel '${channel}' keeps no history: set history_size and history_ttl of its namespace`);
   }
 
-  /** Runs a broker call, turning storage failures into `unavailable` / `internal`. */
-  private async call<T>(op: ChannelOp, fn: () => Promise<T>): Promise<T> {
-    if (this.disposed) throw new PresenceError('internal', 'the channel service was disposed');
+  /**
+   * Runs a broker call, turning storage failures into `unavailable` /
+   * `internal`. One promise reaction on top of the broker's (no async
+   * frame): this runs for every publish.
+   */
+  private call<T>(op: ChannelOp, fn: () => Promise<T>): Promise<T> {
+    if (this.disposed) return Promise.reject(new PresenceError('internal', 'the channel service was disposed'));
+    let run: Promise<T>;
     try {
-      return await fn();
+      run = fn();
     } catch (err) {
-      if (err instanceof PresenceError) throw err;
-      if (this.broker.isUnavailable?.(err)) {
-        throw new PresenceError('unavailable', `channel storage (${this.broker.kind}) cannot be reached during ${op}; retry with backoff`, { cause: err });
-      }
-      this.logger.error({ err, op, broker: this.broker.kind }, 'channel broker call failed');
-      throw new PresenceError('internal', `channel storage failed during ${op}; retry with backoff`, { cause: err });
+      return Promise.reject(this.failure(op, err));
     }
+    return run.catch((err: unknown) => {
+      throw this.failure(op, err);
+    });
+  }
+
+  private failure(op: ChannelOp, err: unknown): PresenceError {
+    if (err instanceof PresenceError) return err;
+    if (this.broker.isUnavailable?.(err)) {
+      return new PresenceError('unavailable', `channel storage (${this.broker.kind}) cannot be reached during ${op}; retry with backoff`, { cause: err });
+    }
+    this.logger.error({ err, op, broker: this.broker.kind }, 'channel broker call failed');
+    return new PresenceError('internal', `channel storage failed during ${op}; retry with backoff`, { cause: err });
   }
 
   private read(channel: Channel, ns: NamespaceOptions, sinceOffset: number | undefined, limit: number, reverse: boolean): Promise<ReadResult> {
@@ -192,24 +217,46 @@ export class ChannelService {
     if (options.tags !== undefined) body.tags = this.parse(TagsSchema, options.tags);
     const skipHistory = options.skipHistory;
     if (skipHistory !== undefined && typeof skipHistory !== 'boolean') throw new PresenceError('invalid_payload', 'skipHistory must be a boolean');
+    return this.publishBody(name, ns, body, skipHistory === true);
+  }
+
+  /**
+   * {@link publish} of a request that already passed `schemas.publish`
+   * (a transport parsed it): `channel`, `data` and `tags` are taken as
+   * valid, not parsed again; the namespace and the permission are checked,
+   * and `info` (made by the transport) is checked (a cheap test for the
+   * usual `{ user, client }`, else the schema). Rejects as {@link publish}.
+   */
+  publishParsed(channel: Channel, data: JsonValue, options: PublishOptions = {}, client?: ChannelClient): Promise<PublishResult> {
+    try {
+      const { options: ns } = this.resolveParsed(channel, 'publish', client);
+      const body: PublicationBody = { data };
+      if (options.info !== undefined) body.info = isPlainInfo(options.info) ? options.info : this.parse(ClientInfoSchema, options.info);
+      if (options.tags !== undefined) body.tags = options.tags;
+      return this.publishBody(channel, ns, body, options.skipHistory === true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private publishBody(channel: Channel, ns: NamespaceOptions, body: PublicationBody, skipHistory: boolean): Promise<PublishResult> {
     const encoded = JSON.stringify(body);
     // data, info and tags each have a limit; this bounds what one publication may cost in storage.
     const bytes = utf8Length(encoded);
     const cap = this.maxDataBytes + 2 * CHANNEL_LIMITS.maxInfoBytes + 16_384;
-    if (bytes > cap) throw new PresenceError('payload_too_large', `the publication is ${bytes} bytes of JSON; the limit is ${cap}`);
-    return this.call('publish', () =>
-      this.broker.publish({
-        channel: name,
-        body,
-        encoded,
-        historySize: ns.history ? ns.historySize : 0,
-        historyTtlMs: ns.history ? ns.historyTtlMs : 0,
-        metaTtlMs: ns.historyMetaTtlMs,
-        newEpoch: newEpoch(),
-        now: this.clock.now(),
-        ...(skipHistory ? { skipHistory } : {}),
-      }),
-    );
+    if (bytes > cap) return Promise.reject(new PresenceError('payload_too_large', `the publication is ${bytes} bytes of JSON; the limit is ${cap}`));
+    const cmd: PublishCommand = {
+      channel,
+      body,
+      encoded,
+      historySize: ns.history ? ns.historySize : 0,
+      historyTtlMs: ns.history ? ns.historyTtlMs : 0,
+      metaTtlMs: ns.historyMetaTtlMs,
+      newEpoch: newEpoch(),
+      now: this.clock.now(),
+    };
+    if (skipHistory) cmd.skipHistory = true;
+    return this.call('publish', () => this.broker.publish(cmd));
   }
 
   /**

@@ -1,10 +1,10 @@
 import type { Channel, ChannelPublication, StreamPosition } from 'realtime-message-protocol';
-import type { ChannelBroker, PublishCommand, ReadCommand, ReadResult } from '../../core/channels/broker.js';
+import type { ChannelBroker, PublicationBody, PublishCommand, ReadCommand, ReadResult } from '../../core/channels/broker.js';
 import type { Logger } from '../../core/shared/logger.js';
 import { RedisBackend, type RedisClient } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
 import { channelPublish } from './scripts/channel-publish.js';
-import { channelRead, decodeBody } from './scripts/channel-read.js';
+import { channelRead } from './scripts/channel-read.js';
 import { Scripts } from './scripts/script.js';
 
 export interface RedisBrokerOptions {
@@ -50,10 +50,14 @@ export class RedisBroker implements ChannelBroker {
     this.scripts = new Scripts(this.redis, CHANNEL_SCRIPTS, { keys: this.backend.keys, keySlackMs: 0 });
   }
 
-  async publish(cmd: PublishCommand): Promise<StreamPosition> {
+  publish(cmd: PublishCommand): Promise<StreamPosition> {
     const log = this.backend.log;
-    // A publication without history is not in the log either (it is not stored).
+    // A publication without history is not in the log either (it is not stored). Not async: one promise per publish, not two.
     if (!log || cmd.skipHistory) return this.scripts.run('channelPublish', cmd);
+    return this.publishLogged(cmd, log);
+  }
+
+  private async publishLogged(cmd: PublishCommand, log: NonNullable<RedisBackend['log']>): Promise<StreamPosition> {
     const slot = this.backend.keys.channel(cmd.channel).slot;
     const position = await this.scripts.run('channelPublish', { ...cmd, log: log.target(cmd.channel, slot) });
     log.written(slot);
@@ -116,9 +120,15 @@ export function decodeMessage(channel: Channel, message: string): ChannelPublica
   if (colon < 0 || end < 0) return undefined;
   const offset = Number(message.slice(5, colon));
   if (!Number.isSafeInteger(offset) || offset < 0 || colon === 5) return undefined;
+  let body: PublicationBody;
   try {
-    return { channel, epoch: message.slice(colon + 1, end), offset, ...decodeBody(message.slice(end + 2)) };
+    body = JSON.parse(message.slice(end + 2)) as PublicationBody;
   } catch {
     return undefined;
   }
+  // One object, built in one go: the node's feed, every subscriber and the once-per-node encoding share it.
+  const p: ChannelPublication = { channel, epoch: message.slice(colon + 1, end), offset, data: body.data };
+  if (body.info !== undefined) p.info = body.info;
+  if (body.tags !== undefined) p.tags = body.tags;
+  return p;
 }

@@ -7,10 +7,9 @@ import {
   type ChannelResubscribeNotice,
   type ChannelSubscribeAck,
   type ChannelUnsubscribeAck,
-  type ClientInfo,
 } from 'realtime-message-protocol';
 import type { ChannelClient } from '../../core/channels/namespaces.js';
-import type { ChannelService } from '../../core/channels/service.js';
+import type { ChannelService, PublishOptions } from '../../core/channels/service.js';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import { parse, sendGuarded, type Handler, type HandlerContext } from './handlers.js';
 import type { SocketSession } from './session.js';
@@ -34,8 +33,13 @@ function channelsOf(ctx: HandlerContext): ChannelContext {
  */
 function userOf(session: SocketSession): string {
   if (session.authUserId !== undefined) return session.authUserId;
-  const users = new Set([...session.rooms.values()].map((m) => m.userId));
-  return users.size === 1 ? users.values().next().value! : '';
+  // One user across the socket's rooms, else anonymous (no set or array made: this runs for every publish).
+  let user: string | undefined;
+  for (const m of session.rooms.values()) {
+    if (user === undefined) user = m.userId;
+    else if (m.userId !== user) return '';
+  }
+  return user ?? '';
 }
 
 function clientOf(session: SocketSession, channel: string): ChannelClient {
@@ -102,12 +106,14 @@ export const onChannelPublish: Handler = async (ctx, session, raw, release): Pro
   const client = clientOf(session, p.channel);
   const action = { transport: 'socket.io' as const, userId: client.user, action: 'publish' as const, target: p.channel, data: p.data, connection: session.socket };
   const decided = ctx.extensions.decides(action);
-  // A publish proxy may replace the data, or ask not to keep it (skip_history); the service validates whatever is published.
+  // A publish proxy may replace the data (validated here as any published data), or ask not to keep it (skip_history).
   const outcome = await ctx.extensions.check(action);
-  const data = outcome?.data !== undefined ? outcome.data : p.data;
-  const info: ClientInfo = { user: client.user, client: session.socket.id };
-  const opts = { info, ...(p.tags ? { tags: p.tags } : {}), ...(outcome?.skipHistory === true ? { skipHistory: true } : {}) };
-  const published = channels.service.publish(p.channel, data, opts, decided ? undefined : client);
+  const data = outcome?.data !== undefined ? parse(channels.service.schemas.data, outcome.data) : p.data;
+  const opts: PublishOptions = { info: { user: client.user, client: session.socket.id } };
+  if (p.tags) opts.tags = p.tags;
+  if (outcome?.skipHistory === true) opts.skipHistory = true;
+  // The request passed `schemas.publish`: the service does not parse channel, data and tags again.
+  const published = channels.service.publishParsed(p.channel, data, opts, decided ? undefined : client);
   // The storage command is issued (in order on the storage connection): the socket's next publish may start,
   // so a publisher with several publications in flight is not held to one round trip each.
   release?.();

@@ -60,13 +60,13 @@ function decodeEntry(entry: unknown): Publication {
   const offset = Number(replyString('rmChannelRead', id, 'entry id').split('-')[0]);
   const payload = replyArray('rmChannelRead', fields, 'entry fields')[1];
   if (!Number.isSafeInteger(offset) || typeof payload !== 'string') throw new MalformedReplyError('rmChannelRead', 'entry is not [<offset>-0, [d, payload]]', entry);
-  return { offset, ...decodeBody(payload) };
+  return decodeBody(offset, payload);
 }
 
-/** A stored `{ data, info?, tags? }` (written by the publish script from JSON.stringify) with absent fields left out. */
-export function decodeBody(payload: string): Omit<Publication, 'offset'> {
+/** A stored `{ data, info?, tags? }` (written by the publish script from JSON.stringify) as the publication at `offset`, absent fields left out. */
+export function decodeBody(offset: number, payload: string): Publication {
   const body = JSON.parse(payload) as PublicationBody;
-  const out: Omit<Publication, 'offset'> = { data: body.data };
+  const out: Publication = { offset, data: body.data };
   if (body.info !== undefined) out.info = body.info;
   if (body.tags !== undefined) out.tags = body.tags;
   return out;
