@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import type { DisconnectedContext, UnsubscribedContext } from 'centrifuge';
-import { NodeProcess, connect, redisClient, request, startServer, waitFor, type Client } from 'realtime-message-testing';
+import { NodeProcess, connect, redisClient, request, startRedis, startServer, waitFor, type Client } from 'realtime-message-testing';
 import { globMatcher } from '../src/core/shared/control.js';
 import { SECRET, client, token, wsUrl } from './centrifugo-fixtures.js';
 
@@ -221,6 +221,36 @@ describe('cluster-wide server API: nodes that stop', () => {
     const t1 = Date.now();
     expect(await ok(a.url, 'channels', {})).toEqual({ channels: {} });
     expect(Date.now() - t1).toBeLessThan(1_000);
+  });
+
+  it('nodes started while Redis is down find each other once it is up, and commands still cross after a Redis restart', async () => {
+    const redis = await startRedis();
+    await redis.kill();
+    const env = { API_KEY: KEY, AUTH_JWT_SECRET: SECRET, DEMO_DIR: 'off', REDIS_URL: redis.url, REDIS_KEY_PREFIX: `sapic:${randomUUID().slice(0, 8)}:` };
+    const [a, b] = await Promise.all([startServer({ ...env, NODE_ID: 'node-a' }), startServer({ ...env, NODE_ID: 'node-b' })]);
+    await redis.restart();
+    const sees = async (url: string, name: string): Promise<boolean> => (await ok(url, 'info', {})).nodes.some((n: { name: string }) => n.name === name);
+    const together = async (): Promise<true | undefined> => ((await sees(a.url, 'node-b')) && (await sees(b.url, 'node-a')) ? true : undefined);
+    await waitFor(together, { what: 'the nodes see each other once Redis is up', timeoutMs: 15_000, intervalMs: 200 });
+
+    // Redis restarts (its pub/sub state is gone): the subscriptions come back, commands cross again.
+    await redis.restart();
+    const ch = channel();
+    const s = await socketOf(b.url, 'ada');
+    await waitFor(async () => ((await request(s, 'channel:subscribe', { channel: ch })).ok ? true : undefined), { what: 'a subscription on B after the restart', timeoutMs: 10_000, intervalMs: 200 });
+    // A survey from B that A answers: both ways of the bus work again (info entries alone could be stale).
+    await waitFor(
+      async () => {
+        const r = (await api(b.url, 'channels', {})).body.result;
+        return r !== undefined && r.missing_nodes === undefined && r.channels[ch]?.num_clients === 1 ? together() : undefined;
+      },
+      { what: 'a survey from B answered by A, each node listing the other', timeoutMs: 12_000, intervalMs: 200 },
+    );
+    const notices: unknown[] = [];
+    s.on('channel:unsubscribed', (n) => notices.push(n));
+    expect(await ok(a.url, 'unsubscribe', { user: 'ada', channel: ch })).toEqual({});
+    await waitFor(() => (notices.length > 0 ? true : undefined), { what: 'the unsubscribe sent to A reaching B after the restart' });
+    expect(notices).toEqual([{ channel: ch, reason: 'server' }]);
   });
 
   it('memory engine: one node, everything local', async () => {
