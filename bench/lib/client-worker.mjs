@@ -9,9 +9,10 @@ let sockets = [];
 let keepAlive;
 
 /**
- * Unmeasured heartbeats from the moment the sockets joined until the measured
- * phase starts, as real clients do: a long connect phase (minutes at 100k on
- * two cores) must not let the first connections expire.
+ * Unmeasured heartbeats from the moment each socket joined until the measured
+ * phase starts (every socket once per interval), as real clients do: a long
+ * connect phase (minutes at 100k on two cores) must not let the first
+ * connections expire while the others still join.
  */
 function startKeepAlive(intervalMs) {
   let i = 0;
@@ -19,7 +20,7 @@ function startKeepAlive(intervalMs) {
   keepAlive = setInterval(() => {
     for (let k = 0; k < perTick; k++) {
       const s = sockets[i++ % sockets.length];
-      s.emit('presence:heartbeat', { roomId: s.roomId }, () => {});
+      if (s.roomId !== undefined) s.emit('presence:heartbeat', { roomId: s.roomId }, () => {});
     }
   }, 100);
 }
@@ -28,9 +29,9 @@ process.on('message', async (msg) => {
   try {
     if (msg.cmd === 'connect') {
       sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses, client: msg.client ?? 'sio' });
+      startKeepAlive(msg.keepAliveMs ?? 15_000);
       // Rooms are per worker (the prefix names the worker), usersPerRoom sockets each.
       await joinAll(sockets, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
-      startKeepAlive(msg.keepAliveMs ?? 15_000);
       process.send({ ok: true, connected: sockets.length, retries: sockets.retries });
     } else if (msg.cmd === 'beat') {
       clearInterval(keepAlive);

@@ -22,7 +22,7 @@
 // burst, before V8 shrinks and compacts what it left behind).
 // The CPU split is from /proc over the measured heartbeat phase: the server's
 // process tree, the client processes, redis-server and the rest of the machine.
-import { fork } from 'node:child_process';
+import { execSync, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -75,6 +75,15 @@ async function readMemory(pid, dir) {
     }
   }));
   return out;
+}
+
+/** The soft limit of open files of this process (inherited by the servers and clients), or undefined. */
+function openFileLimit() {
+  try {
+    return Number(execSync('ulimit -n', { shell: '/bin/sh', encoding: 'utf8' }).trim()) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function cpuOf(pids) {
@@ -208,6 +217,12 @@ export async function scenarioScale(env, log) {
     snapshots: env.HEAP_SNAPSHOT === '1',
   };
   const rounds = num('ROUNDS', 1);
+  // One process holds at most `ulimit -n` sockets (20,000 on this machine; the hard limit, which an
+  // unprivileged script cannot raise): check before starting rather than fail half-way.
+  const fdLimit = openFileLimit();
+  if (fdLimit && (perProcess > fdLimit - 500 || Math.ceil(N / workers) > fdLimit - 500)) {
+    throw new Error(`ulimit -n is ${fdLimit}: use SOCKETS_PER_CLIENT_PROCESS <= ${fdLimit - 500} and WORKERS >= ${Math.ceil(N / (fdLimit - 500))}`);
+  }
   const redis = contenders.some((c) => c === 'redis' || c === 'lua') ? await startRedis() : undefined;
   const runs = Object.fromEntries(contenders.map((c) => [c, []]));
   const loadStart = loadavg().map((x) => Math.round(x * 100) / 100);
