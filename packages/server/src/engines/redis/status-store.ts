@@ -27,8 +27,15 @@ export interface RedisStatusStoreOptions {
   slotsPerSweep?: number;
   /** A sweeper's claim older than this is taken over (the sweeper died). @default 2 × the sweep interval, at least 1000 */
   claimTimeoutMs?: number;
-  /** Period of the repair that re-indexes every slot's deadline index into the hint (a writer that died between its script and the hint). @default 60000 */
+  /**
+   * How often a repair pass starts, which re-indexes every slot's deadline
+   * index into the hint (a writer that died between its script and the
+   * hint). A pass goes one SCAN page per sweep, so it never holds the sweeper
+   * or floods Redis and the node at once. @default 60000
+   */
   repairIntervalMs?: number;
+  /** Keys one SCAN page of the repair looks at (SCAN's COUNT). @default 2000 */
+  repairPageSize?: number;
   logger?: Logger;
 }
 
@@ -50,8 +57,12 @@ export class RedisStatusStore implements StatusStore {
   private readonly slotsPerSweep: number;
   private readonly claimTimeoutMs: number | undefined;
   private readonly repairIntervalMs: number;
+  private readonly repairPageSize: number;
   private readonly logger: Logger;
+  /** When the latest repair pass started. */
   private lastRepair = 0;
+  /** The repair pass under way: the masters still to scan (the first at `cursor`). */
+  private repairPass: { nodes: Redis[]; cursor: string } | undefined;
 
   constructor(options: RedisStatusStoreOptions) {
     this.backend = options.backend;
@@ -62,6 +73,7 @@ export class RedisStatusStore implements StatusStore {
     this.slotsPerSweep = options.slotsPerSweep ?? 256;
     this.claimTimeoutMs = options.claimTimeoutMs;
     this.repairIntervalMs = options.repairIntervalMs ?? 60_000;
+    this.repairPageSize = options.repairPageSize ?? 2_000;
     this.logger = options.logger ?? this.backend.logger;
   }
 
@@ -108,10 +120,11 @@ export class RedisStatusStore implements StatusStore {
    * the claims with each slot's new minimum.
    */
   async sweep(cmd: SweepCommand): Promise<SweepResult> {
-    if (cmd.now - this.lastRepair >= this.repairIntervalMs) {
+    if (!this.repairPass && cmd.now - this.lastRepair >= this.repairIntervalMs) {
       this.lastRepair = cmd.now;
-      await this.repair();
+      this.repairPass = { nodes: this.masters(), cursor: '0' };
     }
+    if (this.repairPass) await this.repairStep(this.repairPass);
     const hint = this.backend.keys.statusHint;
     const claimTimeoutMs = this.claimTimeoutMs ?? Math.max(2 * cmd.intervalMs, 1_000);
     const [due, stale] = await Promise.all([
@@ -162,15 +175,28 @@ export class RedisStatusStore implements StatusStore {
     return result;
   }
 
-  /** Re-indexes every non-empty slot deadline index into the hint (repairs a writer that died between its script and the hint). */
+  /** Re-indexes every non-empty slot deadline index into the hint (repairs a writer that died between its script and the hint), in one go. */
   async repair(): Promise<void> {
+    const pass = { nodes: this.masters(), cursor: '0' };
+    while (pass.nodes.length > 0) await this.repairStep(pass);
+  }
+
+  private masters(): Redis[] {
+    return this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
+  }
+
+  /**
+   * One SCAN page of a repair pass (its first node, from its cursor). A pass
+   * over 100,000 users at once took the node about 32,000 commands within
+   * seconds, a major GC and the sweeper's time meanwhile; page by page it is
+   * spread over the sweeps. A failure ends the pass (the next starts afresh).
+   */
+  private async repairStep(pass: { nodes: Redis[]; cursor: string }): Promise<void> {
     const keys = this.backend.keys;
-    const nodes: Redis[] = this.redis.isCluster ? (this.redis as Cluster).nodes('master') : [this.redis as Redis];
-    for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, found] = await node.scan(cursor, 'MATCH', keys.statusDueIndexPattern, 'COUNT', 1000);
-        cursor = next;
+    const node = pass.nodes[0];
+    try {
+      if (node) {
+        const [next, found] = await node.scan(pass.cursor, 'MATCH', keys.statusDueIndexPattern, 'COUNT', this.repairPageSize);
         await Promise.all(
           found.map(async (key) => {
             const first = await node.zrange(key, 0, 0, 'WITHSCORES');
@@ -178,7 +204,14 @@ export class RedisStatusStore implements StatusStore {
             if (first[1] !== undefined && tag !== undefined) await this.redis.zadd(keys.statusHint, 'LT', first[1], String(keys.slotOfTag(tag)));
           }),
         );
-      } while (cursor !== '0');
+        pass.cursor = next;
+        if (next === '0') pass.nodes.shift();
+      }
+    } catch (err) {
+      pass.nodes.length = 0;
+      throw err;
+    } finally {
+      if (pass.nodes.length === 0 && this.repairPass === pass) this.repairPass = undefined;
     }
   }
 
