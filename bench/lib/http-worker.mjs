@@ -46,11 +46,27 @@ function rng(seed) {
   };
 }
 
-/** Builds the request factory of a workload: `get` (one random id) or `batch` (`batchSize` distinct random ids). */
+/** The bodies of the `put` workload, in turn: a manual status with a message, automatic, a keep-alive, busy without a message. */
+const PUT_BODIES = [
+  { status: 'busy', message: 'in a meeting', ttlSeconds: 3600 },
+  { status: 'online', message: null },
+  { status: 'online', ttlSeconds: 3600 },
+  { status: 'away', message: 'back at 3 pm' },
+].map((b) => JSON.stringify(b));
+
+/** Builds the request factory of a workload: `get` (one random id), `batch` (`batchSize` distinct random ids) or `put` (a write of one random id). */
 function requests(spec, seed) {
   const rand = rng(seed);
   const id = () => `${spec.prefix}${Math.floor(rand() * spec.users)}`;
   if (spec.kind === 'get') return { next: () => ({ method: 'GET', path: `/api/v2/presence/${id()}` }), check: (b) => typeof JSON.parse(b).userId === 'string' };
+  if (spec.kind === 'put') {
+    const headers = { 'content-type': 'application/json' };
+    let n = 0;
+    return {
+      next: () => ({ method: 'PUT', path: `/api/v2/presence/${id()}`, headers, body: PUT_BODIES[n++ % PUT_BODIES.length] }),
+      check: (b) => typeof JSON.parse(b).userId === 'string',
+    };
+  }
   // Batch bodies are drawn in advance: building 100 ids and their JSON per
   // request would cost the generator more than some servers spend answering.
   const bodies = Array.from({ length: 1_000 }, () => {

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { probeOptions, startDiagnostics } from './diagnostics.mjs';
 import { httpEach, httpLoad } from './http-load.mjs';
 import { startRedis } from './redis.mjs';
 import { RESULTS_DIR, save, table } from './report.mjs';
@@ -86,10 +87,12 @@ export async function scenarioStatus(env, log) {
   const lateMs = num('LATE_MS', 2);
   const workloads = (env.WORKLOADS ?? 'get,batch').split(',');
   const list = (v) => v.split(',').filter(Boolean).map(Number);
-  const rates = { get: list(env.RATES ?? '1000,5000,10000,20000'), batch: list(env.BATCH_RATES ?? '500,1000,2000') };
+  const rates = { get: list(env.RATES ?? '1000,5000,10000,20000'), batch: list(env.BATCH_RATES ?? '500,1000,2000'), put: list(env.PUT_RATES ?? '1000,5000,10000') };
   const quietCpu = num('QUIET_CPU', 0);
   const quietWaitMs = num('QUIET_WAIT_S', 120) * 1000;
   const profileDir = env.PROFILE ? `${RESULTS_DIR}profiles/` : undefined;
+  // DIAG: where the tail comes from, per run: each server's event-loop delay, utilisation and GC pauses (bench/lib/probe.mjs), Redis CPU and commands per request.
+  const diag = env.DIAG === '1' ? probeOptions() : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
   const loadAvgStart = load1();
 
@@ -98,9 +101,9 @@ export async function scenarioStatus(env, log) {
   const loads = {};
   try {
     // PROFILE: both servers write a CPU profile (CPU.<date>.<pid>...) when they stop; results list the pids and each run's monoUs.
-    const execArgv = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
-    servers.ours = await startServer('ours', redis ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `st${randomUUID().slice(0, 6)}:` } : {}, { execArgv });
-    servers.base = await startServer('http-bare', {}, { execArgv });
+    const execArgv = [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...(diag?.execArgv ?? [])];
+    servers.ours = await startServer('ours', { ...(redis ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: `st${randomUUID().slice(0, 6)}:` } : {}), ...diag?.env }, { execArgv });
+    servers.base = await startServer('http-bare', { ...diag?.env }, { execArgv });
     const rssIdle = sampleTree(servers.ours.pid).rss;
     const redisIdle = redis?.own ? await redis.usedMemory() : 0;
 
@@ -116,7 +119,7 @@ export async function scenarioStatus(env, log) {
     const rssSeeded = sampleTree(servers.ours.pid).rss;
     log(`[status ${engine}] seeded ${users} users (${users + seed.manualCount} PUTs) in ${seedSeconds} s (${seedRate} PUT/s); server RSS ${Math.round(rssIdle / 1048576)} → ${Math.round(rssSeeded / 1048576)} MB`);
 
-    const spec = { get: { kind: 'get', prefix, users }, batch: { kind: 'batch', prefix, users, batchSize } };
+    const spec = { get: { kind: 'get', prefix, users }, batch: { kind: 'batch', prefix, users, batchSize }, put: { kind: 'put', prefix, users } };
     for (const who of ['ours', 'base']) loads[who] = await httpLoad(servers[who].url, { threads, connections: Math.max(num('OPEN_CONNECTIONS', 64), Math.ceil(concurrency / threads)) });
     // Unmeasured warm-up of both servers (JIT) and of our cache: every workload, closed loop.
     for (const w of workloads) for (const who of ['ours', 'base']) if (warmupMs > 0) await loads[who].run({ mode: 'closed', concurrency, durationMs: warmupMs, spec: spec[w], record: false });
@@ -137,7 +140,9 @@ export async function scenarioStatus(env, log) {
             const [m0cpu, g0] = [machineCpu(), process.cpuUsage()];
             // CLOCK_MONOTONIC in µs, the clock of a --cpu-prof profile: bench/profile-top.mjs --from/--to cuts one run out of it.
             const m0 = Number(process.hrtime.bigint() / 1000n);
+            const d = diag ? await startDiagnostics(server, redis?.url) : undefined;
             const res = await loads[who].run({ mode: point.mode, concurrency, rate, durationMs, spec: spec[w], lateMs });
+            const diagnostics = await d?.stop(res.ok);
             const monoUs = [m0, Number(process.hrtime.bigint() / 1000n)];
             const s1 = sampleTree(server.pid);
             const [m1cpu, g1] = [machineCpu(), process.cpuUsage(g0)];
@@ -148,9 +153,11 @@ export async function scenarioStatus(env, log) {
             const c1 = who === 'ours' ? await cacheCounters(server.url) : undefined;
             const hits = c1 ? c1.hits - c0.hits : 0;
             const lookups = c1 ? hits + c1.misses - c0.misses : 0;
-            const row = { ...res, server: { ...usage(s0, s1), cpuUsPerRequest: Math.round(((s1.cpu - s0.cpu) * 1e6) / Math.max(1, res.ok)) }, cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1(), othersCpuPercent, redisCpuPercent: redisCpu, quiet, monoUs };
+            const row = { ...res, server: { ...usage(s0, s1), cpuUsPerRequest: Math.round(((s1.cpu - s0.cpu) * 1e6) / Math.max(1, res.ok)) }, cacheHitRate: c1 ? hits / lookups : undefined, loadAvg: load1(), othersCpuPercent, redisCpuPercent: redisCpu, quiet, monoUs, diagnostics };
             point.runs[who].push(row);
-            log(`[status ${engine}] ${w} ${rate ? `${rate}/s open` : `closed ×${concurrency}`} ${who} r${r + 1}: ${res.perSec}/s p99 ${ms(res.latency.p99)} ms, CPU ${row.server.cpuPercent} % (others ${othersCpuPercent} %)${c1 ? `, hit ${pct(row.cacheHitRate)}` : ''}${quiet ? `, waited ${quiet.waited} s for quiet${quiet.quiet ? '' : ' (gave up)'}` : ''}${res.lateShare > 0.01 ? `, generator late ${pct(res.lateShare)}` : ''}${Object.keys(res.errors).length ? ` errors ${JSON.stringify(res.errors)}` : ''}`);
+            const sd = diagnostics?.server;
+            const diagText = sd ? `, loop delay p99 ${ms(sd.eventLoopDelay.p99)} max ${ms(sd.eventLoopDelay.max)} ms, GC ${sd.gc.msPerSecond} ms/s max ${sd.gc.maxMs} ms${diagnostics.redis ? `, Redis ${diagnostics.redis.cpuMicrosPerAck} µs ${diagnostics.redis.commandsPerAck} cmds/req` : ''}` : '';
+            log(`[status ${engine}] ${w} ${rate ? `${rate}/s open` : `closed ×${concurrency}`} ${who} r${r + 1}: ${res.perSec}/s p99 ${ms(res.latency.p99)} ms, CPU ${row.server.cpuPercent} % (others ${othersCpuPercent} %)${c1 ? `, hit ${pct(row.cacheHitRate)}` : ''}${diagText}${quiet ? `, waited ${quiet.waited} s for quiet${quiet.quiet ? '' : ' (gave up)'}` : ''}${res.lateShare > 0.01 ? `, generator late ${pct(res.lateShare)}` : ''}${Object.keys(res.errors).length ? ` errors ${JSON.stringify(res.errors)}` : ''}`);
           }
         }
         const med = (who, f) => median(point.runs[who].map(f));
@@ -161,6 +168,15 @@ export async function scenarioStatus(env, log) {
             errors: point.runs[who].reduce((n, x) => n + Object.values(x.errors).reduce((a, b) => a + b, 0) + x.badAnswers, 0),
             generatorCpuPercent: med(who, (x) => x.generatorCpuPercent),
             othersCpuPercent: med(who, (x) => x.othersCpuPercent),
+            ...(diag
+              ? {
+                  loopDelayP99: med(who, (x) => x.diagnostics?.server?.eventLoopDelay.p99 ?? NaN),
+                  loopDelayMax: med(who, (x) => x.diagnostics?.server?.eventLoopDelay.max ?? NaN),
+                  gcMsPerSecond: med(who, (x) => x.diagnostics?.server?.gc.msPerSecond ?? NaN),
+                  gcMaxMs: med(who, (x) => x.diagnostics?.server?.gc.maxMs ?? NaN),
+                  redisUsPerRequest: med(who, (x) => x.diagnostics?.redis?.cpuMicrosPerAck ?? NaN),
+                }
+              : {}),
           };
         }
         point.ours.cacheHitRate = med('ours', (x) => x.cacheHitRate);
@@ -182,18 +198,39 @@ export async function scenarioStatus(env, log) {
       points,
     };
     const rows = points.map((p) => [
-      p.workload === 'get' ? 'GET one' : `POST batch of ${batchSize}`,
+      p.workload === 'get' ? 'GET one' : p.workload === 'put' ? 'PUT one' : `POST batch of ${batchSize}`,
       (p.mode === 'closed' ? `closed, ${p.concurrency} conns` : `${p.offered.toLocaleString('en-US')}/s open`) + (Math.max(p.ours.lateShare, p.base.lateShare) > 0.01 ? ' †' : ''),
       p.ours.perSec.toLocaleString('en-US'), p.base.perSec.toLocaleString('en-US'), p.throughputRatio,
       ms(p.ours.p50), ms(p.ours.p99), ms(p.ours.p999), ms(p.base.p99),
       `${p.ours.cpuPercent} % / ${p.base.cpuPercent} %`, `${p.ours.cpuUsPerRequest} / ${p.base.cpuUsPerRequest}`, `${p.ours.rssMB} MB`, pct(p.ours.cacheHitRate),
       `${pct(p.ours.lateShare)} / ${pct(p.base.lateShare)}`, `${p.ours.othersCpuPercent} % / ${p.base.othersCpuPercent} %`, `${p.ours.errors} / ${p.base.errors}`,
     ]);
+    const diagRows = diag
+      ? points.map((p) => [
+          p.workload === 'get' ? 'GET one' : p.workload === 'put' ? 'PUT one' : `POST batch of ${batchSize}`,
+          p.mode === 'closed' ? `closed, ${p.concurrency} conns` : `${p.offered.toLocaleString('en-US')}/s open`,
+          `${ms(p.ours.p99)} / ${ms(p.base.p99)}`,
+          `${ms(p.ours.loopDelayP99)} / ${ms(p.base.loopDelayP99)}`,
+          `${ms(p.ours.loopDelayMax)} / ${ms(p.base.loopDelayMax)}`,
+          `${p.ours.gcMsPerSecond} / ${p.base.gcMsPerSecond}`,
+          `${p.ours.gcMaxMs} / ${p.base.gcMaxMs}`,
+          redis ? `${p.ours.redisUsPerRequest}` : '-',
+        ])
+      : [];
     const lines = [
       `### user status REST API (${engine} engine, ${users.toLocaleString('en-US')} users, median of ${rounds} alternating rounds, ${durationMs / 1000} s each)`,
       '',
       table(['request', 'load', 'ours req/s', 'bare req/s', 'ratio', 'ours p50', 'ours p99', 'ours p99.9', 'bare p99', 'server CPU ours / bare', 'server CPU µs per request ours / bare', 'ours RSS', 'cache hit rate', 'generator late ours / bare', 'other processes\' CPU ours / bare', 'errors ours / bare'], rows),
       '',
+      ...(diag
+        ? [
+            '',
+            `Where the tail comes from (DIAG=1, medians of the rounds): each server's event-loop delay (bench/lib/probe.mjs, 1 ms resolution) and GC pauses, and Redis CPU per answered request.`,
+            '',
+            table(['request', 'load', 'p99 ours / bare', 'event-loop delay p99 ours / bare', 'event-loop delay max ours / bare', 'GC ms/s ours / bare', 'longest GC pause ms ours / bare', 'Redis CPU µs per request (ours)'], diagRows),
+            '',
+          ]
+        : []),
       `† the generator sent more than 1 % of the requests of a round over ${lateMs} ms behind schedule (column "generator late", worst round): the machine could not run this rate, and the latencies include the generator's own delay.`,
       'Other processes\' CPU: what the rest of the machine (not this run\'s servers, Redis or load generator) used during the run, in % of one core, from /proc/stat: the noise of a shared machine.',
       `Latencies in ms. Seeded ${result.seed.puts.toLocaleString('en-US')} PUTs in ${seedSeconds} s; server RSS ${result.serverRssIdleMB} MB idle, ${result.serverRssSeededMB} MB seeded (${result.serverBytesPerUserSeeded} B/user, store + cache)${redisBytesPerUser ? `; Redis ${redisBytesPerUser} B/user` : ''}.`,
