@@ -61,6 +61,8 @@ export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<
 /** What Engine.IO exposes of a connection's outgoing side. */
 interface OutgoingSide {
   writeBuffer?: ReadonlyArray<{ data?: unknown }>;
+  /** The WebSocket transport's `ws` socket: `bufferedAmount` is what its TCP socket and frame sender hold. */
+  transport?: { socket?: { bufferedAmount?: unknown } };
   request?: { socket?: { writableLength?: number } };
 }
 
@@ -81,7 +83,10 @@ const summed = new WeakMap<ReadonlyArray<{ data?: unknown }>, { packets: number;
  */
 export function outboundBytes(session: SocketSession): number {
   const conn = session.socket.conn as unknown as OutgoingSide;
-  const bytes = conn.request?.socket?.writableLength ?? 0;
+  // WebSocket: ws's bufferedAmount (objects every send touches anyway); else (polling) the handshake request's TCP socket,
+  // which is cold memory on a WebSocket connection: one cache miss per delivery.
+  const held = conn.transport?.socket?.bufferedAmount;
+  const bytes = typeof held === 'number' ? held : (conn.request?.socket?.writableLength ?? 0);
   const wb = conn.writeBuffer;
   if (!wb || wb.length < 8) return bytes;
   let sum = summed.get(wb);
@@ -170,27 +175,34 @@ interface Encoded {
   opts: { preEncoded: true } & Record<string, unknown>;
 }
 
-/** Encoded forms of pushed objects: one event object of a feed goes to every socket of the node that follows it. */
-const encodedForms = new WeakMap<object, Encoded>();
+/**
+ * The last pushed object encoded, and its encoding: a feed hands one event
+ * object to every socket of the node that follows it, one socket after the
+ * other, so one entry serves a whole fan-out. (A WeakMap entry per object
+ * cost more than the encoding saved: a set per publication, and its
+ * ephemerons for the garbage collector.) Another object, event or namespace
+ * is encoded anew.
+ */
+let lastEncoded: { payload: object; encoded: Encoded } | undefined;
 
 /**
- * The Socket.IO packet of `event` with `payload`, encoded once per payload
- * object (and namespace) and then written to each socket as is, as Socket.IO
- * broadcasts do: a publication or an event sent to N sockets of a node is
- * serialised once, not N times. Undefined when the payload does not encode to
+ * The Socket.IO packet of `event` with `payload`, encoded once per fan-out
+ * of the payload object (and namespace) and then written to each socket as
+ * is, as Socket.IO broadcasts do: a publication or an event sent to N sockets
+ * of a node is serialised once, not N times. Undefined when the payload does not encode to
  * one text packet (binary attachments): the caller emits it normally.
  */
 function encodeOnce(session: SocketSession, event: string, payload: object): Encoded | undefined {
   const nsp = session.socket.nsp;
-  const cached = encodedForms.get(payload);
-  if (cached && cached.event === event && cached.nsp === nsp.name) return cached;
+  const last = lastEncoded;
+  if (last !== undefined && last.payload === payload && last.encoded.event === event && last.encoded.nsp === nsp.name) return last.encoded;
   const adapter = nsp.adapter as unknown as PacketEncoder;
   const packet = { type: 2 /* EVENT */, data: [event, payload], nsp: nsp.name };
   const opts: Encoded['opts'] = { preEncoded: true };
   const packets = adapter._encode ? adapter._encode(packet, opts) : adapter.encoder?.encode(packet);
   if (!packets || packets.length !== 1 || typeof packets[0] !== 'string') return undefined;
   const encoded: Encoded = { event, nsp: nsp.name, packets, opts };
-  encodedForms.set(payload, encoded);
+  lastEncoded = { payload, encoded };
   return encoded;
 }
 
