@@ -5,7 +5,7 @@
 // round; then the recovery of every subscriber after it missed publications. See the "Channels"
 // section of docs/benchmarks.md for the variables and the results. The helpers (workers, publishers,
 // phase statistics, summaries) are exported for SCENARIO=centrifugo (bench/lib/centrifugo-scenario.mjs).
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -67,6 +67,7 @@ function settings(env) {
     debug: Boolean(env.CHANNELS_DEBUG),
     quietPercent: num('QUIET_CPU_PERCENT', 0),
     quietMaxWaitMs: num('QUIET_MAX_WAIT_S', 30) * 1000,
+    perf: env.PERF === '1',
   };
 }
 
@@ -272,6 +273,24 @@ export function loopProbe(dir, pids) {
   };
 }
 
+/**
+ * PERF=1: on-CPU samples (kernel included) of the server processes during the throughput phase,
+ * `perf record -e cpu-clock -g` into RESULTS_DIR/perf/<kind>-<n>.data (the servers run with
+ * --perf-basic-prof, so JS frames resolve): `perf report -i <file> --no-children --sort sym`.
+ * Unlike --cpu-prof (wall-clock samples), time spent waiting for a core is not counted.
+ */
+function perfRecord(cfg, kind, pids) {
+  if (!cfg.perf) return async () => {};
+  mkdirSync(join(RESULTS_DIR, 'perf'), { recursive: true });
+  const out = join(RESULTS_DIR, 'perf', `${kind}-${Date.now()}.data`);
+  const p = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', process.env.PERF_FREQ ?? '999', '-g', '-p', pids.join(','), '-o', out], { stdio: 'ignore' });
+  return () => new Promise((resolve) => {
+    p.once('exit', resolve);
+    p.kill('SIGINT');
+    setTimeout(() => p.kill('SIGKILL'), 10_000);
+  });
+}
+
 /** A process's own event-loop delay (ms) since the last reset. */
 export function loopDelay(h) {
   const ms = (ns) => Math.round(ns / 1e4) / 100;
@@ -331,8 +350,10 @@ async function runOne(kind, cfg, redis, configPath, log) {
   const names = Array.from({ length: cfg.channels }, (_, i) => `bench${id}_${i}`);
   const prefix = `bc${id}:`;
   const perChannel = cfg.subscribers / cfg.channels;
-  const execArgv = ['--import', LOOP_PROBE, ...(cfg.profile && (c.ours || cfg.profile === 'all') ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [])];
   const probeDir = mkdtempSync(join(tmpdir(), 'channels-loop-'));
+  // --perf-basic-prof also turns V8's log on: into the probe's folder, not the working directory.
+  const perfArgs = cfg.perf ? ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${join(probeDir, 'v8.log')}`] : [];
+  const execArgv = ['--import', LOOP_PROBE, ...perfArgs, ...(cfg.profile && (c.ours || cfg.profile === 'all') ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`] : [])];
   const nodeEnv = c.ours
     ? { CHANNELS_CONFIG: configPath, MAX_CONNECTIONS_PER_ADDRESS: '0', LOOP_PROBE_DIR: probeDir, ...(c.nodes > 1 ? { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix } : {}) }
     : { BASELINE_MODE: kind, REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, BASELINE_HISTORY_SIZE: String(cfg.historySize), LOOP_PROBE_DIR: probeDir };
@@ -406,9 +427,11 @@ async function runOne(kind, cfg, redis, configPath, log) {
     before = sampleAll(serverPids);
     redisBefore = redis.pid ? sampleTree(redis.pid) : undefined;
     const m0 = machineCpu();
+    const stopPerf = perfRecord(cfg, kind, serverPids);
     const fromUs = monoUs();
     const closed = await pub.closed(cfg.throughputMs, cfg.window, ackClosed);
     const toUs = monoUs();
+    await stopPerf();
     const acked = closed.sent - pub.inflight;
     lat = await drain(workers, closed.sent * perChannel, 15_000);
     const after = sampleAll(serverPids);
@@ -476,6 +499,8 @@ async function runOne(kind, cfg, redis, configPath, log) {
     await stopWorkers(workers);
     await Promise.all(servers.map((s) => s.stop()));
     rmSync(probeDir, { recursive: true, force: true });
+    // The JIT symbol maps of --perf-basic-prof: read by `perf report` (keep them for that) unless PERF_KEEP_MAPS=0.
+    if (cfg.perf && process.env.PERF_KEEP_MAPS === '0') for (const pid of serverPids) rmSync(`/tmp/perf-${pid}.map`, { force: true });
     if (redis.own) await redis.flush();
   }
 }
