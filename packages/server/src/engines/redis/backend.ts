@@ -4,6 +4,7 @@ import type { HealthCheck } from '../../core/shared/health.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
 import { BackendLog, type BackendLogOptions } from './backend-log.js';
+import { ClusterClassicSubscriber } from './classic-subscriber.js';
 import { IdentityWatcher } from './identity.js';
 import { KeySpace } from './keys.js';
 
@@ -35,6 +36,12 @@ export interface RedisBackendOptions {
    * Redis Streams. @default off
    */
   backendLog?: BackendLogOptions | undefined;
+  /**
+   * On a Cluster, how long a classic subscription ({@link RedisBackend.subscribeGlobal})
+   * is tried (across lost connections and nodes) before it is given up,
+   * logged and rejected. @default 10000
+   */
+  classicSubscribeTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -61,8 +68,15 @@ export class RedisBackend {
   private readonly globalChannels = new Map<string, (message: string) => void>();
   private readonly resetListeners = new Set<(reset: StorageReset) => void>();
   private readonly subscriberStateListeners = new Set<(state: SubscriberState) => void>();
-  /** `down` from the subscriber's first close until it is ready and its classic channels are confirmed again. */
+  /** `down` while {@link subscriberDown} or {@link classicDown}. */
   private subscriberState: SubscriberState = 'up';
+  /** From the subscriber client's close until it is ready again (and, on one Redis, its classic channels are confirmed). */
+  private subscriberDown = false;
+  /** Cluster only: the classic channels' connection was lost and is not re-subscribed yet. */
+  private classicDown = false;
+  /** Cluster only: classic channels on a connection of their own (see {@link ClusterClassicSubscriber}); made on first use. */
+  private classic: ClusterClassicSubscriber | undefined;
+  private readonly classicSubscribeTimeoutMs: number | undefined;
   /** Counts subscriber closes: a re-subscription confirmed after a later close does not report `up`. */
   private subscriberCloses = 0;
   private readonly identity: IdentityWatcher;
@@ -76,6 +90,7 @@ export class RedisBackend {
     this.subscriberErrors = new LogSummary(this.logger, 'redis subscriber error');
     this.subscriber = options.subscriber;
     this.ownsSubscriber = options.subscriber === undefined;
+    this.classicSubscribeTimeoutMs = options.classicSubscribeTimeoutMs;
     const redis = this.redis;
     this.health = { name: this.kind, check: async () => void (await redis.ping()) };
     this.identity = new IdentityWatcher({
@@ -106,8 +121,10 @@ export class RedisBackend {
    * it is back and every classic channel ({@link subscribeGlobal}) is
    * subscribed again, confirmed by Redis. ioredis re-subscribes on its own
    * after a reconnect; this says when that is done, so a consumer can
-   * resynchronise what it may have missed in between. Returns a function
-   * that stops the calls.
+   * resynchronise what it may have missed in between. On a Cluster the
+   * classic channels' own connection counts too: `down` when it is lost,
+   * `up` once a new one (on another node if need be) has them confirmed.
+   * Returns a function that stops the calls.
    */
   onSubscriberState(listener: (state: SubscriberState) => void): () => void {
     this.ensureSubscriber();
@@ -115,7 +132,8 @@ export class RedisBackend {
     return () => void this.subscriberStateListeners.delete(listener);
   }
 
-  private setSubscriberState(state: SubscriberState): void {
+  private updateSubscriberState(): void {
+    const state: SubscriberState = this.subscriberDown || this.classicDown ? 'down' : 'up';
     if (this.subscriberState === state) return;
     this.subscriberState = state;
     for (const listener of [...this.subscriberStateListeners]) {
@@ -128,16 +146,21 @@ export class RedisBackend {
   }
 
   private onSubscriberReady(sub: RedisClient): void {
-    if (this.subscriberState === 'up') return;
+    if (!this.subscriberDown) return;
     const closes = this.subscriberCloses;
+    const up = (): void => {
+      if (closes !== this.subscriberCloses || this.subscriber !== sub) return;
+      this.subscriberDown = false;
+      this.updateSubscriberState();
+    };
+    // On a Cluster the classic channels have their own connection, which reports its own state.
+    if (sub.isCluster) return up();
     // Redis answers commands of a connection in order: once this SUBSCRIBE is
     // answered, the channels are subscribed (whether by it or by ioredis's own
     // re-subscription), and every later message reaches this node.
     const channels = [...this.globalChannels.keys()];
     void (channels.length > 0 ? sub.subscribe(...channels) : Promise.resolve()).then(
-      () => {
-        if (closes === this.subscriberCloses && this.subscriber === sub) this.setSubscriberState('up');
-      },
+      up,
       (err: unknown) => this.subscriberErrors.note('resubscribe failed', { err: err instanceof Error ? err.message : String(err) }),
     );
   }
@@ -158,7 +181,9 @@ export class RedisBackend {
       sub.on('error', (err: unknown) => this.subscriberErrors.note('subscriber', { err: err instanceof Error ? err.message : String(err) }));
       sub.on('close', () => {
         this.subscriberCloses++;
-        if (this.subscriber === sub) this.setSubscriberState('down');
+        if (this.subscriber !== sub) return;
+        this.subscriberDown = true;
+        this.updateSubscriberState();
       });
       sub.on('ready', () => this.onSubscriberReady(sub));
     }
@@ -177,6 +202,11 @@ export class RedisBackend {
   /**
    * SUBSCRIBE (classic pub/sub, every node of a cluster) to one channel, with
    * one listener; for feeds that span every room, such as all presence events.
+   * Resolves once Redis confirmed the subscription. On a Cluster the channel
+   * is on a connection of its own to one node (see {@link ClusterClassicSubscriber}),
+   * tried again across nodes for up to `classicSubscribeTimeoutMs`, then
+   * logged and rejected; a lost connection is replaced and re-subscribed,
+   * reported through {@link onSubscriberState}.
    */
   subscribeGlobal(channel: string, listener: (message: string) => void): Promise<() => Promise<void>> {
     return this.listen(this.globalChannels, channel, listener, 'classic');
@@ -190,11 +220,12 @@ export class RedisBackend {
   ): Promise<() => Promise<void>> {
     if (map.has(channel)) throw new Error(`channel '${channel}' is already subscribed; subscribe through the Hub`);
     const sub = this.ensureSubscriber();
+    const classic = mode === 'classic' && this.redis.isCluster ? this.ensureClassic() : undefined;
     map.set(channel, listener);
     try {
-      await (mode === 'sharded' ? sub.ssubscribe(channel) : sub.subscribe(channel));
+      await (classic ? classic.subscribe(channel) : mode === 'sharded' ? sub.ssubscribe(channel) : sub.subscribe(channel));
     } catch (err) {
-      map.delete(channel);
+      if (map.get(channel) === listener) map.delete(channel);
       throw err;
     }
     let done = false;
@@ -203,10 +234,25 @@ export class RedisBackend {
       done = true;
       if (map.get(channel) !== listener) return;
       map.delete(channel);
+      if (classic) return classic.unsubscribe(channel);
       await (mode === 'sharded' ? sub.sunsubscribe(channel) : sub.unsubscribe(channel)).catch((err: unknown) =>
         this.subscriberErrors.note(`${mode === 'sharded' ? 'sunsubscribe' : 'unsubscribe'} failed`, { err: err instanceof Error ? err.message : String(err), channel }),
       );
     };
+  }
+
+  private ensureClassic(): ClusterClassicSubscriber {
+    return (this.classic ??= new ClusterClassicSubscriber({
+      // The command client's view of the masters: it is connected whatever this node serves.
+      nodes: () => (this.redis as Cluster).nodes('master').map((node) => node.options),
+      onMessage: (channel, message) => this.globalChannels.get(channel)?.(message),
+      onState: (state) => {
+        this.classicDown = state === 'down';
+        this.updateSubscriberState();
+      },
+      logger: this.logger,
+      subscribeTimeoutMs: this.classicSubscribeTimeoutMs,
+    }));
   }
 
   /** Drops every subscription and closes the subscriber connection the backend made. Never closes `redis`. */
@@ -218,6 +264,8 @@ export class RedisBackend {
     this.channels.clear();
     this.globalChannels.clear();
     this.subscriberErrors.stop();
+    this.classic?.close();
+    this.classic = undefined;
     const sub = this.subscriber;
     this.subscriber = undefined;
     if (sub && this.ownsSubscriber) sub.disconnect();

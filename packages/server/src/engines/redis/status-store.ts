@@ -217,9 +217,11 @@ export class RedisStatusStore implements StatusStore {
 
   /**
    * Every write of every user from every node, on the backend's shared
-   * subscriber connection (classic pub/sub: every node of a cluster).
-   * `onState` follows the subscriber connection: `interrupted` when it
-   * closes, `resumed` when it is subscribed again.
+   * subscriber connection (classic pub/sub: every node of a cluster; there,
+   * a connection of its own to one node, see RedisBackend.subscribeGlobal).
+   * Resolves once Redis confirmed the subscription. `onState` follows that
+   * connection: `interrupted` when it closes, `resumed` when it (or one to
+   * another node) is subscribed again.
    */
   async subscribe(listener: (item: StatusFeedItem) => void, onState?: (state: StatusFeedState) => void): Promise<() => Promise<void>> {
     const channel = this.backend.keys.statusChannel;
