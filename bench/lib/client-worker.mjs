@@ -28,11 +28,12 @@ function startKeepAlive(intervalMs) {
 process.on('message', async (msg) => {
   try {
     if (msg.cmd === 'connect') {
-      sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses, client: msg.client ?? 'sio' });
+      sockets = await openSockets(msg.url, msg.count, { localAddresses: msg.localAddresses, client: msg.client ?? 'sio', concurrency: msg.concurrency ?? 200 });
       startKeepAlive(msg.keepAliveMs ?? 15_000);
       // Rooms are per worker (the prefix names the worker), usersPerRoom sockets each.
-      await joinAll(sockets, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-` });
-      process.send({ ok: true, connected: sockets.length, retries: sockets.retries });
+      // Every connection is a user of its own (the user ids name the worker too).
+      const joined = await joinAll(sockets, { usersPerRoom: msg.usersPerRoom, roomPrefix: `${msg.roomPrefix}w${msg.from}-`, userPrefix: `w${msg.from}-`, concurrency: msg.concurrency ?? 200 });
+      process.send({ ok: true, connected: sockets.length, retries: sockets.retries, joinRetries: joined.retries });
     } else if (msg.cmd === 'beat') {
       clearInterval(keepAlive);
       // Every socket heartbeats once per interval, phases spread evenly: an open loop of count/interval per second.
@@ -57,7 +58,9 @@ process.on('message', async (msg) => {
               else countError(errors, a, 'unknown');
             });
           }
-          if (sent < total) setTimeout(tick, 5);
+          // Wake up when the next one is due (timers have 1 ms resolution): a coarser tick would
+          // count the generator's own lateness as server latency (latency runs from the intended time).
+          if (sent < total) setTimeout(tick, Math.max(1, start + (sent * 1000) / rate - performance.now()));
           else resolve();
         };
         tick();

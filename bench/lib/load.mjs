@@ -53,18 +53,31 @@ export function ack(socket, event, payload) {
   return new Promise((resolve) => socket.emit(event, payload, resolve));
 }
 
-/** Joins socket i to room floor(i / usersPerRoom) (prefixed); returns the acks. */
-export async function joinAll(sockets, { usersPerRoom, roomPrefix, concurrency = 200 }) {
+/**
+ * Joins socket i to room floor(i / usersPerRoom) (prefixed) as user
+ * `${userPrefix}user-${i}`; returns the acks (`acks.retries`: joins retried).
+ * A join refused with `unavailable` or `rate_limited` (an overloaded server or
+ * storage) is retried up to 5 times with a growing delay, as the error asks.
+ */
+export async function joinAll(sockets, { usersPerRoom, roomPrefix, userPrefix = '', concurrency = 200 }) {
   const acks = new Array(sockets.length);
+  acks.retries = 0;
   let next = 0;
   async function worker() {
     while (next < sockets.length) {
       const i = next++;
       const roomId = `${roomPrefix}${Math.floor(i / usersPerRoom)}`;
-      const a = await ack(sockets[i], 'presence:join', { roomId, userId: `user-${i}`, state: { n: 0 } });
+      const userId = `${userPrefix}user-${i}`;
+      let a;
+      for (let attempt = 0; ; attempt++) {
+        a = await ack(sockets[i], 'presence:join', { roomId, userId, state: { n: 0 } });
+        if (a?.ok || attempt >= 5 || !['unavailable', 'rate_limited'].includes(a?.error?.code)) break;
+        acks.retries++;
+        await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+      }
       if (!a?.ok) throw new Error(`join failed: ${JSON.stringify(a)}`);
       sockets[i].roomId = roomId;
-      sockets[i].userId = `user-${i}`;
+      sockets[i].userId = userId;
       acks[i] = a;
     }
   }

@@ -31,6 +31,9 @@ export class RawSocket {
       const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`, {
         perMessageDeflate: false,
         skipUTF8Validation: true,
+        // Loopback only: a zero mask lets ws skip masking (a copy and an XOR per frame). Masking
+        // protects proxies from crafted client data; the server accepts any mask.
+        generateMask: (mask) => mask.fill(0),
         handshakeTimeout: timeoutMs,
         ...(localAddress ? { localAddress } : {}),
       });

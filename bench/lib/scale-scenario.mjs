@@ -11,6 +11,7 @@
 //   LOCAL_ADDRESSES  source addresses (default: 127.0.0.1 … 127.0.0.k, at most 900 connections each, under
 //                our default MAX_CONNECTIONS_PER_ADDRESS of 1,000, which stays on)
 //   HEARTBEAT_INTERVAL_MS (15000), DURATION_S measured (30), ROUNDS (1, order rotated)
+//   CONNECT_CONCURRENCY  connects and joins in flight per client process (default 100)
 //   HEAP_SNAPSHOT=1  heap snapshots of every server process, idle, loaded and steady (RESULTS_DIR/heap/; bench/heap-by-constructor.mjs)
 //
 // Memory per connection: every server process runs bench/lib/memory-probe.mjs;
@@ -132,7 +133,7 @@ async function scaleRun(kind, redis, o, log) {
     });
     const roomPrefix = `s${randomUUID().slice(0, 6)}-`;
     const counts = children.map((_, i) => Math.min(o.perProcess, o.N - i * o.perProcess));
-    const connected = await Promise.all(children.map((c, i) => call(c, { cmd: 'connect', url: server.url, from: i, count: counts[i], usersPerRoom: o.usersPerRoom, roomPrefix, localAddresses: o.localAddresses, keepAliveMs: o.interval, client: types[i] })));
+    const connected = await Promise.all(children.map((c, i) => call(c, { cmd: 'connect', url: server.url, from: i, count: counts[i], usersPerRoom: o.usersPerRoom, roomPrefix, localAddresses: o.localAddresses, keepAliveMs: o.interval, client: types[i], concurrency: o.concurrency })));
     const connectSeconds = (performance.now() - t0) / 1000;
     log(`[scale ${kind}] ${o.N} connections (${o.client} client) joined in ${connectSeconds.toFixed(1)} s; heartbeats every ${o.interval} ms for ${o.durationMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 2_000));
@@ -178,7 +179,7 @@ async function scaleRun(kind, redis, o, log) {
     const perConn = (a, b) => Math.round((b - a) / o.N);
     return {
       kind, name: NAMES[kind], connections: o.N, serverProcesses: loaded.processes, clientProcesses: o.processes, client: o.client,
-      connectSeconds: Math.round(connectSeconds * 10) / 10, connectRetries: connected.reduce((a, c) => a + (c.retries ?? 0), 0),
+      connectSeconds: Math.round(connectSeconds * 10) / 10, connectRetries: connected.reduce((a, c) => a + (c.retries ?? 0), 0), joinRetries: connected.reduce((a, c) => a + (c.joinRetries ?? 0), 0),
       heartbeats: acked, errors, latency: summarize(h),
       byClient: Object.fromEntries(Object.entries(byType).map(([t, x]) => [t, { connections: x.connections, heartbeats: x.acked, latency: summarize(x.h), cpuMicrosPerHeartbeat: x.acked ? Math.round((x.cpu * 1e6) / x.acked) : undefined }])),
       memory: {
@@ -215,6 +216,8 @@ export async function scenarioScale(env, log) {
     localAddresses: env.LOCAL_ADDRESSES ? env.LOCAL_ADDRESSES.split(',').filter(Boolean) : defaultAddresses(N),
     interval: num('HEARTBEAT_INTERVAL_MS', 15_000), durationMs: num('DURATION_S', 30) * 1000, usersPerRoom: num('USERS_PER_ROOM', 10),
     snapshots: env.HEAP_SNAPSHOT === '1',
+    // Connects and joins in flight per client process (CONNECT_CONCURRENCY also bounds the connects).
+    concurrency: num('CONNECT_CONCURRENCY', 100),
   };
   const rounds = num('ROUNDS', 1);
   // One process holds at most `ulimit -n` sockets (20,000 on this machine; the hard limit, which an
@@ -261,7 +264,7 @@ export async function scenarioScale(env, log) {
       contenders.map((k) => { const s = summary[k]; return [NAMES[k], s.connectSeconds, f(s.heartbeats), errs(s.errors), ms(s.p50), ms(s.p99), ms(s.p999), ms(s.max), f(s.serverRssLoadedMB), f(s.rssBytesPerConnection), ratio(s.rssBytesPerConnection, bare?.rss), f(s.heapBytesPerConnection), ratio(s.heapBytesPerConnection, bare?.heap), f(s.redisBytesPerConnection)]; })),
     '', `Where the two cores went during the measured heartbeats (% of one core, from /proc; 200 % = both cores; "other" = the rest of the machine):`, '',
     table(['server', 'server processes', 'client processes (load generator)', 'redis-server', 'other', 'machine busy', 'client RSS bytes / connection'],
-      contenders.map((k) => { const c = summary[k].cpu; return [NAMES[k], c.server, c.clients, c.redis, c.other, c.machine, f(summary[k].clientRssBytesPerConnection)]; })),
+      contenders.map((k) => { const c = summary[k].cpu; const r = (x) => (x === undefined ? '-' : Math.round(x * 10) / 10); return [NAMES[k], r(c.server), r(c.clients), r(c.redis), r(c.other), r(c.machine), f(summary[k].clientRssBytesPerConnection)]; })),
   ];
   if (client === 'mixed') {
     lines.push('', 'By client (the same server and moment; half of the client processes each):', '',
