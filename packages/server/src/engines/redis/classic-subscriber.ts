@@ -284,7 +284,8 @@ class TimeoutError extends Error {}
 /** `promise`, or a {@link TimeoutError} after `ms` (the promise itself is left to settle). */
 function bounded<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   promise.catch(() => undefined);
-  if (ms <= 0) return Promise.reject(new TimeoutError(what));
+  // No time left is not a connection that failed to answer: a plain error, so the connection is kept.
+  if (ms <= 0) return Promise.reject(new Error(`${what}: no time left`));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TimeoutError(`${what} within ${ms} ms`)), ms);
