@@ -87,6 +87,12 @@ export class ByteBudget {
     this.balance -= bytes;
   }
 
+  /** True when the balance is back at the burst: the budget is then the same as a new one. */
+  full(now: number): boolean {
+    this.refill(now);
+    return this.balance >= this.burst;
+  }
+
   private refill(now: number): void {
     this.balance = Math.min(this.burst, this.balance + (Math.max(0, now - this.last) / 1000) * this.bytesPerSecond);
     this.last = now;

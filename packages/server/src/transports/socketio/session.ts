@@ -2,7 +2,7 @@ import type { Socket } from 'socket.io';
 import { PresenceError, type Channel, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { Unsubscribe } from '../../core/shared/hub.js';
-import type { ByteBudget, TokenBucket } from '../shared/rate-limit.js';
+import { ByteBudget, type TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
 import { SmallMap } from './small-map.js';
 
@@ -29,6 +29,14 @@ export interface Membership {
   userId: UserId;
   connId: ConnId;
   epoch: number;
+}
+
+/** Limits of a transport that its sessions read (one object per transport). */
+export interface SessionLimits {
+  /** Most requests of one socket queued or running at once. */
+  maxPending: number;
+  /** Snapshot bytes per second one socket may pull through joins (a burst of 4 s), or undefined for no limit. */
+  snapshotBytesPerSecond: number | undefined;
 }
 
 /**
@@ -75,15 +83,25 @@ export class SocketSession {
   /** Listeners the transport may have put on the socket (a list shared by every socket), removed at detach. */
   handlers: ReadonlyArray<readonly [string, SocketListener]> = NO_LISTENERS;
   expiryTimer: NodeJS.Timeout | undefined;
-  /** Snapshot bytes this socket may still pull (joins answer with a room snapshot). */
-  snapshotBudget: ByteBudget | undefined;
+  private budget: ByteBudget | undefined;
+  /**
+   * Snapshot bytes this socket may still pull (joins answer with a room
+   * snapshot); undefined without a snapshot limit. Made when first needed and
+   * forgotten once it has refilled ({@link dropIdleQueue}): a full budget is
+   * the same as a new one.
+   */
+  get snapshotBudget(): ByteBudget | undefined {
+    const rate = this.limits.snapshotBytesPerSecond;
+    return rate ? (this.budget ??= new ByteBudget(rate, rate * 4, Date.now())) : undefined;
+  }
 
   constructor(
     readonly socket: AnySocket,
     /** The token's user when auth is on: the socket may act only as this user. */
     readonly authUserId: string | undefined,
     readonly bucket: TokenBucket | undefined,
-    private readonly maxPending: number,
+    /** The transport's limits (one object shared by every session). */
+    private readonly limits: SessionLimits,
   ) {}
 
   /**
@@ -93,12 +111,13 @@ export class SocketSession {
    * when nothing is queued or running.
    */
   get queue(): RequestQueue {
-    return (this.q ??= new RequestQueue(this.maxPending));
+    return (this.q ??= new RequestQueue(this.limits.maxPending));
   }
 
-  /** Forgets the queue once nothing is queued or running (call after a request settled). */
+  /** Forgets the queue once nothing is queued or running, and a snapshot budget that refilled (call after a request settled). */
   dropIdleQueue(): void {
     if (this.q?.pending === 0) this.q = undefined;
+    if (this.budget?.full(Date.now())) this.budget = undefined;
   }
 
   /** Resolves once every request queued so far has settled (or released). */

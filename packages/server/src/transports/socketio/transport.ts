@@ -4,13 +4,14 @@ import type { PresenceService } from '../../core/presence/service.js';
 import { systemClock, type Clock } from '../../core/shared/clock.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
+import { retryInBackground } from '../../core/shared/retry.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
-import { ByteBudget, TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
+import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
 import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
 import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware, type RateLimitDeps } from './middleware.js';
-import { SocketSession, type AnySocket, type Membership, type SocketListener } from './session.js';
+import { SocketSession, type AnySocket, type Membership, type SessionLimits, type SocketListener } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 import type { ChannelService } from '../../core/channels/service.js';
@@ -92,6 +93,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const maxPending = options.maxPendingRequests ?? 64;
   const snapshotRate = options.snapshotBytesPerSecond === false ? undefined : (options.snapshotBytesPerSecond ?? 1_048_576);
   const sessions = new Map<AnySocket, SocketSession>();
+  const sessionLimits: SessionLimits = { maxPending, snapshotBytesPerSecond: snapshotRate };
   // Failures that come in bursts (an outage, a flood) are logged once per kind, then summarised.
   const problems = new LogSummary(logger, 'socket.io transport');
   let disposed = false;
@@ -122,8 +124,8 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     channels: options.channels ? { service: options.channels, maxChannelsPerSocket: positive('maxChannelsPerSocket', options.maxChannelsPerSocket ?? 128) } : undefined,
   };
   // One listener for every status event of every user: sockets watching the user get it.
-  const offStatus = ctx.status ? options.status!.subscribe((event) => deliverStatus(ctx, event)) : undefined;
-  offStatus?.catch((err: unknown) => logger.warn({ err }, 'status events could not be followed; watchers get no events on this node'));
+  // Storage down at start: retried in the background (watchers on this node get no events until it works).
+  const statusFeed = ctx.status ? retryInBackground(() => options.status!.subscribe((event) => deliverStatus(ctx, event)), { logger, what: 'status events for socket watchers' }) : undefined;
   const offResume = options.status?.onFeedResumed(() => {
     repushWatched(ctx).then(
       (n) => logger.info({ users: n }, 'status feed resumed: watched users were read again and pushed'),
@@ -224,8 +226,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     if (disposed) return;
     const auth = verified?.get(socket);
     const bucket = rateLimit ? new TokenBucket(rateLimit, Date.now()) : undefined;
-    const session = new SocketSession(socket, auth?.userId, bucket, maxPending);
-    if (snapshotRate) session.snapshotBudget = new ByteBudget(snapshotRate, snapshotRate * 4, Date.now());
+    const session = new SocketSession(socket, auth?.userId, bucket, sessionLimits);
     sessions.set(socket, session);
     metrics.connections.inc();
     session.syncData();
@@ -287,7 +288,8 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       nsp.off('connection', onConnection);
       offReset();
       offResume?.();
-      await (await offStatus?.catch(() => undefined))?.();
+      statusFeed?.stop();
+      await (await statusFeed?.result)?.();
       const all = [...sessions.values()];
       sessions.clear();
       await Promise.all(
