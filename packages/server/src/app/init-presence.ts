@@ -16,6 +16,7 @@ import { backendsOf, createBackends, type Backends } from './backends.js';
 import { StatusService, type StatusServiceOptions } from '../core/status/service.js';
 import type { StatusStore } from '../core/status/store.js';
 import { bridgePresenceToStatus } from './status-bridge.js';
+import { retryInBackground } from '../core/shared/retry.js';
 import { ChannelService, type ChannelServiceOptions } from '../core/channels/service.js';
 import { ChannelFeeds, channelSources, type ChannelHub, type ChannelTopics } from '../core/channels/feeds.js';
 import { ChannelNamespaces } from '../core/channels/namespaces.js';
@@ -329,15 +330,12 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   });
   if (options.startReaper !== false) service.start();
   // The bridge and the feed start in the background; a failure (storage down at start) is logged, and status reads go to the store meanwhile.
-  const statusReady: Promise<(() => Promise<void>) | undefined> = status
-    ? Promise.all([status.start({ sweep: options.startReaper !== false }), bridgePresenceToStatus(service, status, { logger })]).then(
-        ([, off]) => off,
-        (err: unknown) => {
-          logger.warn({ err }, 'user status could not start (its feed or the presence bridge); status events are off on this node');
-          return undefined;
-        },
-      )
-    : Promise.resolve(undefined);
+  // Storage down at start: the status feed is retried in the background until it works (status events are off on this
+  // node meanwhile); the bridge reports joins at once and retries its own feed subscription.
+  const statusStart = status
+    ? retryInBackground(() => status.start({ sweep: options.startReaper !== false }), { logger, what: 'user status feed', delaysMs: [500, 1_000, 2_000] })
+    : undefined;
+  const bridge = status ? bridgePresenceToStatus(service, status, { logger, waitForFeed: false }) : undefined;
   let disposing: Promise<void> | undefined;
   return {
     service,
@@ -352,7 +350,9 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
     dispose: (opts) =>
       (disposing ??= (async () => {
         await transport.dispose(opts);
-        await (await statusReady)?.();
+        statusStart?.stop();
+        await statusStart?.result;
+        await (await bridge)?.();
         await status?.dispose();
         await channels?.dispose();
         channelFeeds?.dispose();

@@ -3,6 +3,8 @@ import type { PresenceEvent } from 'realtime-message-protocol';
 import { ANONYMOUS_USER_ID } from '../core/channels/presence-info.js';
 import type { Logger } from '../core/shared/logger.js';
 import { LogSummary } from '../core/shared/log-summary.js';
+import { silentLogger } from '../core/shared/logger.js';
+import { retryInBackground } from '../core/shared/retry.js';
 import type { LocalJoin } from '../core/presence/options.js';
 import type { ConnectionChange } from '../core/status/service.js';
 
@@ -25,6 +27,10 @@ export interface StatusBridgeOptions {
   retryDelaysMs?: readonly number[];
   /** Most changes waiting for a retry at once; beyond, new failures are given up at once (and logged). @default 10000 */
   maxPendingRetries?: number;
+  /** Waits between attempts to subscribe to the presence feed while storage is down; the last repeats. @default [500, 1000, 2000] */
+  feedRetryDelaysMs?: readonly number[];
+  /** Resolve only after the first attempt to subscribe to the presence feed (`false`: at once). @default true */
+  waitForFeed?: boolean;
 }
 
 /**
@@ -91,23 +97,31 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     apply(userId, conn, epoch, live, 0);
   };
 
+  // Joins are reported from now on, whatever the feed does: they need the store, not the feed.
   const offJoined = presence.onJoined((j) => report(j.userId, j.roomId, j.connId, j.epoch, true));
-  let offFeed: () => Promise<void>;
-  try {
-    offFeed = await presence.subscribe((event) => {
-      if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
-    });
-  } catch (err) {
-    offJoined();
-    throw err;
-  }
+  // Leaves need the feed. Storage down at start: the subscription is retried in the background
+  // (this resolves after the first attempt, so a caller whose storage is up misses nothing after it).
+  let firstAttempt: () => void = () => undefined;
+  const attempted = new Promise<void>((resolve) => (firstAttempt = resolve));
+  const feed = retryInBackground(
+    () => {
+      const p = presence.subscribe((event) => {
+        if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
+      });
+      void p.then(firstAttempt, firstAttempt);
+      return p;
+    },
+    { logger: options.logger ?? silentLogger, what: 'status bridge (presence leaves)', delaysMs: options.feedRetryDelaysMs ?? [500, 1_000, 2_000] },
+  );
+  if (options.waitForFeed !== false) await attempted;
   return async () => {
     stopped = true;
     offJoined();
     for (const t of timers) clearTimeout(t);
     timers.clear();
     failures?.stop();
-    await offFeed();
+    feed.stop();
+    await (await feed.result)?.();
   };
 }
 

@@ -125,7 +125,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   };
   // One listener for every status event of every user: sockets watching the user get it.
   // Storage down at start: retried in the background (watchers on this node get no events until it works).
-  const statusFeed = ctx.status ? retryInBackground(() => options.status!.subscribe((event) => deliverStatus(ctx, event)), { logger, what: 'status events for socket watchers' }) : undefined;
+  const statusFeed = ctx.status ? retryInBackground(() => options.status!.subscribe((event) => deliverStatus(ctx, event)), { logger, what: 'status events for socket watchers', delaysMs: [500, 1_000, 2_000] }) : undefined;
   const offResume = options.status?.onFeedResumed(() => {
     repushWatched(ctx).then(
       (n) => logger.info({ users: n }, 'status feed resumed: watched users were read again and pushed'),
