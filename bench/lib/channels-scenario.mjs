@@ -412,7 +412,7 @@ async function runOne(kind, cfg, redis, configPath, log) {
       // Where a delay can come from: the publisher process (how late each publication left it; its event-loop delay),
       // each server's and each subscriber worker's event-loop delay (ms), the machine's CPU (% of one core, all processes) and load.
       publisherLateness: summarize(lateOpen), publisherLoop: mainOpen,
-      serverLoops: serverLoops.map((x) => x && { p50: x.p50, p99: x.p99, max: x.max, mean: x.mean, cpuMs: x.cpuMs }),
+      serverLoops: serverLoops.map((x) => x && { p50: x.p50, p99: x.p99, max: x.max, mean: x.mean, cpuMs: x.cpuMs, gc: x.gc }),
       workerLoops: lat.loops, machineCpuPercent: machineOpen, load1: [loadBefore, load1()],
       server: usage(before, sampleAll(serverPids)), redis: redisBefore ? usage(redisBefore, sampleTree(redis.pid)) : undefined,
       monoUs: [openFromUs, openToUs],
@@ -529,6 +529,7 @@ export function summarizeRuns(runs) {
       publisherLoopP99: med((r) => r.latencyPhase.publisherLoop?.p99),
       serverLoopP99: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.p99 ?? NaN))),
       serverLoopMax: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.max ?? NaN))),
+      serverGcMaxMs: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.gc?.maxMs ?? NaN))),
       workerLoopP99: med((r) => Math.max(...(r.latencyPhase.workerLoops ?? []).map((x) => x?.p99 ?? NaN))),
       machineCpu: med((r) => r.latencyPhase.machineCpuPercent),
       load1: med((r) => r.latencyPhase.load1?.[0]),
@@ -603,7 +604,7 @@ export async function scenarioChannels(env, log) {
     `${x.gaps} / ${x.duplicates} / ${x.missing}`,
   ]);
   const tailRows = Object.values(s).map((x) => [
-    x.label, ms(x.latency.p99), ms(x.latency.ackP99), ms(x.tail.publisherLateP99), ms(x.tail.publisherLoopP99), `${ms(x.tail.serverLoopP99)} / ${ms(x.tail.serverLoopMax)}`, ms(x.tail.workerLoopP99), `${x.tail.machineCpu} %`, x.tail.load1,
+    x.label, ms(x.latency.p99), ms(x.latency.ackP99), ms(x.tail.publisherLateP99), ms(x.tail.publisherLoopP99), `${ms(x.tail.serverLoopP99)} / ${ms(x.tail.serverLoopMax)}`, ms(x.tail.serverGcMaxMs), ms(x.tail.workerLoopP99), `${x.tail.machineCpu} %`, x.tail.load1,
   ]);
   const recRows = Object.values(s).filter((x) => x.recovery).map((x) => [x.label, `${cfg.subscribers} × ${cfg.missed}`, `${x.recovery.seconds} s`, ms(x.recovery.p50), ms(x.recovery.p99), ms(x.recovery.max), `${x.recovery.recovered} / ${x.recovery.notRecovered}`, int(x.recovery.recoveredPublications)]);
   const md = [
@@ -615,7 +616,7 @@ export async function scenarioChannels(env, log) {
     '',
     `#### where the latency tail comes from (at ${cfg.rate}/s; ms, medians over rounds; event-loop delays from monitorEventLoopDelay, the worst server node and subscriber worker)`,
     '',
-    table(['server', 'delivery p99', 'publish ack p99', 'publisher late p99', 'publisher loop delay p99', 'server loop delay p99 / max', 'subscriber loop delay p99', 'machine CPU (all processes)', 'load (1 min)'], tailRows),
+    table(['server', 'delivery p99', 'publish ack p99', 'publisher late p99', 'publisher loop delay p99', 'server loop delay p99 / max', 'server longest GC pause', 'subscriber loop delay p99', 'machine CPU (all processes)', 'load (1 min)'], tailRows),
     ...(recRows.length ? ['', `#### recovery: ${cfg.subscribers} subscribers reconnect at once after missing ${cfg.missed} publications each (publishing goes on at ${cfg.recoveryLiveRate}/s)`, '', table(['server', 'subscribers × missed', 'storm time', 'per subscriber p50', 'p99', 'max', 'recovered / not', 'publications recovered (all rounds)'], recRows)] : []),
     ...(result.targets ? ['', table(['target', 'value', 'met'], [
       ['Redis publish throughput ≥ 0.8 × baseline (b)', `${result.targets.redisThroughputVsScript.value} ×`, result.targets.redisThroughputVsScript.met ? 'yes' : 'no'],
