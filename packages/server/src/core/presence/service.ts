@@ -18,6 +18,7 @@ import {
 import type { z } from 'zod';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Hub, type Unsubscribe } from '../shared/hub.js';
+import { LogSummary } from '../shared/log-summary.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
 import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, StorageReset, Timing, WriteOutcome } from './engine.js';
 
@@ -68,6 +69,7 @@ export class PresenceService {
   private readonly ownHub: Hub<PresenceTopics> | undefined;
   private readonly subscriptions = new Set<Unsubscribe>();
   private readonly joinedListeners = new Set<(joined: LocalJoin) => void>();
+  private reaperFailures: LogSummary | undefined;
   private reaperTimer: NodeJS.Timeout | undefined;
   private reaping: Promise<number> | undefined;
   /** True when the last pass stopped at its budget with due work left: the next pass starts at once. */
@@ -353,7 +355,8 @@ export class PresenceService {
     if (this.reaperTimer) return;
     const tick = (): void => {
       void this.reapNow()
-        .catch((err: unknown) => this.logger.warn({ err }, 'reaper pass failed; retrying next interval'))
+        // An outage fails every pass: the first failure of each kind is logged, then one summary per 30 s.
+        .catch((err: unknown) => (this.reaperFailures ??= new LogSummary(this.logger, 'reaper pass failed; retrying next interval', 30_000)).note(err instanceof PresenceError ? err.code : 'error', { err }))
         .finally(() => {
           if (this.reaperTimer) {
             this.reaperTimer = setTimeout(tick, this.reaperBehind ? 0 : this.options.reaperIntervalMs);
@@ -424,6 +427,7 @@ export class PresenceService {
     this.disposed = true;
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
     this.reaperTimer = undefined;
+    this.reaperFailures?.stop();
     const subs = [...this.subscriptions];
     this.subscriptions.clear();
     await Promise.allSettled(subs.map((off) => off()));
