@@ -302,7 +302,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
         const ids = [socket.id, ...id.connIds];
         if (opts.client !== undefined && !ids.includes(opts.client)) continue;
         if (ids.some((c) => keep.has(c))) continue;
-        socket.disconnect(true);
+        transport.kick(socket);
         n++;
       }
       return n;

@@ -15,7 +15,8 @@ function targets(conn: CentrifugoConnection, cmd: { user: string; client?: strin
  * The server API's disconnect on this node's Centrifugo connections: each
  * one of the user (not whitelisted) is closed with the command's code and
  * reason, which centrifuge-js reports in its `disconnected` event (3500+
- * codes: it does not reconnect). Returns how many were closed.
+ * codes: it does not reconnect), and leaves presence at once (no disconnect
+ * grace). Returns how many were closed.
  */
 export function disconnectCentrifugo(connections: Iterable<CentrifugoConnection>, cmd: DisconnectCommand): number {
   const keep = new Set(cmd.whitelist ?? []);
@@ -23,7 +24,8 @@ export function disconnectCentrifugo(connections: Iterable<CentrifugoConnection>
   for (const conn of [...connections]) {
     if (!targets(conn, cmd) || keep.has(conn.client)) continue;
     // A reason longer than a close frame holds (123 bytes) is cut rather than refused.
-    conn.close(cmd.code, Buffer.byteLength(cmd.reason) <= 123 ? cmd.reason : Buffer.from(cmd.reason).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, ''));
+    // Presence is left at once ('shutdown' closes skip the disconnect grace), as Centrifugo removes a disconnected client.
+    conn.close(cmd.code, Buffer.byteLength(cmd.reason) <= 123 ? cmd.reason : Buffer.from(cmd.reason).subarray(0, 123).toString('utf8').replace(/\uFFFD$/, ''), 'shutdown');
     n++;
   }
   return n;

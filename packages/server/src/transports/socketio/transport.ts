@@ -71,6 +71,12 @@ export interface SocketIoTransport {
    */
   unsubscribeUser(user: string, channel: string, client?: string): Promise<number>;
   /**
+   * Disconnects a socket for good (the server API's `disconnect`): its rooms
+   * are left at once with reason `disconnect`, without the disconnect grace
+   * a lost connection gets (a kicked user must not linger in presence).
+   */
+  kick(socket: AnySocket): void;
+  /**
    * Stops serving. `leave` (default `true`): every local connection leaves at
    * once with reason `disconnect`; `'grace'`: each one gets the disconnect
    * grace, as a lost client connection does, so that it can resume on another
@@ -93,6 +99,8 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const maxPending = options.maxPendingRequests ?? 64;
   const snapshotRate = options.snapshotBytesPerSecond === false ? undefined : (options.snapshotBytesPerSecond ?? 1_048_576);
   const sessions = new Map<AnySocket, SocketSession>();
+  /** Sockets disconnected by the server API: they leave at once, not after the grace. */
+  const kicked = new WeakSet<AnySocket>();
   const sessionLimits: SessionLimits = { maxPending, snapshotBytesPerSecond: snapshotRate };
   // Failures that come in bursts (an outage, a flood) are logged once per kind, then summarised.
   const problems = new LogSummary(logger, 'socket.io transport');
@@ -206,8 +214,9 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       await Promise.all(
         rooms.map(async (m) => {
           try {
-            await service.disconnectParsed(m);
-            if (service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
+            if (kicked.has(session.socket)) await service.leaveParsed(m, { reason: 'disconnect' });
+            else await service.disconnectParsed(m);
+            if (kicked.has(session.socket) || service.options.disconnectGraceMs === 0) metrics.leaves.inc({ reason: 'disconnect' });
           } catch (err) {
             // stale_epoch: resumed elsewhere; not_joined: already gone. Both are fine here.
             if (!(err instanceof PresenceError) || err.code === 'internal' || err.code === 'unavailable') problems.note('disconnect cleanup failed', { err, roomId: m.roomId });
@@ -265,6 +274,10 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       const sent = service.publishParsed(msg);
       sent.catch((err: unknown) => problems.note('broadcast failed', { err, roomId: msg.roomId, event: msg.event }));
       return sent;
+    },
+    kick(socket) {
+      kicked.add(socket);
+      socket.disconnect(true);
     },
     async unsubscribeUser(user, channel, client) {
       const named = (s: SocketSession): boolean => client === undefined || s.socket.id === client || [...s.rooms.values()].some((m) => m.connId === client);
