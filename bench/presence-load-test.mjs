@@ -269,7 +269,10 @@ async function scenarioGuard() {
 /** One cross-node run: two fresh nodes on `redis`, observers on A, joins + leaves on B. */
 async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
   const prefix = `x${randomUUID().slice(0, 6)}:`;
-  const [a, b] = await Promise.all([startServer('ours', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix }), startServer('ours', { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix })]);
+  // SERVER_ENV (JSON): extra settings of both nodes; CPU_PROF=<dir>: write each node's `--cpu-prof` profile there.
+  const extra = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, ...JSON.parse(env.SERVER_ENV ?? '{}') };
+  const prof = (name) => ({ execArgv: env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${name}-${prefix.slice(0, -1)}.cpuprofile`] : [] });
+  const [a, b] = await Promise.all([startServer('ours', extra, prof('nodeA')), startServer('ours', extra, prof('nodeB'))]);
   try {
     const observers = await openSockets(a.url, rooms);
     const roomPrefix = `c${randomUUID().slice(0, 6)}-`;
@@ -289,6 +292,8 @@ async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
     const errors = {};
     const p = progress(label);
     const load = loadavg()[0];
+    if (redis.own) await redis.commandCalls({ reset: true });
+    const cpuBefore = [a.pid, b.pid, redis.pid].map(sampleTree);
     const { started: n, seconds } = await poolLoop(pool, {
       rate,
       durationMs,
@@ -305,10 +310,15 @@ async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
       },
     });
     await new Promise((r) => setTimeout(r, 500));
+    // CPU microseconds per join+leave cycle of each process (observer node A, joining node B, Redis): the cost, whatever the machine's load.
+    const cpuUsPerCycle = Object.fromEntries(['nodeA', 'nodeB', 'redis'].map((k, i) => [k, Math.round(((sampleTree([a.pid, b.pid, redis.pid][i]).cpu - cpuBefore[i].cpu) * 1e6) / Math.max(1, n))]));
+    // Redis commands per join+leave cycle, by command (what each cycle costs Redis in round trips).
+    const calls = redis.own ? await redis.commandCalls() : {};
+    const redisCallsPerCycle = Object.fromEntries(Object.entries(calls).filter(([k]) => !['info', 'config|resetstat', 'config'].includes(k)).map(([k, v]) => [k, Math.round((v / Math.max(1, n)) * 100) / 100]).filter(([, v]) => v >= 0.01));
     p.done();
     closeSockets(observers);
     closeSockets(pool);
-    return { achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay), loadAverage: Math.round(load * 100) / 100 };
+    return { achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, cpuUsPerCycle, redisCallsPerCycle, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay), loadAverage: Math.round(load * 100) / 100 };
   } finally {
     await Promise.all([a.stop(), b.stop()]);
   }
@@ -331,7 +341,7 @@ async function scenarioCrossNode() {
   const result = { scenario: 'cross-node', offeredJoinsPerSec: rate, runs, achievedJoinsPerSec: med((x) => x.achievedJoinsPerSec), joinP99Median: med((x) => x.joinToEventOnOtherNode.p99), joinP99Worst: Math.max(...runs.map((x) => x.joinToEventOnOtherNode.p99)) };
   save('cross-node', result, [`### cross-node event delay (2 nodes on one Redis, ${rate} joins/s offered, each followed by a leave; ${runs.length} run(s) of ${durationMs / 1000} s, fresh nodes each; medians over the runs)`, '',
     table(['event', 'count', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'p99 per run (ms)', 'worst run p99 (ms)', 'p99.9 (ms)', 'max (ms)'], [row('join on node B → event on node A', 'joinToEventOnOtherNode'), row('leave on node B → event on node A', 'leaveToEventOnOtherNode')]), '',
-    `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}`].join('\n'));
+    `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}; CPU µs per join+leave cycle (node A / node B / Redis) ${runs.map((x) => `${x.cpuUsPerCycle.nodeA} / ${x.cpuUsPerCycle.nodeB} / ${x.cpuUsPerCycle.redis}`).join(', ')}; Redis commands per cycle ${JSON.stringify(runs[0]?.redisCallsPerCycle ?? {})}`].join('\n'));
 }
 
 /** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */

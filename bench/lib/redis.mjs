@@ -31,6 +31,14 @@ export async function startRedis() {
       c.disconnect();
       return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
     },
+    /** Calls per command since the last CONFIG RESETSTAT (INFO commandstats), e.g. { evalsha: 1200, spublish: 300 }. */
+    async commandCalls({ reset = false } = {}) {
+      const c = new Redis(url);
+      const info = await c.info('commandstats');
+      if (reset) await c.config('RESETSTAT');
+      c.disconnect();
+      return Object.fromEntries([...info.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    },
     async flush() {
       const c = new Redis(url);
       await c.flushall();
