@@ -12,6 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { closeSockets, openSockets } from './load.mjs';
 import { startRedis } from './redis.mjs';
 import { RESULTS_DIR, save, table } from './report.mjs';
@@ -291,6 +292,29 @@ function perfRecord(cfg, kind, pids) {
   });
 }
 
+/**
+ * Redis's own latency events during a phase (LATENCY monitor at a 1 ms threshold: commands and
+ * internal work that took >= 1 ms inside Redis; not the time Redis waited for a core): `start()`
+ * resets, `stop()` returns the longest event (ms) by name, e.g. { command: 3 }. Only on our own
+ * redis-server.
+ */
+function redisLatency(redis) {
+  if (!redis.own) return { start: async () => {}, stop: async () => undefined };
+  const c = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  c.on('error', () => {});
+  return {
+    async start() {
+      await c.call('CONFIG', 'SET', 'latency-monitor-threshold', '1');
+      await c.call('LATENCY', 'RESET');
+    },
+    async stop() {
+      const latest = await c.call('LATENCY', 'LATEST');
+      c.disconnect();
+      return Object.fromEntries(latest.map((e) => [e[0], Number(e[3])]));
+    },
+  };
+}
+
 /** A process's own event-loop delay (ms) since the last reset. */
 export function loopDelay(h) {
   const ms = (ns) => Math.round(ns / 1e4) / 100;
@@ -393,6 +417,8 @@ async function runOne(kind, cfg, redis, configPath, log) {
     const ackOpen = histogram();
     const lateOpen = histogram();
     await probe.mark();
+    const redisLat = redisLatency(redis);
+    await redisLat.start();
     mainLoop.reset();
     const loadBefore = load1();
     let before = sampleAll(serverPids);
@@ -405,6 +431,7 @@ async function runOne(kind, cfg, redis, configPath, log) {
     const machineOpen = Math.round(((machineCpu() - m0Open) / ((performance.now() - before.at) / 1000)) * 1000) / 10;
     let lat = await drain(workers, open.acked * perChannel, 5_000);
     const serverLoops = await probe.read();
+    const redisLatencyMaxMs = await redisLat.stop();
     out.latencyPhase = {
       offered: cfg.rate, sent: open.sent, acked: open.acked, achieved: Math.round(open.acked / (cfg.durationMs / 1000)),
       deliveries: lat.deliveries, expectedDeliveries: open.acked * perChannel,
@@ -414,6 +441,8 @@ async function runOne(kind, cfg, redis, configPath, log) {
       publisherLateness: summarize(lateOpen), publisherLoop: mainOpen,
       serverLoops: serverLoops.map((x) => x && { p50: x.p50, p99: x.p99, max: x.max, mean: x.mean, cpuMs: x.cpuMs, gc: x.gc }),
       workerLoops: lat.loops, machineCpuPercent: machineOpen, load1: [loadBefore, load1()],
+      // Redis's own longest latency event per kind (ms; {} when nothing inside Redis took 1 ms or more).
+      redisLatencyMaxMs,
       server: usage(before, sampleAll(serverPids)), redis: redisBefore ? usage(redisBefore, sampleTree(redis.pid)) : undefined,
       monoUs: [openFromUs, openToUs],
       // Deliveries over 20 ms by publish time, per 100 ms from the phase start (worker clocks): { bucket: count }.
@@ -530,6 +559,7 @@ export function summarizeRuns(runs) {
       serverLoopP99: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.p99 ?? NaN))),
       serverLoopMax: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.max ?? NaN))),
       serverGcMaxMs: med((r) => Math.max(...(r.latencyPhase.serverLoops ?? []).map((x) => x?.gc?.maxMs ?? NaN))),
+      redisLatencyMaxMs: med((r) => (r.latencyPhase.redisLatencyMaxMs ? Math.max(0, ...Object.values(r.latencyPhase.redisLatencyMaxMs)) : undefined)),
       workerLoopP99: med((r) => Math.max(...(r.latencyPhase.workerLoops ?? []).map((x) => x?.p99 ?? NaN))),
       machineCpu: med((r) => r.latencyPhase.machineCpuPercent),
       load1: med((r) => r.latencyPhase.load1?.[0]),
@@ -604,7 +634,7 @@ export async function scenarioChannels(env, log) {
     `${x.gaps} / ${x.duplicates} / ${x.missing}`,
   ]);
   const tailRows = Object.values(s).map((x) => [
-    x.label, ms(x.latency.p99), ms(x.latency.ackP99), ms(x.tail.publisherLateP99), ms(x.tail.publisherLoopP99), `${ms(x.tail.serverLoopP99)} / ${ms(x.tail.serverLoopMax)}`, ms(x.tail.serverGcMaxMs), ms(x.tail.workerLoopP99), `${x.tail.machineCpu} %`, x.tail.load1,
+    x.label, ms(x.latency.p99), ms(x.latency.ackP99), ms(x.tail.publisherLateP99), ms(x.tail.publisherLoopP99), `${ms(x.tail.serverLoopP99)} / ${ms(x.tail.serverLoopMax)}`, ms(x.tail.serverGcMaxMs), ms(x.tail.redisLatencyMaxMs), ms(x.tail.workerLoopP99), `${x.tail.machineCpu} %`, x.tail.load1,
   ]);
   const recRows = Object.values(s).filter((x) => x.recovery).map((x) => [x.label, `${cfg.subscribers} × ${cfg.missed}`, `${x.recovery.seconds} s`, ms(x.recovery.p50), ms(x.recovery.p99), ms(x.recovery.max), `${x.recovery.recovered} / ${x.recovery.notRecovered}`, int(x.recovery.recoveredPublications)]);
   const md = [
@@ -616,7 +646,7 @@ export async function scenarioChannels(env, log) {
     '',
     `#### where the latency tail comes from (at ${cfg.rate}/s; ms, medians over rounds; event-loop delays from monitorEventLoopDelay, the worst server node and subscriber worker)`,
     '',
-    table(['server', 'delivery p99', 'publish ack p99', 'publisher late p99', 'publisher loop delay p99', 'server loop delay p99 / max', 'server longest GC pause', 'subscriber loop delay p99', 'machine CPU (all processes)', 'load (1 min)'], tailRows),
+    table(['server', 'delivery p99', 'publish ack p99', 'publisher late p99', 'publisher loop delay p99', 'server loop delay p99 / max', 'server longest GC pause', 'Redis longest internal event', 'subscriber loop delay p99', 'machine CPU (all processes)', 'load (1 min)'], tailRows),
     ...(recRows.length ? ['', `#### recovery: ${cfg.subscribers} subscribers reconnect at once after missing ${cfg.missed} publications each (publishing goes on at ${cfg.recoveryLiveRate}/s)`, '', table(['server', 'subscribers × missed', 'storm time', 'per subscriber p50', 'p99', 'max', 'recovered / not', 'publications recovered (all rounds)'], recRows)] : []),
     ...(result.targets ? ['', table(['target', 'value', 'met'], [
       ['Redis publish throughput ≥ 0.8 × baseline (b)', `${result.targets.redisThroughputVsScript.value} ×`, result.targets.redisThroughputVsScript.met ? 'yes' : 'no'],
