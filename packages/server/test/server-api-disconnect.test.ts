@@ -29,7 +29,7 @@ describe('server API disconnect', () => {
     await waitFor(() => (leaves().length === 2 ? true : undefined), { what: "mallory's two leaves, well before the 60 s grace", timeoutMs: 5_000 });
     expect(leaves().map((e) => (e.type === 'leave' ? e.reason : e.type))).toEqual(['disconnect', 'disconnect']);
     const presence = await (await fetch(`${url}/api/presence`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, body: JSON.stringify({ channel: ch }) })).json();
-    expect(Object.values(presence.result.presence).map((c) => (c as { user: string }).user)).toEqual(['eve']);
+    expect(Object.values((presence as { result: { presence: Record<string, unknown> } }).result.presence).map((c) => (c as { user: string }).user)).toEqual(['eve']);
     malloryCentrifuge.disconnect();
   });
 });
