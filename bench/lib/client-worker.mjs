@@ -67,6 +67,8 @@ process.on('message', async (msg) => {
       });
       const drainEnd = performance.now() + 5_000;
       while (acked + Object.values(errors).reduce((a, b) => a + b, 0) < sent && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 20));
+      const answered = acked + Object.values(errors).reduce((a, b) => a + b, 0);
+      if (answered < sent) errors.no_ack = sent - answered;
       process.send({ ok: true, histogram: h.encodeIntoCompressedBase64(), acked, sent, errors });
     } else if (msg.cmd === 'close') {
       clearInterval(keepAlive);

@@ -108,7 +108,8 @@ async function scaleRun(kind, redis, o, log) {
   if (snapDir) mkdirSync(snapDir, { recursive: true });
   // MALLOC_ARENA_MAX (glibc): passed to every server alike when set.
   const probeEnv = { ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), MEMORY_PROBE_DIR: probeDir, ...(snapDir ? { HEAP_SNAPSHOT_DIR: snapDir } : {}), WORKERS: String(o.workers) };
-  const options = { execArgv: ['--import', MEMORY_PROBE] };
+  // CPU_PROF=<dir>: every server process writes a `--cpu-prof` profile there when it exits (bench/profile-top.mjs reads them).
+  const options = { execArgv: ['--import', MEMORY_PROBE, ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : [])] };
   const prefix = { REDIS_URL: redis?.url ?? '', REDIS_KEY_PREFIX: `s${randomUUID().slice(0, 6)}:` };
   const server =
     kind === 'memory' || kind === 'redis'
@@ -146,10 +147,6 @@ async function scaleRun(kind, redis, o, log) {
     const load0 = loadavg()[0];
     const beats = await Promise.all(children.map((c) => call(c, { cmd: 'beat', intervalMs: o.interval, durationMs: o.durationMs })));
     const seconds = (performance.now() - cpu0.at) / 1000;
-    // Again at the end of the measured phase (every connection still open): after
-    // DURATION_S of steady heartbeats V8 has had time to shrink and compact what the
-    // connect phase left behind, so this one is the steady-state figure.
-    const steady = await readMemory(server.pid, probeDir);
     const pct = (x) => Math.round((x / seconds) * 1000) / 10;
     const clientsCpu = children.map((c, i) => sampleTree(c.pid).cpu - cpu0.clients[i]);
     const self = process.cpuUsage(cpu0.self);
@@ -161,6 +158,11 @@ async function scaleRun(kind, redis, o, log) {
       machinePercent: pct(machineCpu() - cpu0.machine),
     };
     split.otherPercent = Math.round((split.machinePercent - split.serverPercent - split.clientsPercent - split.redisPercent) * 10) / 10;
+    // Again at the end of the measured phase (every connection still open; after the
+    // CPU figures, which must not include the forced GCs): after DURATION_S of steady
+    // heartbeats V8 has had time to shrink and compact what the connect phase left
+    // behind, so this one is the steady-state figure.
+    const steady = await readMemory(server.pid, probeDir);
     const h = histogram();
     const byType = {};
     const errors = {};
