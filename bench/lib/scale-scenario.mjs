@@ -243,9 +243,13 @@ export async function scenarioScale(env, log) {
   } finally {
     await redis?.stop();
   }
+  // Medians, rounded (a median of two rounds is their mean): to 0.01 below 10, 0.1 below 100, else to 1.
   const med = (kind, f) => {
     const xs = runs[kind].map(f).filter((x) => x !== undefined && Number.isFinite(x));
-    return xs.length ? median(xs) : undefined;
+    if (!xs.length) return undefined;
+    const m = median(xs);
+    const d = Math.abs(m) < 10 ? 100 : Math.abs(m) < 100 ? 10 : 1;
+    return Math.round(m * d) / d;
   };
   const bare = contenders.includes('bare') ? { rss: med('bare', (x) => x.memory.rssBytesPerConnection), heap: med('bare', (x) => x.memory.heapBytesPerConnection) } : undefined;
   const ratio = (a, b) => (a !== undefined && b ? Math.round((a / b) * 100) / 100 : '-');
