@@ -568,6 +568,12 @@ export function summarizeRuns(runs) {
     cpuThroughput: med((r) => r.throughputPhase.server.cpuPercent),
     // Server CPU time per publication at full load (all nodes): what a publication costs, whoever else took the machine's CPU.
     cpuUsPerPublication: med((r) => Math.round((r.throughputPhase.server.cpuPercent / 100) * 1e6 / r.throughputPhase.publicationsPerSec)),
+    // The same at the offered rate (every contender gets the same publications per second, so the batching that a higher
+    // closed-loop rate allows does not favour one): the servers' CPU over the latency phase (loop probe) per publication.
+    cpuUsPerPublicationAtRate: med((r) => {
+      const loops = r.latencyPhase.serverLoops ?? [];
+      return loops.length && loops.every((x) => x) ? Math.round((loops.reduce((a, x) => a + x.cpuMs, 0) * 1000) / r.latencyPhase.acked) : undefined;
+    }),
     machineCpuThroughput: med((r) => r.throughputPhase.machineCpuPercent),
     redisCpuThroughput: med((r) => r.throughputPhase.redis?.cpuPercent),
     rssMB: med((r) => r.serverRssMB),
@@ -605,10 +611,11 @@ export async function scenarioChannels(env, log) {
     }
   } finally {
     await redis.stop();
+    rmSync(configPath, { force: true });
   }
   const s = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, summarizeRuns(v)]));
   const ratio = (a, b) => (s[a] && s[b] ? Math.round((s[a].throughput / s[b].throughput) * 100) / 100 : undefined);
-  const cpuRatio = (a, b) => (s[a] && s[b] ? Math.round((s[a].cpuUsPerPublication / s[b].cpuUsPerPublication) * 100) / 100 : undefined);
+  const cpuRatio = (a, b, field = 'cpuUsPerPublication') => (s[a] && s[b] ? Math.round((s[a][field] / s[b][field]) * 100) / 100 : undefined);
   const result = {
     scenario: 'channels',
     settings: { ...cfg, profile: undefined, quietPercent: undefined, publishVia: 'Socket.IO channel:publish', roomBaselineNodes: 1 },
@@ -616,6 +623,7 @@ export async function scenarioChannels(env, log) {
     summary: s,
     ratios: { memoryVsRoom: ratio('memory', 'room'), redisVsScript: ratio('redis', 'script'), redisVsRoom: ratio('redis', 'room'), scriptVsRoom: ratio('script', 'room'), previousVsScript: ratio('previous', 'script'), redisVsPrevious: ratio('redis', 'previous') },
     cpuPerPublicationRatios: { memoryVsRoom: cpuRatio('memory', 'room'), redisVsScript: cpuRatio('redis', 'script'), previousVsScript: cpuRatio('previous', 'script'), redisVsPrevious: cpuRatio('redis', 'previous') },
+    cpuPerPublicationAtRateRatios: { memoryVsRoom: cpuRatio('memory', 'room', 'cpuUsPerPublicationAtRate'), redisVsScript: cpuRatio('redis', 'script', 'cpuUsPerPublicationAtRate'), previousVsScript: cpuRatio('previous', 'script', 'cpuUsPerPublicationAtRate'), redisVsPrevious: cpuRatio('redis', 'previous', 'cpuUsPerPublicationAtRate') },
     targets: s.redis && s.script
       ? {
           redisThroughputVsScript: { value: ratio('redis', 'script'), target: 0.8, met: ratio('redis', 'script') >= 0.8 },
@@ -630,7 +638,7 @@ export async function scenarioChannels(env, log) {
     k === 'memory' ? ratio('memory', 'room') ?? '-' : k === 'redis' || k === 'previous' ? ratio(k, 'script') ?? '-' : '-',
     int(x.latency.achieved), ms(x.latency.p50), ms(x.latency.p99), ms(x.latency.p999),
     x.nodes > 1 ? `${ms(x.latency.crossP50)} / ${ms(x.latency.crossP99)}` : '-',
-    `${x.cpuAtRate} % / ${x.cpuThroughput} %`, int(x.cpuUsPerPublication), x.redisCpuThroughput !== undefined && k !== 'memory' && k !== 'room' ? `${x.redisCpuThroughput} %` : '-', `${x.rssMB} MB`,
+    `${x.cpuAtRate} % / ${x.cpuThroughput} %`, `${int(x.cpuUsPerPublication)} / ${int(x.cpuUsPerPublicationAtRate)}`, x.redisCpuThroughput !== undefined && k !== 'memory' && k !== 'room' ? `${x.redisCpuThroughput} %` : '-', `${x.rssMB} MB`,
     `${x.gaps} / ${x.duplicates} / ${x.missing}`,
   ]);
   const tailRows = Object.values(s).map((x) => [
@@ -640,7 +648,7 @@ export async function scenarioChannels(env, log) {
   const md = [
     `### channels: ${cfg.subscribers} subscribers over ${cfg.channels} channels (median of ${cfg.rounds} rotating rounds; latency at ${cfg.rate} publications/s for ${cfg.durationMs / 1000} s; throughput closed loop ${cfg.throughputMs / 1000} s, ${cfg.channels} publishers × ${cfg.window} in flight)`,
     '',
-    table(['server', 'publications/s', 'deliveries/s', 'throughput ratio', `achieved/s at ${cfg.rate}`, 'p50', 'p99', 'p99.9', 'cross-node p50 / p99', 'server CPU at rate / max', 'server CPU µs / publication', 'Redis CPU max', 'server RSS', 'gaps / dups / missing'], rows),
+    table(['server', 'publications/s', 'deliveries/s', 'throughput ratio', `achieved/s at ${cfg.rate}`, 'p50', 'p99', 'p99.9', 'cross-node p50 / p99', 'server CPU at rate / max', `server CPU µs / publication (max / at ${cfg.rate}/s)`, 'Redis CPU max', 'server RSS', 'gaps / dups / missing'], rows),
     '',
     `Throughput ratio: ours memory / baseline (a), ours Redis / baseline (b). Latencies in ms, publish (intended send time) → delivery. Load average ${loadStart.join(', ')} at the start, ${result.loadAverage.end.join(', ')} at the end.`,
     '',
