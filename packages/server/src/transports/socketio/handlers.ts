@@ -176,14 +176,16 @@ interface Encoded {
 }
 
 /**
- * The last pushed object encoded, and its encoding: a feed hands one event
- * object to every socket of the node that follows it, one socket after the
- * other, so one entry serves a whole fan-out. (A WeakMap entry per object
- * cost more than the encoding saved: a set per publication, and its
- * ephemerons for the garbage collector.) Another object, event or namespace
- * is encoded anew.
+ * The last two pushed objects encoded, and their encodings: a feed hands one
+ * event object to every socket of the node that follows it, one socket after
+ * the other, so these entries serve a whole fan-out; two, because a presence
+ * update goes out in two forms (state, patch) to the sockets of one room in
+ * any order. (A WeakMap entry per object cost more than the encoding saved: a
+ * set per publication, and its ephemerons for the garbage collector.)
+ * Another object, event or namespace is encoded anew.
  */
 let lastEncoded: { payload: object; encoded: Encoded } | undefined;
+let olderEncoded: { payload: object; encoded: Encoded } | undefined;
 
 /**
  * The Socket.IO packet of `event` with `payload`, encoded once per fan-out
@@ -196,12 +198,15 @@ function encodeOnce(session: SocketSession, event: string, payload: object): Enc
   const nsp = session.socket.nsp;
   const last = lastEncoded;
   if (last !== undefined && last.payload === payload && last.encoded.event === event && last.encoded.nsp === nsp.name) return last.encoded;
+  const older = olderEncoded;
+  if (older !== undefined && older.payload === payload && older.encoded.event === event && older.encoded.nsp === nsp.name) return older.encoded;
   const adapter = nsp.adapter as unknown as PacketEncoder;
   const packet = { type: 2 /* EVENT */, data: [event, payload], nsp: nsp.name };
   const opts: Encoded['opts'] = { preEncoded: true };
   const packets = adapter._encode ? adapter._encode(packet, opts) : adapter.encoder?.encode(packet);
   if (!packets || packets.length !== 1 || typeof packets[0] !== 'string') return undefined;
   const encoded: Encoded = { event, nsp: nsp.name, packets, opts };
+  olderEncoded = lastEncoded;
   lastEncoded = { payload, encoded };
   return encoded;
 }
