@@ -87,8 +87,9 @@ function openFileLimit() {
   }
 }
 
+/** CPU seconds of exactly these processes (sampleTree would add each one's children again). */
 function cpuOf(pids) {
-  return pids.reduce((a, p) => a + sampleTree(p).cpu, 0);
+  return pids.reduce((a, p) => a + sampleTree(p, { children: false }).cpu, 0);
 }
 
 /**

@@ -39,11 +39,11 @@ export function processTree(pid) {
   return out;
 }
 
-/** CPU seconds (user + system) and RSS bytes of a process tree. */
-export function sampleTree(pid) {
+/** CPU seconds (user + system) and RSS bytes of a process tree (`children: false`: of the process alone). */
+export function sampleTree(pid, { children = true } = {}) {
   let cpu = 0;
   let rss = 0;
-  for (const p of processTree(pid)) {
+  for (const p of children ? processTree(pid) : [pid]) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
