@@ -136,6 +136,49 @@ describe('Hub', () => {
   });
 });
 
+describe('Hub lingering (lingerMs)', () => {
+  it('keeps a topic subscribed for a while after its last listener: one that comes back reuses it; after the linger it is unsubscribed', async () => {
+    const r = recordingSource();
+    const hub = new Hub<{ room: string; chan: string }>({ room: r.source, chan: r.source }, { lingerMs: { room: 60 } });
+    const got: string[] = [];
+    const off1 = await hub.subscribe('room', 'a', (i) => got.push(`1:${i}`));
+    await off1();
+    // Lingering: no listener, still subscribed at the source; items reach nobody and are not counted as a topic.
+    expect(r.calls).toEqual(['sub:a']);
+    expect(hub.size('room')).toBe(0);
+    r.emit('a', 'lost');
+    const off2 = await hub.subscribe('room', 'a', (i) => got.push(`2:${i}`));
+    expect(r.calls).toEqual(['sub:a']);
+    r.emit('a', 'x');
+    expect(got).toEqual(['2:x']);
+    await off2();
+    await new Promise((res) => setTimeout(res, 120));
+    expect(r.calls).toEqual(['sub:a', 'unsub:a']);
+    // A kind without lingerMs unsubscribes at once.
+    const offC = await hub.subscribe('chan', 'c', () => undefined);
+    await offC();
+    expect(r.calls).toEqual(['sub:a', 'unsub:a', 'sub:c', 'unsub:c']);
+    // After the linger ended, a new listener subscribes again.
+    const off3 = await hub.subscribe('room', 'a', () => undefined);
+    expect(r.calls.at(-1)).toBe('sub:a');
+    await off3();
+    await hub.dispose();
+    // dispose() unsubscribes lingering topics too.
+    expect(r.calls.at(-1)).toBe('unsub:a');
+  });
+
+  it('beyond maxLingering a topic without listeners is unsubscribed at once', async () => {
+    const r = recordingSource();
+    const hub = new Hub<{ room: string }>({ room: r.source }, { lingerMs: { room: 10_000 }, maxLingering: 1 });
+    const [offA, offB] = [await hub.subscribe('room', 'a', () => undefined), await hub.subscribe('room', 'b', () => undefined)];
+    await offA();
+    await offB();
+    expect(r.calls).toEqual(['sub:a', 'sub:b', 'unsub:b']);
+    await hub.dispose();
+    expect(r.calls).toEqual(['sub:a', 'sub:b', 'unsub:b', 'unsub:a']);
+  });
+});
+
 describe('RequestQueue', () => {
   it('runs requests one at a time in arrival order, whatever their outcome', async () => {
     const q = new RequestQueue(10);

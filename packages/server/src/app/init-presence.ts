@@ -195,6 +195,9 @@ export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, lo
   const sources = { ...presenceSources(engine), ...(channelFeeds ? channelSources(channelFeeds) : {}) } as ConstructorParameters<typeof Hub<PresenceTopics & ChannelTopics>>[0];
   return new Hub<PresenceTopics & ChannelTopics>(sources, {
     logger,
+    // A room whose last local member left stays subscribed 5 s: members that churn (leave and join again, a page
+    // reload) do not cost an unsubscribe and a subscribe round trip before their join each time.
+    lingerMs: { presence: 5_000 },
     onDeliver: (_kind, item) => {
       if (_kind !== 'presence') return;
       const type = (item as RoomFeedItem).type;

@@ -19,6 +19,16 @@ export interface HubOptions {
   onListenerError?: (kind: string, id: string, err: unknown) => void;
   /** Called once per item a source delivers, with the number of local listeners it reached; for metrics. */
   onDeliver?: (kind: string, item: unknown, listeners: number) => void;
+  /**
+   * How long a topic stays subscribed at its source after its last local
+   * listener went, by kind (none when absent): a listener that comes back
+   * within it (a member leaving and joining again, a room whose only local
+   * member churns) reuses the subscription instead of a round trip to
+   * unsubscribe and one to subscribe again. Items meanwhile reach nobody.
+   */
+  lingerMs?: Readonly<Record<string, number>>;
+  /** Most topics kept lingering at once; beyond, a topic is unsubscribed at once. @default 10000 */
+  maxLingering?: number;
 }
 
 interface Topic<T> {
@@ -48,6 +58,10 @@ export class Hub<Kinds extends Record<string, unknown>> {
   private readonly logger: Logger;
   private readonly onListenerError: HubOptions['onListenerError'];
   private readonly onDeliver: HubOptions['onDeliver'];
+  private readonly lingerMs: Readonly<Record<string, number>>;
+  private readonly maxLingering: number;
+  /** Topics without listeners kept subscribed for a while (see `HubOptions.lingerMs`), by topic key. */
+  private readonly lingering = new Map<string, { topic: Topic<unknown>; timer: NodeJS.Timeout }>();
   private closed = false;
 
   constructor(
@@ -57,6 +71,8 @@ export class Hub<Kinds extends Record<string, unknown>> {
     this.logger = options.logger ?? silentLogger;
     this.onListenerError = options.onListenerError;
     this.onDeliver = options.onDeliver;
+    this.lingerMs = options.lingerMs ?? {};
+    this.maxLingering = options.maxLingering ?? 10_000;
   }
 
   /** Number of topics with at least one listener (all kinds, or one kind). */
@@ -82,7 +98,7 @@ export class Hub<Kinds extends Record<string, unknown>> {
     if (this.closed) throw new Error('the hub is closed');
     const k = key(kind, id);
     let topic = this.topics.get(k) as Topic<Kinds[K]> | undefined;
-    if (!topic) topic = this.open(kind, id, k);
+    if (!topic) topic = this.revive<K>(k) ?? this.open(kind, id, k);
     const mine = topic;
     mine.listeners.add(listener);
     try {
@@ -96,8 +112,34 @@ export class Hub<Kinds extends Record<string, unknown>> {
       if (done) return;
       done = true;
       mine.listeners.delete(listener);
-      if (mine.listeners.size === 0 && this.topics.get(k) === mine) await this.close(k, mine as Topic<unknown>);
+      if (mine.listeners.size === 0 && this.topics.get(k) === mine) {
+        const linger = this.lingerMs[kind] ?? 0;
+        if (linger > 0 && !this.closed && this.lingering.size < this.maxLingering) this.linger(k, mine as Topic<unknown>, linger);
+        else await this.close(k, mine as Topic<unknown>);
+      }
     };
+  }
+
+  /** Keeps a topic without listeners subscribed for `ms`, then unsubscribes it unless a listener came back. */
+  private linger(k: string, topic: Topic<unknown>, ms: number): void {
+    this.topics.delete(k);
+    const timer = setTimeout(() => {
+      if (this.lingering.get(k)?.topic !== topic) return;
+      this.lingering.delete(k);
+      void this.close(k, topic);
+    }, ms);
+    timer.unref();
+    this.lingering.set(k, { topic, timer });
+  }
+
+  /** A lingering topic made live again for a new listener, if there is one. */
+  private revive<K extends keyof Kinds & string>(k: string): Topic<Kinds[K]> | undefined {
+    const l = this.lingering.get(k);
+    if (!l) return undefined;
+    clearTimeout(l.timer);
+    this.lingering.delete(k);
+    this.topics.set(k, l.topic);
+    return l.topic as Topic<Kinds[K]>;
   }
 
   private open<K extends keyof Kinds & string>(kind: K, id: string, k: string): Topic<Kinds[K]> {
@@ -149,6 +191,11 @@ export class Hub<Kinds extends Record<string, unknown>> {
   /** Unsubscribes every topic at its source and refuses new registrations. Idempotent. */
   async dispose(): Promise<void> {
     this.closed = true;
+    for (const [k, l] of this.lingering) {
+      clearTimeout(l.timer);
+      this.topics.set(k, l.topic);
+    }
+    this.lingering.clear();
     const all = [...this.topics.entries()];
     await Promise.all(all.map(([k, t]) => this.close(k, t)));
     await Promise.all([...this.closing.values()]);
