@@ -2,14 +2,16 @@ import type { ControlBus, Off } from '../../core/shared/control.js';
 import type { RedisBackend } from './backend.js';
 
 /**
- * The control bus over Redis: sharded pub/sub on the backend's shared
- * subscriber connection (no extra connection), like rooms and channels:
- * `<prefix>{control}:all` for every node and `<prefix>{control}:node:<uid>`
- * for one, all under one hash tag, so on a Cluster they live on the one
- * master that owns that slot and SPUBLISH is routed to it like any keyed
- * command (classic PUBLISH would be broadcast over the cluster bus, and a
- * classic subscriber picked at random by the client). Messages are small and
- * rare (node info every few seconds, API commands, survey answers).
+ * The control bus over Redis: classic pub/sub (`subscribeGlobal`, on the
+ * backend's subscriber connection; on a Cluster, its own confirmed and
+ * re-subscribed connection, see ClusterClassicSubscriber), where every node
+ * hears every PUBLISH: `<prefix>{control}:all` for every node and
+ * `<prefix>{control}:node:<uid>` for one. Messages are small and rare (node
+ * info every few seconds, API commands, survey answers), so the cluster bus
+ * carrying them to every master costs nothing that matters. Not sharded: a
+ * sharded subscription that keeps being retried while Redis is down made
+ * every other SSUBSCRIBE of the connection (a room's, before a join) fail
+ * later than it should (2-4 s before, 4-7 s with it).
  */
 export class RedisControlBus implements ControlBus {
   constructor(private readonly backend: RedisBackend) {}
@@ -23,14 +25,14 @@ export class RedisControlBus implements ControlBus {
   }
 
   async publish(message: string, to?: string): Promise<void> {
-    await this.backend.redis.spublish(to === undefined ? this.all : this.node(to), message);
+    await this.backend.redis.publish(to === undefined ? this.all : this.node(to), message);
   }
 
   async subscribe(uid: string, listener: (message: string) => void): Promise<Off> {
-    const offAll = await this.backend.subscribe(this.all, listener);
+    const offAll = await this.backend.subscribeGlobal(this.all, listener);
     let offNode: Off;
     try {
-      offNode = await this.backend.subscribe(this.node(uid), listener);
+      offNode = await this.backend.subscribeGlobal(this.node(uid), listener);
     } catch (err) {
       await offAll();
       throw err;
