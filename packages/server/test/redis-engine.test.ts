@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { KeySpace, ManualClock, PresenceError, PresenceService, RedisEngine, type ConnId, type PresenceEvent, type RoomId, type UserId } from '../src/index.js';
 import { Scripts } from '../src/engines/redis/scripts/index.js';
+import { heartbeatBatch } from '../src/engines/redis/scripts/heartbeat.js';
 import { join } from '../src/engines/redis/scripts/join.js';
 import { keysUnder, redisClient, redisFixture, startRedis, waitFor, type RedisTarget } from 'realtime-message-testing';
 
@@ -93,6 +94,69 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     clock.advance(5_000);
     expect(await svc.reapNow()).toBe(1); // the sweep found the slot
     await waitFor(() => events.some((e) => e.type === 'leave' && e.reason === 'timeout'), { what: 'timeout leave' });
+  });
+
+  it('heartbeats of one event-loop turn go in as few script calls as their slots allow, each with its own outcome (issue 18)', async () => {
+    const { fx, svc, clock } = await setup();
+    const engine = fx.engine as RedisEngine;
+    const client = fx.clients[0]!;
+    const masters = client.isCluster ? (client as import('ioredis').Cluster).nodes('master') : [client as Redis];
+    // Preloaded, so that the count below has no NOSCRIPT retries (an EVALSHA then an EVAL).
+    for (const n of masters) await n.script('LOAD', heartbeatBatch.lua);
+    const scriptCalls = async () => {
+      let calls = 0;
+      for (const n of masters) for (const m of (await n.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)) calls += Number(m[1]);
+      return calls;
+    };
+    // Three rooms in one hash slot (they may share a call on a Cluster too) and three others.
+    const keys = new KeySpace(fx.prefix);
+    const base = `room-${randomUUID()}`;
+    const slotOf = (r: string) => keys.room(r as RoomId).slot;
+    const sameSlot = [base];
+    for (let i = 0; sameSlot.length < 3; i++) if (slotOf(`${base}-${i}`) === slotOf(base)) sameSlot.push(`${base}-${i}`);
+    const rooms = [...sameSlot, ...Array.from({ length: 3 }, () => `room-${randomUUID()}`)];
+    const events: PresenceEvent[] = [];
+    for (const r of rooms) await svc.subscribe(r, (e) => events.push(e));
+    // One connection expires before the batch (joined first, its deadline passes; no reaper runs).
+    const expired = await svc.join({ roomId: rooms[5]!, userId: 'eve' });
+    clock.advance(TTL / 2);
+    const live = [];
+    for (const r of rooms) live.push({ roomId: r, ...(await svc.join({ roomId: r, userId: 'ada' })) });
+    const gone = await svc.join({ roomId: rooms[1]!, userId: 'dan' });
+    clock.advance(TTL / 2 + 10);
+    await svc.disconnect({ roomId: rooms[1]!, connId: gone.connId, epoch: gone.epoch });
+    const now = clock.now();
+    const t = { ttlMs: TTL, lookbackMs: 2_000, maxStateBytes: 16_384 };
+    const hb = (roomId: string, connId: ConnId, epoch: number, patch?: Array<[string, string]>) =>
+      engine.heartbeat({ ...t, now, roomId: roomId as RoomId, connId, epoch, patch });
+    const before = await scriptCalls();
+    const outcomes = await Promise.all([
+      ...live.map((c) => hb(c.roomId, c.connId, c.epoch)),
+      hb(rooms[0]!, live[0]!.connId, 7), // a stale epoch
+      hb(rooms[2]!, 'nobody' as ConnId, 1), // never joined
+      hb(rooms[1]!, gone.connId, gone.epoch), // in disconnect grace
+      hb(rooms[5]!, expired.connId, expired.epoch), // expired, not reaped: leaves now, once
+      hb(rooms[3]!, live[3]!.connId, live[3]!.epoch, [['k', '1']]), // a patch goes alone, in its own call
+    ]);
+    const calls = (await scriptCalls()) - before;
+    expect(outcomes).toEqual([
+      ...live.map((c) => ({ ok: true, epoch: c.epoch })),
+      { ok: false, code: 'stale_epoch' },
+      { ok: false, code: 'not_joined' },
+      { ok: false, code: 'not_joined', message: expect.stringMatching(/disconnected/) },
+      { ok: false, code: 'not_joined' },
+      { ok: true, epoch: live[3]!.epoch },
+    ]);
+    // Single Redis: one call for the ten heartbeats without a patch. Cluster: one per slot among them.
+    const slots = new Set([...rooms, rooms[0]!, rooms[2]!, rooms[1]!, rooms[5]!].map(slotOf));
+    expect(calls).toBe((client.isCluster ? slots.size : 1) + 1);
+    // Each live connection's deadline moved to the batch's now + TTL.
+    for (const c of live) expect(Number(await client.zscore(keys.room(c.roomId as RoomId).exp, c.connId))).toBe(now + TTL);
+    await waitFor(() => events.some((e) => e.type === 'leave' && e.connId === expired.connId), { what: 'the leave of the expired connection' });
+    await new Promise((r) => setTimeout(r, 100)); // settle: no second leave arrives
+    expect(events.filter((e) => e.type === 'leave' && e.connId === expired.connId)).toEqual([expect.objectContaining({ reason: 'timeout', ts: now })]);
+    expect(events.filter((e) => e.type === 'update').map((e) => e.connId)).toEqual([live[3]!.connId]);
+    expect(await svc.reapNow()).toBe(0); // nothing was left for the reaper
   });
 });
 

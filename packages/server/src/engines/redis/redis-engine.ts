@@ -16,6 +16,7 @@ import type {
 import type { Logger } from '../../core/shared/logger.js';
 import { buildSnapshot } from '../../core/presence/snapshot.js';
 import { RedisBackend, type RedisClient } from './backend.js';
+import { HeartbeatBatcher } from './heartbeat-batcher.js';
 import type { KeySpace } from './keys.js';
 import { PRESENCE_SCRIPTS, Scripts } from './scripts/index.js';
 
@@ -54,6 +55,12 @@ export interface RedisEngineOptions {
   slotsPerReap?: number;
   /** Slot scripts in flight at once during a round. @default 16 */
   reapConcurrency?: number;
+  /**
+   * Heartbeats received in one event-loop turn go to Redis in as few script
+   * calls as possible (see HeartbeatBatcher); `false`: one call each.
+   * @default true
+   */
+  batchHeartbeats?: boolean;
   logger?: Logger;
 }
 
@@ -83,6 +90,7 @@ export class RedisEngine implements PresenceEngine {
   /** True when the engine made its backend (from `redis`) and so closes it. */
   private readonly ownsBackend: boolean;
   private lastSweep = 0;
+  private readonly heartbeats: HeartbeatBatcher | undefined;
 
   constructor(options: RedisEngineOptions) {
     if (options.backend) {
@@ -101,6 +109,14 @@ export class RedisEngine implements PresenceEngine {
     this.slotsPerReap = options.slotsPerReap ?? 256;
     this.reapConcurrency = options.reapConcurrency ?? 16;
     this.logger = options.logger ?? this.backend.logger;
+    if (options.batchHeartbeats !== false) {
+      const keys = this.keys;
+      this.heartbeats = new HeartbeatBatcher({
+        single: (cmd) => this.scripts.run('heartbeat', cmd),
+        batch: (cmds) => this.scripts.run('heartbeatBatch', cmds),
+        slotOf: this.redis.isCluster ? (cmd) => keys.room(cmd.roomId).slot : undefined,
+      });
+    }
   }
 
   /** Lowers the slot's entry in the reaper hint after a write moved a deadline earlier. */
@@ -120,9 +136,9 @@ export class RedisEngine implements PresenceEngine {
     return { ok: true, connId: res.connId, epoch: res.epoch, mode: res.mode, snapshot: buildSnapshot(cmd.roomId, res.seq, res.connections) };
   }
 
-  /** The hot path: one script call, its reply handed on as it is (every heartbeat reply is a `WriteOutcome`). */
+  /** The hot path: a share of one script call (the heartbeats of this event-loop turn), its reply handed on as it is (every heartbeat reply is a `WriteOutcome`). */
   heartbeat(cmd: HeartbeatCommand): Promise<WriteOutcome> {
-    return this.scripts.run('heartbeat', cmd);
+    return this.heartbeats ? this.heartbeats.add(cmd) : this.scripts.run('heartbeat', cmd);
   }
 
   leave(cmd: LeaveCommand): Promise<WriteOutcome> {

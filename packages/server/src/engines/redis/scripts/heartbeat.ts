@@ -1,5 +1,5 @@
 import type { HeartbeatCommand } from '../../../core/presence/engine.js';
-import { MalformedReplyError, keepMs, type Script, type ScriptArg } from './script.js';
+import { MalformedReplyError, keepMs, replyArray, type Script, type ScriptArg } from './script.js';
 
 /**
  * Shaped so that every member is a `WriteOutcome`: the engine hands the reply
@@ -13,6 +13,64 @@ export type HeartbeatReply =
   | { ok: false; code: 'payload_too_large'; bytes: number; message: string };
 
 const TOO_LARGE = 'payload_too_large:';
+
+/**
+ * The checks of one heartbeat, and the leave of a connection found expired
+ * (not reaped yet: it leaves now, exactly once; the reaper then finds an
+ * epoch record). Returns a code, or falls through with `m` (the hash's
+ * fields) and `deadline` set. Locals it expects: exp rp ck conn epoch now ttl
+ * lookback keep.
+ */
+const CHECK = /* lua */ `
+local m = redis.call('HMGET', ck, '.e', '.x', '.d', '.t')
+if not m[1] then return 'not_joined' end
+if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
+if not m[2] then return 'not_joined' end
+if tonumber(m[2]) <= now then
+  local room = string.match(rp, '{room:(.*)}:$')
+  local u = redis.call('HMGET', ck, '.u', '.r')
+  redis.call('DEL', ck)
+  redis.call('HSET', ck, '.u', u[1], '.e', epoch, '.g', '1')
+  redis.call('PEXPIRE', ck, keep)
+  redis.call('ZREM', exp, conn)
+  redis.call('ZADD', rp .. 'tomb', now + lookback, conn)
+  redis.call('PEXPIRE', rp .. 'tomb', keep)
+  local seq = redis.call('INCR', rp .. 'seq')
+  redis.call('PEXPIRE', rp .. 'seq', keep)
+  local ev = '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
+    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
+    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}'
+  redis.call('SPUBLISH', rp .. 'ev', ev)
+  redis.call('PUBLISH', string.match(rp, '^(.-){room:') .. 'events', ev)
+  return 'not_joined'
+end
+if m[3] then return 'disconnected' end
+local deadline = now + ttl
+`;
+
+/**
+ * The write of a live connection's heartbeat: the new deadline, and once per
+ * `keep / 3` per connection the TTLs of the hash, the room keys and the
+ * slot index (see {@link heartbeat}). Locals it expects: those of CHECK and
+ * sidx (the slot index key). Returns the epoch.
+ */
+const REFRESH = /* lua */ `
+if not m[4] or now - tonumber(m[4]) >= keep / 3 then
+  redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
+  redis.call('PEXPIRE', ck, keep)
+  redis.call('PEXPIRE', exp, keep)
+  redis.call('PEXPIRE', rp .. 'seq', keep)
+  redis.call('PEXPIRE', rp .. 'tomb', keep)
+  -- NX: an entry that is there is early or exact; a missing one (its index
+  -- expired while no reaper ran) comes back due now, and the reaper re-scores it.
+  redis.call('ZADD', sidx, 'NX', now, string.match(rp, '{room:(.*)}:$'))
+  redis.call('PEXPIRE', sidx, keep)
+else
+  redis.call('HSET', ck, '.l', now, '.x', deadline)
+end
+redis.call('ZADD', exp, deadline, conn)
+return epoch
+`;
 
 /**
  * The hot path (a heartbeat every TTL/3 per connection), kept lean: it
@@ -44,38 +102,14 @@ export const heartbeat: Script<HeartbeatCommand, HeartbeatReply> = {
   command: 'rmHeartbeat',
   numberOfKeys: 2,
   lua: /* lua */ `
-local exp = KEYS[1]
+local exp, sidx = KEYS[1], KEYS[2]
 -- The room prefix is the exp key without 'exp' (saves an argument on every heartbeat).
 local rp = string.sub(exp, 1, -4)
-local ck = rp .. 'c:' .. ARGV[1]
-local epoch, now = tonumber(ARGV[2]), tonumber(ARGV[3])
-local m = redis.call('HMGET', ck, '.e', '.x', '.d', '.t')
-if not m[1] then return 'not_joined' end
-if tonumber(m[1]) ~= epoch then return 'stale_epoch' end
-if not m[2] then return 'not_joined' end
-if tonumber(m[2]) <= now then
-  -- Expired but not reaped yet: it leaves now, exactly once (the reaper then finds an epoch record).
-  local prefix, conn = rp, ARGV[1]
-  local room = string.match(prefix, '{room:(.*)}:$')
-  local lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local u = redis.call('HMGET', ck, '.u', '.r')
-  redis.call('DEL', ck)
-  redis.call('HSET', ck, '.u', u[1], '.e', epoch, '.g', '1')
-  redis.call('PEXPIRE', ck, keep)
-  redis.call('ZREM', exp, conn)
-  redis.call('ZADD', prefix .. 'tomb', now + lookback, conn)
-  redis.call('PEXPIRE', prefix .. 'tomb', keep)
-  local seq = redis.call('INCR', prefix .. 'seq')
-  redis.call('PEXPIRE', prefix .. 'seq', keep)
-  local ev = '{"type":"leave","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(u[1]) ..
-    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
-    ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}'
-  redis.call('SPUBLISH', prefix .. 'ev', ev)
-  redis.call('PUBLISH', string.match(prefix, '^(.-){room:') .. 'events', ev)
-  return 'not_joined'
-end
-if m[3] then return 'disconnected' end
-local deadline = now + tonumber(ARGV[4])
+local conn = ARGV[1]
+local ck = rp .. 'c:' .. conn
+local epoch, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6])
+${CHECK}
 if #ARGV > 7 then
   local flat = redis.call('HGETALL', ck)
   local state, count, size = {}, 0, 2
@@ -107,7 +141,7 @@ if #ARGV > 7 then
   end
   local prefix = rp
   local seq = redis.call('INCR', prefix .. 'seq')
-  redis.call('PEXPIRE', prefix .. 'seq', tonumber(ARGV[6]))
+  redis.call('PEXPIRE', prefix .. 'seq', keep)
   local ev = '{"type":"update","roomId":' .. cjson.encode(string.match(prefix, '{room:(.*)}:$')) .. ',"userId":' ..
     cjson.encode(redis.call('HGET', ck, '.u')) .. ',"connId":' .. cjson.encode(ARGV[1]) .. ',"ts":' .. string.format('%.0f', now) ..
     ',"epoch":' .. string.format('%.0f', epoch) .. ',"seq":' .. string.format('%.0f', seq) .. ',"state":{' .. table.concat(parts, ',') .. '},"patch":{' .. table.concat(patch, ',') .. '}}'
@@ -117,23 +151,7 @@ end
 -- The hash and the room keys live keep ms (TTL + lookback + slack);
 -- refreshing them once a third of that has passed is enough (a live member
 -- heartbeats at least once per TTL), and saves the calls on most heartbeats.
-local keep = tonumber(ARGV[6])
-if not m[4] or now - tonumber(m[4]) >= keep / 3 then
-  local prefix = rp
-  redis.call('HSET', ck, '.l', now, '.x', deadline, '.t', now)
-  redis.call('PEXPIRE', ck, keep)
-  redis.call('PEXPIRE', exp, keep)
-  redis.call('PEXPIRE', prefix .. 'seq', keep)
-  redis.call('PEXPIRE', prefix .. 'tomb', keep)
-  -- NX: an entry that is there is early or exact; a missing one (its index
-  -- expired while no reaper ran) comes back due now, and the reaper re-scores it.
-  redis.call('ZADD', KEYS[2], 'NX', now, string.match(prefix, '{room:(.*)}:$'))
-  redis.call('PEXPIRE', KEYS[2], keep)
-else
-  redis.call('HSET', ck, '.l', now, '.x', deadline)
-end
-redis.call('ZADD', exp, deadline, ARGV[1])
-return epoch
+${REFRESH}
 `,
   args(cmd, ctx) {
     const k = ctx.keys.room(cmd.roomId);
@@ -158,5 +176,61 @@ return epoch
       }
     }
     throw new MalformedReplyError('heartbeat', 'expected an epoch or an error code', reply);
+  },
+};
+
+/** Most heartbeats one batch call carries: bounds the time it holds Redis (a heartbeat is a few µs of script time). */
+export const MAX_HEARTBEAT_BATCH = 100;
+
+/**
+ * Several heartbeats without a patch in one script call: the same checks and
+ * writes as {@link heartbeat} for each, in order, one reply per heartbeat.
+ * What the batch saves is per call, not per heartbeat: one command to encode,
+ * send, run and answer instead of one per heartbeat, and the arguments every
+ * heartbeat shares (`now`, TTL, lookback, keep) sent once. `now` is the
+ * latest of the batch's (they were received within one event-loop turn, at
+ * most a few ms apart: each connection's heartbeat counts as received at that
+ * moment). On a Cluster every key of a call must be in one slot, so only
+ * heartbeats of rooms of one slot go together (see HeartbeatBatcher); on a
+ * single Redis any may.
+ *
+ * KEYS: (exp slotIndex) per heartbeat. ARGV: now ttl lookback keep, then (conn epoch) per heartbeat.
+ * Reply: an array of what {@link heartbeat} replies, in order.
+ */
+export const heartbeatBatch: Script<readonly HeartbeatCommand[], HeartbeatReply[]> = {
+  command: 'rmHeartbeatBatch',
+  numberOfKeys: null,
+  lua: /* lua */ `
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lookback, keep = tonumber(ARGV[3]), tonumber(ARGV[4])
+local function hb(exp, sidx, conn, epoch)
+  local rp = string.sub(exp, 1, -4)
+  local ck = rp .. 'c:' .. conn
+${CHECK}
+${REFRESH}
+end
+local out = {}
+for i = 1, #KEYS, 2 do
+  out[#out + 1] = hb(KEYS[i], KEYS[i + 1], ARGV[4 + i], tonumber(ARGV[5 + i]))
+end
+return out
+`,
+  args(cmds, ctx) {
+    const first = cmds[0]!;
+    let now = first.now;
+    for (const c of cmds) if (c.now > now) now = c.now;
+    const keys: ScriptArg[] = [cmds.length * 2];
+    const argv: ScriptArg[] = [now, first.ttlMs, first.lookbackMs, keepMs(first, ctx)];
+    for (const c of cmds) {
+      const k = ctx.keys.room(c.roomId);
+      keys.push(k.exp, k.slotIndex);
+      argv.push(c.connId, c.epoch);
+    }
+    return keys.concat(argv);
+  },
+  decode(reply, cmds) {
+    const replies = replyArray('heartbeatBatch', reply);
+    if (replies.length !== cmds.length) throw new MalformedReplyError('heartbeatBatch', `${replies.length} replies for ${cmds.length} heartbeats`, reply);
+    return replies.map((r, i) => heartbeat.decode(r, cmds[i]!));
   },
 };

@@ -1,12 +1,12 @@
 /** The Redis engine's Lua scripts, one module each; see docs/presence-model.md for what each reads, writes and publishes. */
 import { claimSlots } from './claim-slots.js';
 import { finishSlots } from './finish-slots.js';
-import { heartbeat } from './heartbeat.js';
+import { heartbeat, heartbeatBatch } from './heartbeat.js';
 import { join } from './join.js';
 import { disconnect, leave } from './leave.js';
 import { reapSlot } from './reap-slot.js';
 import { snapshot } from './snapshot.js';
 
-export const PRESENCE_SCRIPTS = { join, heartbeat, leave, disconnect, snapshot, reapSlot, claimSlots, finishSlots };
+export const PRESENCE_SCRIPTS = { join, heartbeat, heartbeatBatch, leave, disconnect, snapshot, reapSlot, claimSlots, finishSlots };
 
 export { Scripts } from './script.js';

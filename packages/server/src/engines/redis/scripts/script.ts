@@ -21,8 +21,8 @@ export interface Script<I, R> {
   /** Command name on the client (`defineCommand`); unique among the scripts of a client. */
   readonly command: string;
   readonly lua: string;
-  /** The first `numberOfKeys` entries of `args(...)` are KEYS, the rest ARGV. */
-  readonly numberOfKeys: number;
+  /** The first `numberOfKeys` entries of `args(...)` are KEYS, the rest ARGV; `null`: a variable count, given by `args(...)`'s first entry. */
+  readonly numberOfKeys: number | null;
   args(input: I, ctx: ScriptContext): ScriptArg[];
   /** Turns the raw reply into a typed value; throws a {@link MalformedReplyError} on anything the script cannot return. */
   decode(reply: unknown, input: I): R;
@@ -102,7 +102,7 @@ export class Scripts<S extends ScriptMap> {
     const fns = {} as { [K in keyof S]: ScriptFn };
     for (const name of Object.keys(scripts) as Array<keyof S & string>) {
       const s = scripts[name]!;
-      if (typeof methods[s.command] !== 'function') client.defineCommand(s.command, { numberOfKeys: s.numberOfKeys, lua: s.lua });
+      if (typeof methods[s.command] !== 'function') client.defineCommand(s.command, s.numberOfKeys === null ? { lua: s.lua } : { numberOfKeys: s.numberOfKeys, lua: s.lua });
       fns[name] = methods[s.command]!;
     }
     this.fns = fns;
