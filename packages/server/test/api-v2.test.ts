@@ -144,6 +144,26 @@ describe('CORS on /api/v2', () => {
     expect((await call(url, 'GET', '/health', { headers: { origin: APP } })).headers.get('access-control-allow-origin')).toBe(null);
   });
 
+  it('every answer carries its CORS and cache headers: the hot read (a hit, 401, 429), the other routes, 404 and malformed URLs', async () => {
+    const { url } = await startServer({ DEMO_DIR: 'off', ALLOWED_ORIGINS: APP, AUTH_JWT_SECRET: SECRET, STATUS_READS: 'token', STATUS_RATE_LIMIT: '1', STATUS_RATE_LIMIT_BURST: '3' });
+    const edge = (a: Answer) => [a.headers.get('access-control-allow-origin'), a.headers.get('vary'), a.headers.get('cache-control')];
+    const headers = { origin: APP, ...(await bearer('ada')) };
+    const hit = await call(url, 'GET', p('ada'), { headers });
+    expect([hit.status, ...edge(hit), hit.headers.get('x-ratelimit-remaining')]).toEqual([200, APP, 'Origin', 'no-store', '2']);
+    const refused = await call(url, 'GET', p('ada'), { headers: { origin: APP } });
+    expect([refused.status, refused.body.error.code, ...edge(refused)]).toEqual([401, 'unauthorized', APP, 'Origin', 'no-store']);
+    expect((await call(url, 'GET', '/api/v2/presence?users=ada', { headers })).headers.get('cache-control')).toBe('no-store');
+    expect((await call(url, 'POST', '/api/v2/presence/batch', { body: { userIds: ['ada'] }, headers })).headers.get('x-ratelimit-remaining')).toBe('0');
+    const limited = await call(url, 'GET', p('ada'), { headers });
+    expect([limited.status, ...edge(limited), limited.headers.get('x-ratelimit-remaining'), limited.headers.get('retry-after')]).toEqual([429, APP, 'Origin', 'no-store', '0', '3']);
+    const bad = await call(url, 'GET', '/api/v2/presence/%zz', { headers });
+    expect([bad.status, bad.body.error.code, bad.headers.get('cache-control')]).toEqual([400, 'invalid_payload', 'no-store']);
+    const missing = await call(url, 'GET', '/api/v2/nope', { headers });
+    expect([missing.status, missing.headers.get('cache-control')]).toEqual([404, 'no-store']);
+    const docs = await call(url, 'GET', '/api/v2/openapi.json', { headers });
+    expect([docs.status, ...edge(docs)]).toEqual([200, APP, 'Origin', 'no-store']);
+  });
+
   it('without ALLOWED_ORIGINS every origin is allowed, as for Socket.IO', async () => {
     const { url } = await startServer({ DEMO_DIR: 'off' });
     const res = await call(url, 'GET', p('ada'), { headers: { origin: EVIL } });

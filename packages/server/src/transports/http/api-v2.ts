@@ -35,35 +35,42 @@ export function apiV2(options: ApiV2Options) {
   /** Non-browser clients send no Origin: nothing to check. Browsers send the origin without a trailing slash. */
   const originAllowed = (origin: string | undefined): boolean => origin === undefined || allowed === undefined || allowed.includes(origin.replace(/\/$/, ''));
 
+  const status = statusRoutes({ ...options.status, cors: { allowed: originAllowed, exposeHeaders: EXPOSED_HEADERS.join(', ') } });
+
   return async function plugin(api: FastifyInstance): Promise<void> {
-    // A preflight from an origin that is not allowed is refused outright (the
-    // browser then never sends the request); other requests from it are
-    // answered without CORS headers, so a browser hides the answer.
-    // A callback hook: an async one costs a promise per request.
-    api.addHook('onRequest', (req, reply, done) => {
-      if (req.method !== 'OPTIONS' || originAllowed(req.headers.origin)) return done();
-      void reply.code(403).send({ error: { code: 'forbidden', message: `origin '${req.headers.origin}' is not in ALLOWED_ORIGINS` } });
-    });
-    await api.register(cors, {
-      // The request's Origin is echoed when allowed (with Vary: Origin), never `*`.
-      origin: (origin, cb) => cb(null, originAllowed(origin)),
-      methods: ['GET', 'PUT', 'DELETE', 'POST'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'X-API-Key'],
-      exposedHeaders: EXPOSED_HEADERS,
-      credentials: false,
-      maxAge: PREFLIGHT_MAX_AGE_S,
-    });
+    // The hot status read in a context of its own, beside the CORS plugin's:
+    // it runs no hook (it adds its CORS headers itself); its preflight is the plugin's (`OPTIONS *`).
+    await api.register(status.read);
+    await api.register(async (edge) => {
+      // A preflight from an origin that is not allowed is refused outright (the
+      // browser then never sends the request); other requests from it are
+      // answered without CORS headers, so a browser hides the answer.
+      // A callback hook: an async one costs a promise per request.
+      edge.addHook('onRequest', (req, reply, done) => {
+        if (req.method !== 'OPTIONS' || originAllowed(req.headers.origin)) return done();
+        void reply.code(403).send({ error: { code: 'forbidden', message: `origin '${req.headers.origin}' is not in ALLOWED_ORIGINS` } });
+      });
+      await edge.register(cors, {
+        // The request's Origin is echoed when allowed (with Vary: Origin), never `*`.
+        origin: (origin, cb) => cb(null, originAllowed(origin)),
+        methods: ['GET', 'PUT', 'DELETE', 'POST'],
+        allowedHeaders: ['Authorization', 'Content-Type', 'X-API-Key'],
+        exposedHeaders: EXPOSED_HEADERS,
+        credentials: false,
+        maxAge: PREFLIGHT_MAX_AGE_S,
+      });
 
-    api.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
-    await api.register(swaggerUi, {
-      routePrefix: '/docs',
-      // The page's asset links are absolute: they need the outer prefix too.
-      indexPrefix: API_V2_PREFIX,
-      uiConfig: { deepLinking: true, displayRequestDuration: true },
-    });
+      edge.get('/openapi.json', { schema: { hide: true } }, async () => api.swagger());
+      await edge.register(swaggerUi, {
+        routePrefix: '/docs',
+        // The page's asset links are absolute: they need the outer prefix too.
+        indexPrefix: API_V2_PREFIX,
+        uiConfig: { deepLinking: true, displayRequestDuration: true },
+      });
 
-    // The status routes add the CORS headers of their answers themselves (the hot
-    // reads skip the plugin's per-request work); preflights stay the plugin's.
-    await api.register(statusRoutes({ ...options.status, cors: { allowed: originAllowed, exposeHeaders: EXPOSED_HEADERS.join(', ') } }));
+      // The other status routes add the CORS headers of their answers themselves
+      // (route config `cors: false`: the plugin skips its per-request work); preflights stay the plugin's.
+      await edge.register(status.routes);
+    });
   };
 }

@@ -1,5 +1,5 @@
 import swagger from '@fastify/swagger';
-import { fastify, type FastifyInstance, type FastifyReply } from 'fastify';
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { checkHealth, type HealthCheck } from '../../core/shared/health.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import { API_V2_PREFIX, apiV2 } from './api-v2.js';
@@ -28,6 +28,19 @@ export interface HttpAppOptions {
   allowedOrigins?: readonly string[] | undefined;
   /** Fastify's `trustProxy`: which peers' `X-Forwarded-For` sets `req.ip` (`TRUST_PROXY`); undefined: none. */
   trustProxy?: ((address: string, hop: number) => boolean) | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route sets `cache-control` on every answer itself (errors too): it gets no `no-store` hook. */
+    ownCacheControl?: true;
+  }
+}
+
+/** `cache-control: no-store` unless the route set another. */
+function noStore(_req: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, payload: unknown) => void): void {
+  if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
+  done(null, payload);
 }
 
 const statusSchema = {
@@ -63,7 +76,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
     routerOptions: { maxParamLength: 2_048 },
     // A URL that cannot be decoded (`%zz`, a lone surrogate) never reaches a route.
     frameworkErrors: (err, req, res) => {
-      const reply = res as unknown as FastifyReply;
+      const reply = (res as unknown as FastifyReply).header('cache-control', 'no-store');
       const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
       if (req.url.startsWith('/api/')) void reply.code(status).send({ error: { code: 'invalid_payload', message: `the URL is malformed: ${err.message}` } });
       else void reply.code(status).send({ error: err.message });
@@ -71,10 +84,13 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   });
   const readyTimeoutMs = options.readyTimeoutMs ?? 1_000;
 
-  // A callback hook: an async one costs a promise per request on every route.
-  app.addHook('onSend', (_req, reply, payload, done) => {
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-    done(null, payload);
+  // Answers are not cached (`cache-control: no-store`) unless a route says
+  // otherwise. A route-level hook, not a global one: a route that sets the
+  // header on every answer itself (config `ownCacheControl`, the hot status
+  // read) then runs no hook at all. A callback hook: an async one costs a promise per request.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.ownCacheControl) return;
+    route.onSend = [noStore, ...(route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend])];
   });
 
   // The OpenAPI document is generated from the route schemas; routes are
@@ -114,6 +130,7 @@ export function createHttpApp(options: HttpAppOptions): FastifyInstance {
   if (options.status) void app.register(apiV2({ status: options.status, allowedOrigins: options.allowedOrigins }), { prefix: API_V2_PREFIX });
 
   app.setNotFoundHandler({ preHandler: undefined }, async (req, reply) => {
+    void reply.header('cache-control', 'no-store'); // no route, so no route hook
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply.code(405).send({ error: 'method not allowed' });
     if (options.demoDir) {
       reply.hijack();

@@ -1,7 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { PresenceError, StatusUserIdSchema, httpStatusOf, parsePayload, type ErrorCode, type StatusUpdate } from 'realtime-message-protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PresenceError, StatusUserIdSchema, httpStatusOf, parsePayload, type ErrorCode, type StatusRecord, type StatusUpdate } from 'realtime-message-protocol';
 import type { StatusRead, StatusService } from '../../../core/status/service.js';
 import type { TokenVerifier } from '../../../extensions/jwt.js';
 import {
@@ -95,6 +95,18 @@ type Identity = { kind: 'key' } | { kind: 'user'; sub: string } | { kind: 'none'
 const IDENTITY = 'rmStatusIdentity';
 type Identified = FastifyRequest & { [IDENTITY]: Identity | null };
 
+/** The two plugins of {@link statusRoutes}. */
+export interface StatusPlugins {
+  /**
+   * `GET /presence/:userId`, the hot read: register it where no hook runs
+   * (outside the CORS plugin; the app adds none to it): it sets its CORS and
+   * cache headers, identifies the caller and counts the rate limit itself.
+   */
+  read: (r: FastifyInstance) => Promise<void>;
+  /** Every other route, behind one onRequest hook doing the same; preflights are the caller's CORS plugin's. */
+  routes: (r: FastifyInstance) => Promise<void>;
+}
+
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
@@ -107,7 +119,7 @@ function sha256(s: string): Buffer {
  * protocol's zod schemas (run by the StatusService), so REST and sockets
  * refuse the same input with the same messages.
  */
-export function statusRoutes(options: StatusRoutesOptions) {
+export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
   const { service, verifyToken } = options;
   const reads = options.reads ?? 'public';
   const apiKeyHash = options.apiKey === undefined ? undefined : sha256(options.apiKey);
@@ -153,39 +165,86 @@ export function statusRoutes(options: StatusRoutesOptions) {
   function who(req: FastifyRequest): Exclude<Identity, { kind: 'refused' }> {
     const id = (req as Identified)[IDENTITY];
     if (id === null || id === undefined) throw new HttpError('internal', 'the request was not identified');
+    return accepted(id);
+  }
+
+  function accepted(id: Identity): Exclude<Identity, { kind: 'refused' }> {
     if (id.kind === 'refused') throw id.error;
     return id;
   }
 
+  /** The key of the latest address, reused while requests come from it (a keep-alive connection): no string built, and its hash kept, per request. */
+  let lastIp: string | undefined;
+  let lastIpKey = '';
+
   /** The rate limit's client: the API key holder, a token's sub, or the remote address. */
-  function clientKey(req: FastifyRequest): string {
-    const id = (req as Identified)[IDENTITY];
-    if (id?.kind === 'key') return 'key';
-    if (id?.kind === 'user') return `sub:${id.sub}`;
+  function clientKey(req: FastifyRequest, id: Identity): string {
+    if (id.kind === 'key') return 'key';
+    if (id.kind === 'user') return `sub:${id.sub}`;
     const ip = req.ip;
-    // An IPv4 address is its own key (normalizeIP's IPv6 check is a long regex; IPv6 goes by /64).
-    return `ip:${ip.includes(':') ? normalizeIP(ip) : ip}`;
-  }
-
-  /** The rate limit, once the request's identity is known: the limit headers, or 429 when the client is over. */
-  function admit(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    if (limiter && limit) {
-      const w = limiter.hit(clientKey(req));
-      const reset = limiter.resetInSeconds(w);
-      void reply.header('x-ratelimit-limit', limiter.max);
-      if (w.count > limiter.max) {
-        void reply.header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', reset).header('retry-after', reset);
-        const window = humanSeconds(Math.max(1, Math.round(windowMs / 1_000)));
-        return done(new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${window} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${humanSeconds(reset)}`));
-      }
-      void reply.header('x-ratelimit-remaining', limiter.max - w.count).header('x-ratelimit-reset', reset);
+    if (ip !== lastIp) {
+      lastIp = ip;
+      // An IPv4 address is its own key (normalizeIP's IPv6 check is a long regex; IPv6 goes by /64).
+      lastIpKey = `ip:${ip.includes(':') ? normalizeIP(ip) : ip}`;
     }
-    done();
+    return lastIpKey;
   }
 
-  function checkRead(req: FastifyRequest): void {
-    const id = who(req);
+  /** The rate limit, once the request's identity is known: sets the limit headers; the 429 error when the client is over. */
+  function overLimit(req: FastifyRequest, reply: FastifyReply, id: Identity): HttpError | undefined {
+    if (!limiter || !limit) return undefined;
+    const w = limiter.hit(clientKey(req, id));
+    const reset = limiter.resetInSeconds(w);
+    if (w.count > limiter.max) {
+      void reply.header('x-ratelimit-limit', limiter.max).header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', reset).header('retry-after', reset);
+      const window = humanSeconds(Math.max(1, Math.round(windowMs / 1_000)));
+      return new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${window} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${humanSeconds(reset)}`);
+    }
+    void reply.header('x-ratelimit-limit', limiter.max).header('x-ratelimit-remaining', limiter.max - w.count).header('x-ratelimit-reset', reset);
+    return undefined;
+  }
+
+  function checkRead(id: Exclude<Identity, { kind: 'refused' }>): void {
     if (reads === 'token' && id.kind === 'none') throw new HttpError('unauthorized', 'reads need Authorization: Bearer <JWT> or X-API-Key (STATUS_READS=token)');
+  }
+
+  /** CORS and cache headers of every answer (errors too): `Vary: Origin`, an allowed Origin echoed, `no-store`. */
+  function edgeHeaders(req: FastifyRequest, reply: FastifyReply): void {
+    if (cors) {
+      const origin = req.headers.origin;
+      if (origin !== undefined && cors.allowed(origin)) void reply.header('vary', 'Origin').header('access-control-allow-origin', origin).header('access-control-expose-headers', cors.exposeHeaders);
+      else void reply.header('vary', 'Origin');
+    }
+    void reply.header('cache-control', 'no-store');
+  }
+
+  /** The hot read, once the caller is identified: the limit, the read check, then the cache (no promise on a hit) or the store. */
+  function readOne(req: FastifyRequest<{ Params: { userId: string } }>, reply: FastifyReply, id: Identity): Promise<StatusRecord> | undefined {
+    const over = overLimit(req, reply, id);
+    if (over) throw over;
+    checkRead(accepted(id));
+    const userId = req.params.userId;
+    const record = service.cachedRecord(userId);
+    if (record !== undefined) {
+      void reply.send(record);
+      return undefined;
+    }
+    return service.getManyOrStale([userId]).then((read) => answer(reply, read, (users) => users[0]!));
+  }
+
+  async function onError(err: { statusCode?: unknown; message?: unknown; code?: unknown }, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    let e: HttpError;
+    if (err instanceof HttpError) e = err;
+    else if (err instanceof PresenceError) e = new HttpError(err.code, err.message);
+    else {
+      const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+      if (status === 413) e = new HttpError('payload_too_large', 'the request body is too large');
+      else if (status === 415) e = new HttpError('invalid_payload', "the body must be JSON (Content-Type: application/json)", 415);
+      else if (status >= 400 && status < 500) e = new HttpError('invalid_payload', `the request is malformed: ${String(err.message)}`);
+      else e = new HttpError('internal', 'the server failed; retry with backoff');
+    }
+    if (e.code === 'internal') req.log.error({ err }, 'status route failed');
+    return reply.code(e.httpStatus).send({ error: { code: e.code, message: e.message } });
   }
 
   function checkWrite(req: FastifyRequest, userId: string): void {
@@ -217,25 +276,30 @@ export function statusRoutes(options: StatusRoutesOptions) {
     return body(read.users);
   }
 
-  return async function plugin(r: FastifyInstance): Promise<void> {
-    // Validation is zod's (in the StatusService, shared with sockets): the
-    // JSON schemas below document the routes and serialize the answers.
-    r.setValidatorCompiler(() => () => true);
+  // Validation is zod's (in the StatusService, shared with sockets): the
+  // JSON schemas below document the routes and serialize the answers.
+  const noValidation = () => () => true;
 
-    r.setErrorHandler(async (err: { statusCode?: unknown; message?: unknown; code?: unknown }, req, reply) => {
-      let e: HttpError;
-      if (err instanceof HttpError) e = err;
-      else if (err instanceof PresenceError) e = new HttpError(err.code, err.message);
-      else {
-        const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
-        if (status === 413) e = new HttpError('payload_too_large', 'the request body is too large');
-        else if (status === 415) e = new HttpError('invalid_payload', "the body must be JSON (Content-Type: application/json)", 415);
-        else if (status >= 400 && status < 500) e = new HttpError('invalid_payload', `the request is malformed: ${String(err.message)}`);
-        else e = new HttpError('internal', 'the server failed; retry with backoff');
-      }
-      if (e.code === 'internal') req.log.error({ err }, 'status route failed');
-      return reply.code(e.httpStatus).send({ error: { code: e.code, message: e.message } });
-    });
+  async function read(r: FastifyInstance): Promise<void> {
+    r.setValidatorCompiler(noValidation);
+    r.setErrorHandler(onError);
+    // No hook: each is a function call, a hook runner and often a closure per
+    // request, on the most frequent request of the API. The route does the
+    // hooks' work itself, in their order; no promise unless credentials are sent or the user is not cached.
+    r.get<{ Params: { userId: string } }>(
+      '/presence/:userId',
+      { config: { ownCacheControl: true }, schema: { summary: "A user's status record", tags, params, response: { 200: recordRead, ...readErrors } } },
+      (req, reply) => {
+        edgeHeaders(req, reply);
+        if (req.headers['x-api-key'] === undefined && req.headers.authorization === undefined) return readOne(req, reply, NOBODY);
+        return identify(req).then((id) => readOne(req, reply, id));
+      },
+    );
+  }
+
+  async function routes(r: FastifyInstance): Promise<void> {
+    r.setValidatorCompiler(noValidation);
+    r.setErrorHandler(onError);
 
     r.decorateRequest(IDENTITY, null);
 
@@ -245,12 +309,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
     // body's type, the credentials, the per-client rate limit. Refused
     // credentials count against the address and are answered 401 by the route.
     r.addHook('onRequest', (req, reply, done) => {
-      if (cors) {
-        void reply.header('vary', 'Origin');
-        const origin = req.headers.origin;
-        if (origin !== undefined && cors.allowed(origin)) void reply.header('access-control-allow-origin', origin).header('access-control-expose-headers', cors.exposeHeaders);
-      }
-      void reply.header('cache-control', 'no-store');
+      edgeHeaders(req, reply);
       if (req.method === 'PUT' || req.method === 'POST') {
         const bad = badBodyType(req);
         if (bad) return done(bad);
@@ -258,33 +317,17 @@ export function statusRoutes(options: StatusRoutesOptions) {
       // Most reads carry no credentials: no promise for them.
       if (req.headers['x-api-key'] === undefined && req.headers.authorization === undefined) {
         (req as Identified)[IDENTITY] = NOBODY;
-        return admit(req, reply, done);
+        return done(overLimit(req, reply, NOBODY));
       }
       identify(req).then(
         (id) => {
           (req as Identified)[IDENTITY] = id;
-          admit(req, reply, done);
+          done(overLimit(req, reply, id));
         },
         (err: Error) => done(err),
       );
     });
     const config = cors ? { cors: false as const } : {};
-
-    r.get<{ Params: { userId: string } }>(
-      '/presence/:userId',
-      { config, schema: { summary: "A user's status record", tags, params, response: { 200: recordRead, ...readErrors } } },
-      (req, reply) => {
-        checkRead(req);
-        const userId = req.params.userId;
-        // The hot path: a cached user is answered without a promise.
-        const record = service.cachedRecord(userId);
-        if (record !== undefined) {
-          void reply.send(record);
-          return;
-        }
-        return service.getManyOrStale([userId]).then((read) => answer(reply, read, (users) => users[0]!));
-      },
-    );
 
     r.get<{ Querystring: { users?: unknown } }>(
       '/presence',
@@ -298,7 +341,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
         },
       },
       async (req, reply) => {
-        checkRead(req);
+        checkRead(who(req));
         const raw = req.query.users;
         if (typeof raw !== 'string') throw new HttpError('invalid_payload', raw === undefined ? 'users is required: ?users=a,b,c' : 'users must be given once: ?users=a,b,c');
         const ids = idList(raw === '' ? [] : raw.split(','), MAX_QUERY_IDS, 'users');
@@ -319,7 +362,7 @@ export function statusRoutes(options: StatusRoutesOptions) {
         },
       },
       async (req, reply) => {
-        checkRead(req);
+        checkRead(who(req));
         const body = req.body;
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError('invalid_payload', 'the body must be an object { userIds: [...] }');
         const ids = idList((body as { userIds?: unknown }).userIds, MAX_BATCH_IDS, 'userIds');
@@ -350,7 +393,9 @@ export function statusRoutes(options: StatusRoutesOptions) {
         return service.clear(userId);
       },
     );
-  };
+  }
+
+  return { read, routes };
 }
 
 /** A body must be JSON: 415 for a body of another type, checked before it is read. */
