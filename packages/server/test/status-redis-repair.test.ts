@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { RedisServer } from 'realtime-message-testing';
 import type { StatusRecord } from 'realtime-message-protocol';
 import { RedisBackend, StatusService } from '../src/index.js';
 import { ManualClock } from '../src/core/shared/clock.js';
 import { RedisStatusStore } from '../src/engines/redis/status-store.js';
+import { statusRedisFixture } from './conformance/status-redis-fixture.js';
 
 /**
  * The Redis status store's repair (a real redis-server): a writer that died
@@ -70,7 +71,34 @@ describe('Redis status store: repair of the deadline hint', () => {
     for (const u of users) await service.set(u, { status: 'away', ttlSeconds: 60 });
     const hint = await redis.zrange(backend.keys.statusHint, 0, -1, 'WITHSCORES');
     await redis.del(backend.keys.statusHint);
+    await redis.config('RESETSTAT');
     await (service.store as RedisStatusStore).repair();
     expect(await redis.zrange(backend.keys.statusHint, 0, -1, 'WITHSCORES')).toEqual(hint);
+    // A page is one script and one ZADD, not a command (and a promise) per index found: the node's event loop stays free.
+    const stats = await redis.info('commandstats');
+    const count = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0);
+    const pages = count('eval');
+    expect(pages).toBeGreaterThan(1);
+    expect(count('zadd')).toBeLessThanOrEqual(pages);
+    expect(count('zadd')).toBeLessThan(hint.length / 2);
+  });
+
+  it('on a Redis Cluster: the page of each master is read by one script over indexes of many slots', async () => {
+    const fixture = await statusRedisFixture({ clusterNodes: inject('clusterNodes') });
+    const service = new StatusService({ store: fixture.store, nodeId: 'repair-test' });
+    onTestFinished(async () => {
+      await service.dispose();
+      await fixture.cleanup();
+    });
+    const store = fixture.store as RedisStatusStore;
+    const keys = (store as unknown as { backend: RedisBackend }).backend.keys;
+    const redis = fixture.clients[0]!;
+    const users = Array.from({ length: 60 }, (_, i) => `cluster-${i}`);
+    for (const u of users) await service.set(u, { status: 'busy', ttlSeconds: 120 + (users.indexOf(u) % 7) });
+    const hint = await redis.zrange(keys.statusHint, 0, -1, 'WITHSCORES');
+    expect(hint.length / 2).toBeGreaterThan(50); // many slots, on all three masters
+    await redis.del(keys.statusHint);
+    await store.repair();
+    expect(await redis.zrange(keys.statusHint, 0, -1, 'WITHSCORES')).toEqual(hint);
   });
 });

@@ -8,6 +8,7 @@ import { isConnectionError } from './redis-engine.js';
 import { Scripts } from './scripts/script.js';
 import { claimSlots } from './scripts/claim-slots.js';
 import { finishSlots } from './scripts/finish-slots.js';
+import { statusRepairPage } from './scripts/status-repair.js';
 import { statusSweepSlot } from './scripts/status-sweep.js';
 import { statusWrite } from './scripts/status-write.js';
 
@@ -186,7 +187,8 @@ export class RedisStatusStore implements StatusStore {
   }
 
   /**
-   * One SCAN page of a repair pass (its first node, from its cursor). A pass
+   * One SCAN page of a repair pass (its first node, from its cursor), read
+   * by one script on that node, and one ZADD of what it found. A pass
    * over 100,000 users at once took the node about 32,000 commands within
    * seconds, a major GC and the sweeper's time meanwhile; page by page it is
    * spread over the sweeps. A failure ends the pass (the next starts afresh).
@@ -196,14 +198,12 @@ export class RedisStatusStore implements StatusStore {
     const node = pass.nodes[0];
     try {
       if (node) {
-        const [next, found] = await node.scan(pass.cursor, 'MATCH', keys.statusDueIndexPattern, 'COUNT', this.repairPageSize);
-        await Promise.all(
-          found.map(async (key) => {
-            const first = await node.zrange(key, 0, 0, 'WITHSCORES');
-            const tag = /\{([^}]*)\}$/.exec(key)?.[1];
-            if (first[1] !== undefined && tag !== undefined) await this.redis.zadd(keys.statusHint, 'LT', first[1], String(keys.slotOfTag(tag)));
-          }),
-        );
+        const { next, firsts } = await statusRepairPage(node, pass.cursor, keys.statusDueIndexPattern, this.repairPageSize);
+        if (firsts.length > 0) {
+          const pairs: string[] = [];
+          for (let k = 0; k + 1 < firsts.length; k += 2) pairs.push(firsts[k]!, String(keys.slotOfTag(firsts[k + 1]!)));
+          await this.redis.zadd(keys.statusHint, 'LT', ...pairs);
+        }
         pass.cursor = next;
         if (next === '0') pass.nodes.shift();
       }
