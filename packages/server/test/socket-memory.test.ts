@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { connect, request, room, startGateway } from 'realtime-message-testing';
 import { SmallMap } from '../src/transports/socketio/small-map.js';
+import { connectionsPerAddress } from '../src/transports/socketio/engine-guard.js';
 
 // What the Socket.IO transport keeps per connection is kept small (issue 18):
 // these check that the savings did not change what a client sees.
@@ -62,5 +63,23 @@ describe('per-connection listeners and queue', () => {
     const [server] = await g.io.fetchSockets();
     const names = g.io.sockets.sockets.get(server!.id)!.eventNames();
     expect(names).toEqual(expect.arrayContaining(['presence:join', 'presence:heartbeat', 'presence:leave', 'presence:message', 'status:subscribe', 'channel:subscribe', 'disconnect']));
+  });
+});
+
+describe('the per-address count on Engine.IO connections', () => {
+  it('its close listener comes after Engine.IO’s and Socket.IO’s, and on close every one of them runs: the socket disconnects, the engine forgets the connection, the slot is free', async () => {
+    const g = await startGateway({});
+    const allow = connectionsPerAddress(g.io, 1);
+    const conns: { listeners(e: string): unknown[] }[] = [];
+    (g.io.engine as unknown as { on(e: string, l: (c: never) => void): void }).on('connection', (c) => void conns.push(c));
+    const disconnected: string[] = [];
+    g.io.on('connection', (s) => s.on('disconnect', (reason) => disconnected.push(reason)));
+    const c = await connect(g.url);
+    const req = { socket: { remoteAddress: '127.0.0.1' } } as never;
+    expect(allow(req)).toBe(false);
+    // Engine.IO's own (clientsCount), Socket.IO's client, then ours, in that order.
+    expect(conns[0]!.listeners('close')).toHaveLength(3);
+    c.disconnect();
+    await expect.poll(() => [disconnected.length, g.io.engine.clientsCount, allow(req)]).toEqual([1, 0, true]);
   });
 });
