@@ -32,6 +32,9 @@ export interface HubOptions {
 }
 
 interface Topic<T> {
+  /** The topic's key in `topics` and its kind: kept here so that a listener's unsubscribe holds no string of its own. */
+  key: string;
+  kind: string;
   listeners: Set<(item: T) => void>;
   /** Resolves once the source delivers, to its unsubscribe; rejects when the source failed. */
   ready: Promise<Unsubscribe>;
@@ -107,15 +110,26 @@ export class Hub<Kinds extends Record<string, unknown>> {
       mine.listeners.delete(listener);
       throw err;
     }
+    return this.unsubscriber(mine as Topic<unknown>, listener as (item: unknown) => void);
+  }
+
+  /**
+   * The unsubscribe of one listener. Made here, outside `subscribe`, so that
+   * the closure (one per listener, kept for as long as it listens) holds only
+   * the topic, the listener and its flag, not the arguments and key string of
+   * the call that made it.
+   */
+  private unsubscriber(mine: Topic<unknown>, listener: (item: unknown) => void): Unsubscribe {
     let done = false;
     return async () => {
       if (done) return;
       done = true;
       mine.listeners.delete(listener);
+      const k = mine.key;
       if (mine.listeners.size === 0 && this.topics.get(k) === mine) {
-        const linger = this.lingerMs[kind] ?? 0;
-        if (linger > 0 && !this.closed && this.lingering.size < this.maxLingering) this.linger(k, mine as Topic<unknown>, linger);
-        else await this.close(k, mine as Topic<unknown>);
+        const linger = this.lingerMs[mine.kind] ?? 0;
+        if (linger > 0 && !this.closed && this.lingering.size < this.maxLingering) this.linger(k, mine, linger);
+        else await this.close(k, mine);
       }
     };
   }
@@ -158,7 +172,7 @@ export class Hub<Kinds extends Record<string, unknown>> {
     const previous = this.closing.get(k);
     const source = this.sources[kind];
     const ready = previous ? previous.then(() => source.subscribe(id, deliver)) : source.subscribe(id, deliver);
-    const topic: Topic<Kinds[K]> = { listeners, ready };
+    const topic: Topic<Kinds[K]> = { key: k, kind, listeners, ready };
     this.topics.set(k, topic as Topic<unknown>);
     // Rollback: a failed subscription is forgotten at once, so that the next
     // registration (of any session) tries the source again.
