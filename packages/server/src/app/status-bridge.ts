@@ -56,7 +56,8 @@ export interface StatusBridgeOptions {
  * with backoff, until a later change of the same connection supersedes it.
  */
 export async function bridgePresenceToStatus(presence: PresenceFeed, status: ConnectionSink, options: StatusBridgeOptions = {}): Promise<() => Promise<void>> {
-  const applied = new LRUCache<string, string>({ max: options.rememberConnections ?? 100_000 });
+  // Per connection, its last applied (epoch, live) as one number (see `rank`): a string per connection cost more.
+  const applied = new LRUCache<string, number>({ max: options.rememberConnections ?? 100_000 });
   const failures = options.logger ? new LogSummary(options.logger, 'status bridge could not apply a presence change') : undefined;
   const delays = options.retryDelaysMs ?? [100, 500, 2_000, 5_000];
   const maxPending = options.maxPendingRetries ?? 10_000;
@@ -64,7 +65,7 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   let stopped = false;
 
   const apply = (userId: string, conn: string, epoch: number, live: boolean, attempt: number): void => {
-    const mark = `${epoch}:${live ? 1 : 0}`;
+    const mark = rank(epoch, live);
     // A retry superseded by a later change of the connection (or by its leave) has nothing left to do.
     if (attempt > 0 && applied.get(conn) !== mark) return;
     status.connection({ userId, conn, epoch, live }).catch((err: unknown) => {
@@ -88,11 +89,10 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     if (userId === ANONYMOUS_USER_ID) return;
     // Control characters cannot occur in ids, so the separator keeps (room, conn) pairs apart.
     const conn = `${roomId}\u001f${connId}`;
-    const mark = `${epoch}:${live ? 1 : 0}`;
+    const mark = rank(epoch, live);
     const prev = applied.get(conn);
-    if (prev === mark) return;
-    // Never move a connection back: (e, live) < (e, ended) < (e+1, live), as the store orders them.
-    if (prev !== undefined && above(prev, epoch, live)) return;
+    // Never move a connection back (nor apply a change twice).
+    if (prev !== undefined && prev >= mark) return;
     applied.set(conn, mark);
     apply(userId, conn, epoch, live, 0);
   };
@@ -125,10 +125,7 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   };
 }
 
-/** Whether the remembered mark `prev` ("epoch:live") is above (epoch, live) in the store's order. */
-function above(prev: string, epoch: number, live: boolean): boolean {
-  const i = prev.indexOf(':');
-  const e = Number(prev.slice(0, i));
-  const ended = prev.slice(i + 1) === '0';
-  return e > epoch || (e === epoch && ended && live);
+/** A connection's change as one number in the store's order: (e, live) < (e, ended) < (e+1, live). */
+function rank(epoch: number, live: boolean): number {
+  return epoch * 2 + (live ? 0 : 1);
 }
