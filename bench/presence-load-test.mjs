@@ -21,6 +21,8 @@ const env = process.env;
 const num = (name, def) => (env[name] === undefined || env[name] === '' ? def : Number(env[name]));
 const SCENARIO = env.SCENARIO ?? 'basic';
 const ENGINE = env.ENGINE ?? 'memory';
+/** CLIENT=raw: the cross-node and churn load generator speaks the Socket.IO packet format over raw WebSockets (bench/lib/raw-client.mjs; less CPU than socket.io-client, same latency). */
+const CLIENT = env.CLIENT ?? 'sio';
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
 
 function progress(label) {
@@ -274,10 +276,10 @@ async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
   const prof = (name) => ({ execArgv: env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${name}-${prefix.slice(0, -1)}.cpuprofile`] : [] });
   const [a, b] = await Promise.all([startServer('ours', extra, prof('nodeA')), startServer('ours', extra, prof('nodeB'))]);
   try {
-    const observers = await openSockets(a.url, rooms);
+    const observers = await openSockets(a.url, rooms, { client: CLIENT });
     const roomPrefix = `c${randomUUID().slice(0, 6)}-`;
     await joinAll(observers, { usersPerRoom: 1, roomPrefix });
-    const pool = await openSockets(b.url, num('CHURN_SOCKETS', 200));
+    const pool = await openSockets(b.url, num('CHURN_SOCKETS', 200), { client: CLIENT });
     const sentAt = new Map();
     const delay = histogram();
     const leaveDelay = histogram();
@@ -346,7 +348,7 @@ async function scenarioCrossNode() {
 
 /** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */
 async function churnRun(server, { rooms, rate, durationMs, label }) {
-  const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200));
+  const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200), { client: CLIENT });
   const joinH = histogram();
   const leaveH = histogram();
   const errors = {};
@@ -396,7 +398,9 @@ async function scenarioChurn() {
   try {
     for (let r = 0; r < rounds; r++) {
       for (const who of r % 2 ? ['base', 'ours'] : ['ours', 'base']) {
-        const server = who === 'ours' ? await ours(ENGINE, redis) : await startServer(baseKind, { REDIS_URL: redis?.url ?? '' });
+        // CPU_PROF=<dir>: a `--cpu-prof` profile of each server run there.
+        const prof = { execArgv: env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=churn-${who}-r${r + 1}.cpuprofile`] : [] };
+        const server = who === 'ours' ? await ours(ENGINE, redis, {}, 'ours', prof) : await startServer(baseKind, { REDIS_URL: redis?.url ?? '' }, prof);
         try {
           runs[who].push(await churnRun(server, { rooms, rate, durationMs, label: `churn ${who} r${r + 1}` }));
         } finally {
