@@ -2,6 +2,7 @@ import type { Socket } from 'socket.io';
 import { PresenceError, type Channel, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
 import type { Unsubscribe } from '../../core/shared/hub.js';
+import type { RateLimitDeps } from './middleware.js';
 import { ByteBudget, type TokenBucket } from '../shared/rate-limit.js';
 import { RequestQueue } from '../shared/request-queue.js';
 import { SmallMap } from './small-map.js';
@@ -37,6 +38,8 @@ export interface SessionLimits {
   maxPending: number;
   /** Snapshot bytes per second one socket may pull through joins (a burst of 4 s), or undefined for no limit. */
   snapshotBytesPerSecond: number | undefined;
+  /** What the rate-limit middleware of every socket shares, or undefined without a rate limit. */
+  rateLimit: RateLimitDeps | undefined;
 }
 
 /**
@@ -101,7 +104,7 @@ export class SocketSession {
     readonly authUserId: string | undefined,
     readonly bucket: TokenBucket | undefined,
     /** The transport's limits (one object shared by every session). */
-    private readonly limits: SessionLimits,
+    readonly limits: SessionLimits,
   ) {}
 
   /**

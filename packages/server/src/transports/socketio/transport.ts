@@ -101,7 +101,6 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const sessions = new Map<AnySocket, SocketSession>();
   /** Sockets disconnected by the server API: they leave at once, not after the grace. */
   const kicked = new WeakSet<AnySocket>();
-  const sessionLimits: SessionLimits = { maxPending, snapshotBytesPerSecond: snapshotRate };
   // Failures that come in bursts (an outage, a flood) are logged once per kind, then summarised.
   const problems = new LogSummary(logger, 'socket.io transport');
   let disposed = false;
@@ -200,6 +199,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   };
   const detachable: ReadonlyArray<readonly [string, SocketListener]> = [...listeners, ['disconnect', onDisconnectListener]];
   const limiterDeps: RateLimitDeps | undefined = rateLimit ? { limit: rateLimit, metrics, logger, disposed: () => disposed, onPass: install } : undefined;
+  const sessionLimits: SessionLimits = { maxPending, snapshotBytesPerSecond: snapshotRate, rateLimit: limiterDeps };
 
   /** A lost connection: every membership gets the disconnect grace, after the requests already queued. */
   function onDisconnect(session: SocketSession): void {
@@ -242,7 +242,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
     expireAt(session, auth?.expiresAt);
     // With a rate limit, its middleware sees every event first and installs our
     // listener of it then; without, every listener is installed now.
-    if (limiterDeps) rateLimitMiddleware(session, limiterDeps);
+    if (limiterDeps) rateLimitMiddleware(session);
     else for (const [event, fn] of listeners) socket.on(event, fn);
     // Socket.IO emits 'disconnect' once; detach() removes every listener again.
     socket.on('disconnect', onDisconnectListener);
