@@ -9,6 +9,7 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from 'realtime-message-protocol';
 import type { RedisClient } from '../engines/redis/backend.js';
+import { heartbeatBatch } from '../engines/redis/scripts/heartbeat.js';
 import { Extensions } from '../extensions/extension.js';
 import { createJwtVerifier, tokenAuth } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
@@ -93,6 +94,9 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
   const common = {
     maxRetriesPerRequest: 1,
     enableAutoPipelining: true,
+    // A heartbeat batch is already one turn's heartbeats in one command: sent
+    // at once, not held for the next turn's auto-pipeline (see HeartbeatBatcher).
+    autoPipeliningIgnoredCommands: [heartbeatBatch.command],
     retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     commandTimeout: 5_000,
   };
@@ -101,7 +105,7 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
   // reconnect backoff (seconds). The subscriber keeps its queue: subscriptions
   // made during an outage are sent when it reconnects.
   const command: RedisClient = config.redisClusterNodes
-    ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true, enableOfflineQueue: false })
+    ? new Cluster(config.redisClusterNodes, { redisOptions: common, clusterRetryStrategy: common.retryStrategy, enableAutoPipelining: true, autoPipeliningIgnoredCommands: common.autoPipeliningIgnoredCommands, enableOfflineQueue: false })
     : new Redis(config.redisUrl!, { ...common, enableOfflineQueue: false });
   const sub: RedisClient = config.redisClusterNodes
     ? new Cluster(config.redisClusterNodes, { redisOptions: { ...common, commandTimeout: undefined }, shardedSubscribers: true })

@@ -57,7 +57,11 @@ export interface RedisEngineOptions {
   reapConcurrency?: number;
   /**
    * Heartbeats received in one event-loop turn go to Redis in as few script
-   * calls as possible (see HeartbeatBatcher); `false`: one call each.
+   * calls as possible (see HeartbeatBatcher); `false`: one call each. With
+   * ioredis auto-pipelining, list `heartbeatBatch.command`
+   * (`rmHeartbeatBatch`) in the client's `autoPipeliningIgnoredCommands`, as
+   * the standalone server does, so a batch is written at once rather than
+   * one event-loop turn later.
    * @default true
    */
   batchHeartbeats?: boolean;
