@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Hub, PresenceError, type TopicSource } from '../src/index.js';
+import { Hub, MemoryEngine, PresenceError, PresenceService, presenceSources, type TopicSource } from '../src/index.js';
 import { RequestQueue } from '../src/transports/shared/request-queue.js';
 
 /** A source that records its calls and lets the test decide when (and whether) a subscription succeeds. */
@@ -176,6 +176,53 @@ describe('Hub lingering (lingerMs)', () => {
     expect(r.calls).toEqual(['sub:a', 'sub:b', 'unsub:b']);
     await hub.dispose();
     expect(r.calls).toEqual(['sub:a', 'sub:b', 'unsub:b', 'unsub:a']);
+  });
+
+  it('closeKinds ends every topic of those kinds, lingering ones included, and leaves the other kinds alone', async () => {
+    const rooms = recordingSource();
+    const chans = recordingSource();
+    const hub = new Hub<{ room: string; chan: string }>({ room: rooms.source, chan: chans.source }, { lingerMs: { room: 10_000 } });
+    const got: string[] = [];
+    const offA = await hub.subscribe('room', 'a', (i) => got.push(`a:${i}`));
+    const offB = await hub.subscribe('room', 'b', () => undefined);
+    await offB(); // lingering
+    await hub.subscribe('chan', 'c', (i) => got.push(`c:${i}`));
+    await hub.closeKinds(['room']);
+    expect(rooms.calls.sort()).toEqual(['sub:a', 'sub:b', 'unsub:a', 'unsub:b']);
+    expect(hub.size('room')).toBe(0);
+    rooms.emit('a', 'x');
+    chans.emit('c', 'y');
+    expect(got).toEqual(['c:y']);
+    await offA(); // its own unsubscribe afterwards does nothing
+    expect(rooms.calls).toHaveLength(4);
+    // The hub stays open: a room listener subscribes again.
+    await hub.subscribe('room', 'a', () => undefined);
+    expect(rooms.calls.at(-1)).toBe('sub:a');
+    await hub.dispose();
+    expect(chans.calls).toEqual(['sub:c', 'unsub:c']);
+  });
+
+  it('a presence service on a shared hub ends its room subscriptions when it stops, and only those', async () => {
+    const engine = new MemoryEngine();
+    const other = recordingSource();
+    const hub = new Hub({ ...presenceSources(engine), chan: other.source }, { lingerMs: { presence: 10_000 } });
+    const svc = new PresenceService({ engine, hub });
+    const got: unknown[] = [];
+    await svc.subscribeFeed('doc-1', (item) => got.push(item));
+    const off2 = await svc.subscribeFeed('doc-2', () => undefined);
+    await off2(); // lingering
+    await svc.subscribe(() => undefined);
+    await hub.subscribe('chan', 'c', () => undefined);
+    expect(hub.size()).toBe(3);
+    await engine.publish('doc-1' as never, { roomId: 'doc-1', event: 'x', data: 0 } as never);
+    expect(got).toHaveLength(1);
+    got.length = 0;
+    await svc.dispose();
+    expect(hub.size()).toBe(1);
+    expect(other.calls).toEqual(['sub:c']);
+    await engine.publish('doc-1' as never, { roomId: 'doc-1', event: 'x', data: 1 } as never);
+    expect(got).toEqual([]);
+    await hub.dispose();
   });
 });
 

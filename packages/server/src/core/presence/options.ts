@@ -13,10 +13,15 @@ export type PresenceTopics = {
   'presence-all': PresenceEvent;
 };
 
+/** The kinds of {@link PresenceTopics}. */
+export const PRESENCE_KINDS = ['presence', 'presence-all'] as const;
+
 /** The part of a node's {@link Hub} presence needs (a Hub of more kinds fits). */
 export interface PresenceHub {
   subscribe(kind: 'presence', id: string, listener: (item: RoomFeedItem) => void): Promise<Unsubscribe>;
   subscribe(kind: 'presence-all', id: string, listener: (event: PresenceEvent) => void): Promise<Unsubscribe>;
+  /** Ends every subscription of these kinds (when the presence service stops). */
+  closeKinds(kinds: ReadonlyArray<(typeof PRESENCE_KINDS)[number]>): Promise<void>;
 }
 
 /** The Hub sources of the presence topics over one engine. */

@@ -24,6 +24,7 @@ import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, StorageRes
 
 import {
   presenceSources,
+  PRESENCE_KINDS,
   resolvePresenceOptions,
   type EngineOp,
   type JoinResult,
@@ -67,7 +68,6 @@ export class PresenceService {
   private readonly hub: PresenceHub;
   /** The Hub this service made for itself (disposed with it); undefined when the node's Hub was passed in. */
   private readonly ownHub: Hub<PresenceTopics> | undefined;
-  private readonly subscriptions = new Set<Unsubscribe>();
   private readonly joinedListeners = new Set<(joined: LocalJoin) => void>();
   private reaperFailures: LogSummary | undefined;
   private reaperTimer: NodeJS.Timeout | undefined;
@@ -297,7 +297,7 @@ export class PresenceService {
       // Every event of every room on every node (the original design's form).
       this.checkOpen();
       const off = await this.call('subscribe', () => this.hub.subscribe('presence-all', '*', roomOrListener));
-      return this.track(off);
+      return off;
     }
     if (typeof maybeListener !== 'function') throw new TypeError('subscribe(roomId, listener) needs a listener function');
     const listener = maybeListener;
@@ -317,13 +317,6 @@ export class PresenceService {
     return () => this.joinedListeners.delete(listener);
   }
 
-  private track(off: Unsubscribe): () => Promise<void> {
-    this.subscriptions.add(off);
-    return async () => {
-      this.subscriptions.delete(off);
-      await off();
-    };
-  }
 
   /**
    * Receives the room's whole feed: presence events and custom messages, in
@@ -333,7 +326,7 @@ export class PresenceService {
     this.checkOpen();
     const id = this.parse(RoomIdSchema, roomId);
     const off = await this.call('subscribe', () => this.hub.subscribe('presence', id, listener));
-    return this.track(off);
+    return off;
   }
 
   /**
@@ -428,10 +421,8 @@ export class PresenceService {
     if (this.reaperTimer) clearTimeout(this.reaperTimer);
     this.reaperTimer = undefined;
     this.reaperFailures?.stop();
-    const subs = [...this.subscriptions];
-    this.subscriptions.clear();
-    await Promise.allSettled(subs.map((off) => off()));
-    await this.ownHub?.dispose();
+    // Every subscription this service handed out is a hub topic of a presence kind.
+    await (this.ownHub ? this.ownHub.dispose() : this.hub.closeKinds(PRESENCE_KINDS));
     await this.reaping?.catch(() => 0);
   }
 

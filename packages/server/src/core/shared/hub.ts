@@ -205,12 +205,24 @@ export class Hub<Kinds extends Record<string, unknown>> {
   /** Unsubscribes every topic at its source and refuses new registrations. Idempotent. */
   async dispose(): Promise<void> {
     this.closed = true;
+    await this.closeKinds();
+  }
+
+  /**
+   * Unsubscribes every topic of these kinds (all kinds when omitted) at its
+   * source, lingering ones included, and forgets their listeners: what a
+   * service sharing the hub does when it stops, instead of keeping every
+   * unsubscribe it handed out. A listener's own unsubscribe afterwards does nothing.
+   */
+  async closeKinds(kinds?: ReadonlyArray<keyof Kinds & string>): Promise<void> {
+    const wanted = (t: Topic<unknown>): boolean => kinds === undefined || kinds.includes(t.kind);
     for (const [k, l] of this.lingering) {
+      if (!wanted(l.topic)) continue;
       clearTimeout(l.timer);
+      this.lingering.delete(k);
       this.topics.set(k, l.topic);
     }
-    this.lingering.clear();
-    const all = [...this.topics.entries()];
+    const all = [...this.topics.entries()].filter(([, t]) => wanted(t));
     await Promise.all(all.map(([k, t]) => this.close(k, t)));
     await Promise.all([...this.closing.values()]);
   }
