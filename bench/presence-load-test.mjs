@@ -21,7 +21,7 @@ const env = process.env;
 const num = (name, def) => (env[name] === undefined || env[name] === '' ? def : Number(env[name]));
 const SCENARIO = env.SCENARIO ?? 'basic';
 const ENGINE = env.ENGINE ?? 'memory';
-/** CLIENT=raw: the cross-node and churn load generator speaks the Socket.IO packet format over raw WebSockets (bench/lib/raw-client.mjs; less CPU than socket.io-client, same latency). */
+/** CLIENT=raw: the compare, cross-node and churn load generators speak the Socket.IO packet format over raw WebSockets (bench/lib/raw-client.mjs; less CPU than socket.io-client, same latency). */
 const CLIENT = env.CLIENT ?? 'sio';
 const ms = (x) => (Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : '-');
 
@@ -57,7 +57,7 @@ async function ours(engine, redis, extra = {}, kind = 'ours', options = {}) {
  * a minute during the measured phase; `redisUrl` adds Redis figures to the diagnostics.
  */
 async function heartbeatRun(server, { clients, usersPerRoom, rate, durationMs, patchRatio, label, churnPerMin = 0, redisUrl }) {
-  const sockets = await openSockets(server.url, clients);
+  const sockets = await openSockets(server.url, clients, { client: CLIENT });
   const events = countEvents(sockets);
   await joinAll(sockets, { usersPerRoom, roomPrefix: `r${randomUUID().slice(0, 6)}-` });
   // Unmeasured warm-up: a freshly started server is still compiling its hot
