@@ -174,7 +174,9 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
         for (let r = 0; r < rounds; r++) {
           const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
           for (const who of order) {
-            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url, ...probe.env }, probe) : await ours(engine, redis, probe.env, who, probe);
+            // CPU_PROF=<dir>: a `--cpu-prof` profile of each server run there.
+            const opts = env.CPU_PROF ? { ...probe, execArgv: [...(probe.execArgv ?? []), '--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${engine}-${mode}-${who}-r${r + 1}.cpuprofile`] } : probe;
+            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url, ...probe.env }, opts) : await ours(engine, redis, probe.env, who, opts);
             try {
               const row = await heartbeatRun(server, { ...m, label: `${engine} ${mode} ${who} r${r + 1}`, redisUrl: engine === 'redis' ? redis.url : undefined });
               row.round = r + 1;

@@ -92,6 +92,12 @@ describe('StatusCache', () => {
     expect(cache.peekStale(id('a'))?.version).toBe(6);
     cache.invalidate(id('a'), 7);
     expect(cache.peekStale(id('a'))).toBe(undefined);
+    // onlyIfCached (a connection change): no new entry, but an entry the user has is replaced.
+    cache.fillFromWrite(id('a'), state(8), true);
+    expect(cache.peekStale(id('a'))).toBe(undefined);
+    cache.fillFromWrite(id('a'), state(8));
+    cache.fillFromWrite(id('a'), state(9), true);
+    expect(cache.peekStale(id('a'))?.version).toBe(9);
     // clear(): everything goes, and reads in flight may not fill.
     const inFlight = cache.beginRead(id('b'));
     cache.fillFromWrite(id('c'), state(1));

@@ -90,6 +90,20 @@ export function runStatusConformance(target: StatusConformanceTarget): void {
       expect((await a.getMany([id, id])).map((r) => r.userId)).toEqual([id, id]);
     });
 
+    it('a connection change takes no cache slot; a cached user is never left stale by later changes', async () => {
+      const { a } = await harness();
+      const id = user();
+      await a.connection(conn(id, 'r/c', 1, true));
+      expect(a.cachedRecord(id)).toBeUndefined();
+      expect((await a.get(id)).status).toBe('online');
+      expect(a.cachedRecord(id)?.status).toBe('online');
+      await a.connection(conn(id, 'r/c', 1, false));
+      // Updated in place, or dropped by the feed's invalidation when it came before the write's reply: never stale.
+      expect([undefined, 'offline']).toContain(a.cachedRecord(id)?.status);
+      expect((await a.get(id)).status).toBe('offline');
+      expect(a.cachedRecord(id)?.status).toBe('offline');
+    });
+
     it('connected follows connections: one event per change even when two nodes apply every presence event', async () => {
       const { a, node, clock, check } = await harness();
       const b = await node('node-b');

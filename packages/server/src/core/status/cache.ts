@@ -118,9 +118,15 @@ export class StatusCache {
     };
   }
 
-  /** Puts the state a write on this node returned (newer than anything cached for the user, unless a later write's invalidation came first). */
-  fillFromWrite(userId: UserId, state: StatusState | undefined): void {
+  /**
+   * Puts the state a write on this node returned (newer than anything cached
+   * for the user, unless a later write's invalidation came first).
+   * `onlyIfCached`: only replaces an entry the user already has (a write
+   * nobody asked to read, such as a connection change, takes no slot).
+   */
+  fillFromWrite(userId: UserId, state: StatusState | undefined, onlyIfCached = false): void {
     if (!state) return;
+    if (onlyIfCached && !this.slots.has(userId)) return;
     const p = this.pending.get(userId);
     if (p && state.version < p.bar) return;
     const cur = this.peekStale(userId);

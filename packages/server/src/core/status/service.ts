@@ -344,7 +344,8 @@ export class StatusService {
 
   private async write(cmd: StatusCommand): Promise<StatusRecord> {
     const res = await this.call(cmd.type, () => this.store.write(cmd));
-    if (this.feedLive) this.cache?.fillFromWrite(cmd.userId, res.state);
+    // A connection change fills no new entry: presence reports every user that connects, most of whom nobody reads.
+    if (this.feedLive) this.cache?.fillFromWrite(cmd.userId, res.state, cmd.type === 'conn');
     return toRecord(cmd.userId, res.state, cmd.now, this.awayAfterMs);
   }
 
