@@ -149,6 +149,14 @@ function socketIdentity(socket: AnySocket): { user: string | undefined; users: s
   return { user: users[0], users, connIds: rooms.map((r) => r.connId).filter((c): c is string => typeof c === 'string') };
 }
 
+/** `socketIdentity(socket).user ?? ''`, without building its lists. */
+function primaryUser(socket: AnySocket): string {
+  const data = socket.data as { presenceUserId?: unknown; presenceRooms?: unknown } | undefined;
+  const rooms = data?.presenceRooms;
+  if (Array.isArray(rooms)) for (const r of rooms as Array<{ userId?: unknown } | undefined>) if (typeof r?.userId === 'string') return r.userId;
+  return typeof data?.presenceUserId === 'string' ? data.presenceUserId : '';
+}
+
 /** A channel Hub that counts the live subscriptions per channel it carries. */
 function countingHub(hub: ChannelHub, counts: Map<string, number>): ChannelHub {
   const add = (id: string, n: number): void => {
@@ -292,7 +300,8 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   const local: LocalNode = {
     clients() {
       const users = new Set<string>();
-      for (const socket of nsp.sockets.values()) users.add(socketIdentity(socket).user ?? '');
+      // Runs every few seconds over every socket (node info): no allocation per socket.
+      for (const socket of nsp.sockets.values()) users.add(primaryUser(socket));
       return { numClients: nsp.sockets.size, numUsers: users.size, users };
     },
     channels: () => channelCounts,
