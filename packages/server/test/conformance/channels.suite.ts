@@ -289,6 +289,9 @@ export function runChannelConformance(target: ChannelConformanceTarget): void {
       expect(await b.publish(ch, { t: 2 }, { skipHistory: true, info: { user: 'ada', client: 'c1' }, tags: { k: 'v' } })).toEqual({ offset: 0, epoch: first.epoch });
       expect(await a.publish(ch, 3, { skipHistory: false })).toEqual({ offset: 3, epoch: first.epoch });
       for (const s of subs) await s.settle(b);
+      // Each settle waited for its own subscriber only: wait until both have both markers (a is on the other node).
+      const markers = (s: Recorder) => s.items.filter((i) => i.type === 'publication' && isMarker(i.publication.data)).length;
+      await waitFor(() => subs.every((s) => markers(s) === 2), { timeoutMs: 10_000, what: 'both markers on both subscribers' });
       for (const s of subs) {
         const pubs = s.items.flatMap((i) => (i.type === 'publication' && !isMarker(i.publication.data) ? [i.publication] : []));
         expect(pubs.map((p) => [p.offset, p.data])).toEqual([[1, 1], [0, { t: 1 }], [2, 2], [0, { t: 2 }], [3, 3]]);
