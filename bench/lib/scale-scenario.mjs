@@ -110,7 +110,9 @@ async function scaleRun(kind, redis, o, log) {
   // MALLOC_ARENA_MAX (glibc): passed to every server alike when set.
   const probeEnv = { ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), MEMORY_PROBE_DIR: probeDir, ...(snapDir ? { HEAP_SNAPSHOT_DIR: snapDir } : {}), WORKERS: String(o.workers) };
   // CPU_PROF=<dir>: every server process writes a `--cpu-prof` profile there when it exits (bench/profile-top.mjs reads them).
-  const options = { execArgv: ['--import', MEMORY_PROBE, ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : [])] };
+  // SERVER_NODE_ARGS: extra Node flags for every server process (space-separated), such as a profiling preload.
+  const extra = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const options = { execArgv: ['--import', MEMORY_PROBE, ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), ...extra] };
   const prefix = { REDIS_URL: redis?.url ?? '', REDIS_KEY_PREFIX: `s${randomUUID().slice(0, 6)}:` };
   const server =
     kind === 'memory' || kind === 'redis'

@@ -9,7 +9,7 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from 'realtime-message-protocol';
 import type { RedisClient } from '../engines/redis/backend.js';
-import { heartbeatBatch } from '../engines/redis/scripts/heartbeat.js';
+import { heartbeat, heartbeatBatch } from '../engines/redis/scripts/heartbeat.js';
 import { Extensions } from '../extensions/extension.js';
 import { createJwtVerifier, tokenAuth } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
@@ -94,9 +94,11 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
   const common = {
     maxRetriesPerRequest: 1,
     enableAutoPipelining: true,
-    // A heartbeat batch is already one turn's heartbeats in one command: sent
-    // at once, not held for the next turn's auto-pipeline (see HeartbeatBatcher).
-    autoPipeliningIgnoredCommands: [heartbeatBatch.command],
+    // Heartbeats are already gathered per event-loop turn (HeartbeatBatcher):
+    // a batch, or a turn's lone heartbeat, is sent at once, not held for the
+    // next turn's auto-pipeline, which would also build a Pipeline (~3 KB of
+    // garbage) around that one command.
+    autoPipeliningIgnoredCommands: [heartbeat.command, heartbeatBatch.command],
     retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     commandTimeout: 5_000,
   };

@@ -58,10 +58,10 @@ export interface RedisEngineOptions {
   /**
    * Heartbeats received in one event-loop turn go to Redis in as few script
    * calls as possible (see HeartbeatBatcher); `false`: one call each. With
-   * ioredis auto-pipelining, list `heartbeatBatch.command`
-   * (`rmHeartbeatBatch`) in the client's `autoPipeliningIgnoredCommands`, as
-   * the standalone server does, so a batch is written at once rather than
-   * one event-loop turn later.
+   * ioredis auto-pipelining, list `heartbeat.command` and
+   * `heartbeatBatch.command` in the client's `autoPipeliningIgnoredCommands`,
+   * as the standalone server does, so a turn's heartbeats are written at once
+   * rather than one event-loop turn later, in a Pipeline of their own.
    * @default true
    */
   batchHeartbeats?: boolean;
