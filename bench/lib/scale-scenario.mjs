@@ -13,6 +13,7 @@
 //   HEARTBEAT_INTERVAL_MS (15000), DURATION_S measured (30), ROUNDS (1, order rotated)
 //   CONNECT_CONCURRENCY  connects and joins in flight per client process (default 100)
 //   HEAP_SNAPSHOT=1  heap snapshots of every server process, idle, loaded and steady (RESULTS_DIR/heap/; bench/heap-by-constructor.mjs)
+//   SERVER_ENV (JSON)  extra settings of our server (e.g. {"REDIS_HEARTBEAT_WINDOW_MS":"2"}); SERVER_NODE_ARGS  extra Node flags of every server
 //
 // Memory per connection: every server process runs bench/lib/memory-probe.mjs;
 // idle (after start), loaded (2 s after every connection joined) and steady (at
@@ -110,13 +111,13 @@ async function scaleRun(kind, redis, o, log) {
   // MALLOC_ARENA_MAX (glibc): passed to every server alike when set.
   const probeEnv = { ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), MEMORY_PROBE_DIR: probeDir, ...(snapDir ? { HEAP_SNAPSHOT_DIR: snapDir } : {}), WORKERS: String(o.workers) };
   // CPU_PROF=<dir>: every server process writes a `--cpu-prof` profile there when it exits (bench/profile-top.mjs reads them).
-  // SERVER_NODE_ARGS: extra Node flags for every server process (space-separated), such as a profiling preload.
+  // SERVER_ENV (JSON): extra settings of our server; SERVER_NODE_ARGS: extra Node flags for every server process (space-separated), such as a profiling preload.
   const extra = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const options = { execArgv: ['--import', MEMORY_PROBE, ...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []), ...extra] };
   const prefix = { REDIS_URL: redis?.url ?? '', REDIS_KEY_PREFIX: `s${randomUUID().slice(0, 6)}:` };
   const server =
     kind === 'memory' || kind === 'redis'
-      ? await startServer('ours', { ...(kind === 'redis' ? prefix : {}), ...probeEnv, PRESENCE_TTL_MS: String(o.interval * 3), PRESENCE_DISCONNECT_GRACE_MS: String(Math.min(5_000, o.interval * 3)) }, options)
+      ? await startServer('ours', { ...(kind === 'redis' ? prefix : {}), ...probeEnv, PRESENCE_TTL_MS: String(o.interval * 3), PRESENCE_DISCONNECT_GRACE_MS: String(Math.min(5_000, o.interval * 3)), ...JSON.parse(process.env.SERVER_ENV ?? '{}') }, options)
       : await startServer(kind, { ...prefix, ...probeEnv }, options);
   const children = [];
   try {

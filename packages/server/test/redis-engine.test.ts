@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { KeySpace, ManualClock, PresenceError, PresenceService, RedisEngine, type ConnId, type PresenceEvent, type RoomId, type UserId } from '../src/index.js';
 import { Scripts } from '../src/engines/redis/scripts/index.js';
-import { heartbeatBatch } from '../src/engines/redis/scripts/heartbeat.js';
+import { heartbeat, heartbeatBatch } from '../src/engines/redis/scripts/heartbeat.js';
 import { join } from '../src/engines/redis/scripts/join.js';
 import { keysUnder, redisClient, redisFixture, startRedis, waitFor, type RedisTarget } from 'realtime-message-testing';
 
@@ -13,6 +13,17 @@ function service(engine: RedisEngine, clock: ManualClock): PresenceService {
   const svc = new PresenceService({ engine, clock, ttlMs: TTL, disconnectGraceMs: 200, reaperLookbackMs: 2_000 });
   onTestFinished(() => svc.dispose());
   return svc;
+}
+
+/** Counts EVAL and EVALSHA calls on every master of `client` (INFO commandstats), after loading `preload` there (so no NOSCRIPT retry is counted). */
+async function scriptCallCounter(client: Redis | import('ioredis').Cluster, preload: string[]): Promise<() => Promise<number>> {
+  const masters = client.isCluster ? (client as import('ioredis').Cluster).nodes('master') : [client as Redis];
+  for (const n of masters) for (const lua of preload) await n.script('LOAD', lua);
+  return async () => {
+    let calls = 0;
+    for (const n of masters) for (const m of (await n.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)) calls += Number(m[1]);
+    return calls;
+  };
 }
 
 const targets: Array<[string, () => RedisTarget]> = [
@@ -100,14 +111,7 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     const { fx, svc, clock } = await setup();
     const engine = fx.engine as RedisEngine;
     const client = fx.clients[0]!;
-    const masters = client.isCluster ? (client as import('ioredis').Cluster).nodes('master') : [client as Redis];
-    // Preloaded, so that the count below has no NOSCRIPT retries (an EVALSHA then an EVAL).
-    for (const n of masters) await n.script('LOAD', heartbeatBatch.lua);
-    const scriptCalls = async () => {
-      let calls = 0;
-      for (const n of masters) for (const m of (await n.info('commandstats')).matchAll(/cmdstat_eval(?:sha)?:calls=(\d+)/g)) calls += Number(m[1]);
-      return calls;
-    };
+    const scriptCalls = await scriptCallCounter(client, [heartbeatBatch.lua]);
     // Three rooms in one hash slot (they may share a call on a Cluster too) and three others.
     const keys = new KeySpace(fx.prefix);
     const base = `room-${randomUUID()}`;
@@ -157,6 +161,46 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     expect(events.filter((e) => e.type === 'leave' && e.connId === expired.connId)).toEqual([expect.objectContaining({ reason: 'timeout', ts: now })]);
     expect(events.filter((e) => e.type === 'update').map((e) => e.connId)).toEqual([live[3]!.connId]);
     expect(await svc.reapNow()).toBe(0); // nothing was left for the reaper
+  });
+
+  it('heartbeatWindowMs: flushes at least a window apart; a heartbeat after a quiet spell goes at once (issue 18)', async () => {
+    const { fx, clock } = await setup();
+    const WINDOW = 300;
+    const engine = new RedisEngine({ redis: fx.clients[0]!, keyPrefix: fx.prefix, heartbeatWindowMs: WINDOW });
+    onTestFinished(() => engine.close());
+    const svc = service(engine, clock);
+    const scriptCalls = await scriptCallCounter(fx.clients[0]!, [heartbeat.lua, heartbeatBatch.lua]);
+    const room = `room-${randomUUID()}`;
+    const conns = [];
+    for (const u of ['ada', 'bob', 'cy', 'dan']) conns.push(await svc.join({ roomId: room, userId: u }));
+    const t = { ttlMs: TTL, lookbackMs: 2_000, maxStateBytes: 16_384, roomId: room as RoomId };
+    const hb = async (i: number) => {
+      const c = conns[i]!;
+      const started = performance.now();
+      const outcome = await engine.heartbeat({ ...t, now: clock.now(), connId: c.connId, epoch: c.epoch });
+      return { outcome, at: performance.now(), ms: performance.now() - started };
+    };
+    const before = await scriptCalls();
+    // The first goes at once (no flush before it).
+    const first = await hb(0);
+    expect(first.outcome).toEqual({ ok: true, epoch: conns[0]!.epoch });
+    expect(first.ms).toBeLessThan(WINDOW / 2);
+    // Two more in two later turns, within the window: they wait for its end and go in one call.
+    const second = hb(1);
+    await new Promise((r) => setImmediate(r));
+    const third = hb(2);
+    const [b, c] = await Promise.all([second, third]);
+    expect([b.outcome, c.outcome]).toEqual([{ ok: true, epoch: conns[1]!.epoch }, { ok: true, epoch: conns[2]!.epoch }]);
+    // Not before the window's end (timers round to whole ms: 2 ms of slack).
+    expect(b.at - first.at).toBeGreaterThanOrEqual(WINDOW - 2 - first.ms);
+    expect(Math.abs(b.at - c.at)).toBeLessThan(WINDOW / 2);
+    expect((await scriptCalls()) - before).toBe(2);
+    // After a quiet spell longer than the window, a heartbeat goes at once again.
+    await new Promise((r) => setTimeout(r, WINDOW + 50));
+    const late = await hb(3);
+    expect(late.outcome).toEqual({ ok: true, epoch: conns[3]!.epoch });
+    expect(late.ms).toBeLessThan(WINDOW / 2);
+    expect((await scriptCalls()) - before).toBe(3);
   });
 });
 

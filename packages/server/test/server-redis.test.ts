@@ -33,6 +33,23 @@ describe('standalone server (in process) on Redis', () => {
     await expect.poll(() => la.messages.map((m) => m.data)).toEqual(['hi']);
   });
 
+  it('REDIS_HEARTBEAT_WINDOW_MS: a heartbeat within the window of the last one waits for its end; one after a quiet spell does not', async () => {
+    const WINDOW = 400;
+    const { url } = await startServer({ DEMO_DIR: 'off', REDIS_KEY_PREFIX: `hbw${Date.now()}:`, REDIS_URL: inject('redisUrl'), REDIS_HEARTBEAT_WINDOW_MS: String(WINDOW) });
+    const r = room();
+    const [a, b] = await Promise.all([connect(url), connect(url)]);
+    expect((await request(a, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
+    expect((await request(b, 'presence:join', { roomId: r, userId: 'bob' })).ok).toBe(true);
+    await new Promise((res) => setTimeout(res, WINDOW + 50)); // no heartbeat flush in the last window
+    const timed = async (s: typeof a) => {
+      const t0 = performance.now();
+      expect((await request(s, 'presence:heartbeat', {})).ok).toBe(true);
+      return performance.now() - t0;
+    };
+    expect(await timed(a)).toBeLessThan(WINDOW / 2);
+    expect(await timed(b)).toBeGreaterThan(WINDOW / 2);
+  });
+
   it('REDIS_FAIL_FAST_MS: listen() rejects naming the variable when Redis cannot be reached, and the password is never logged', async () => {
     const port = await freePort(); // nothing listens there
     const { lines, logger } = capturedLogger();

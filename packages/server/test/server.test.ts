@@ -20,6 +20,8 @@ describe('configuration', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL must start with redis://'],
     [{ REDIS_CLUSTER_NODES: 'a:1,b' }, "bad entry 'b'"],
     [{ REDIS_URL: 'redis://x', REDIS_CLUSTER_NODES: 'a:1' }, 'not both'],
+    [{ REDIS_HEARTBEAT_WINDOW_MS: '1001' }, 'REDIS_HEARTBEAT_WINDOW_MS must be at most 1000'],
+    [{ REDIS_HEARTBEAT_WINDOW_MS: '-1' }, 'REDIS_HEARTBEAT_WINDOW_MS must be an integer >= 0'],
     [{ AUTH_JWT_SECRET: 'short' }, 'at least 32 bytes'],
     [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://x/jwks' }, 'only one of'],
     [{ WORKERS: '4' }, 'WORKERS=4 needs REDIS_URL'],

@@ -40,6 +40,8 @@ export interface BackendOptions {
   keyPrefix?: string | undefined;
   /** The backend log (Redis only; docs/channels.md, "Backend log"). @default off */
   backendLog?: BackendLogOptions | undefined;
+  /** Least time between two heartbeat calls to Redis (`RedisEngineOptions.heartbeatWindowMs`). @default 0 */
+  heartbeatWindowMs?: number | undefined;
   logger?: Logger | undefined;
 }
 
@@ -71,7 +73,7 @@ export function createBackends(options: BackendOptions): Backends {
     backendLog: logOn ? options.backendLog : undefined,
     logger: options.logger,
   });
-  const presence = new RedisEngine({ backend: redis, logger: options.logger });
+  const presence = new RedisEngine({ backend: redis, heartbeatWindowMs: options.heartbeatWindowMs, logger: options.logger });
   const status = new RedisStatusStore({ backend: redis, logger: options.logger });
   const channels = new RedisBroker({ backend: redis, logger: options.logger });
   return {

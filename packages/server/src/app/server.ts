@@ -186,6 +186,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     subscriber: redis?.sub,
     keyPrefix: config.redisKeyPrefix,
     backendLog: config.backendLog,
+    heartbeatWindowMs: config.redisHeartbeatWindowMs,
     ttlMs: config.ttlMs,
     reaperIntervalMs: config.reaperIntervalMs,
     reaperLookbackMs: config.reaperLookbackMs,

@@ -20,6 +20,15 @@ export interface HeartbeatBatcherOptions {
   slotOf?: ((cmd: HeartbeatCommand) => number) | undefined;
   /** Most heartbeats per call. @default MAX_HEARTBEAT_BATCH */
   max?: number;
+  /**
+   * Least time between two flushes (ms): a heartbeat that arrives within
+   * `windowMs` of the last flush waits for the rest of the window and goes
+   * with whatever else arrived by then. A heartbeat after a quiet spell goes
+   * at once. 0: every turn's heartbeats go at that turn's end. @default 0
+   */
+  windowMs?: number;
+  /** The clock the window is measured with (ms). @default performance.now */
+  now?: () => number;
 }
 
 /**
@@ -28,8 +37,12 @@ export interface HeartbeatBatcherOptions {
  * many sockets, and one call per heartbeat cost more in encoding, sending,
  * running and answering commands than the heartbeats themselves. The turn's
  * heartbeats go at `setImmediate`, right after the turn's I/O callbacks, so
- * a lone heartbeat waits for nothing. A heartbeat with a patch goes alone, at
- * once (it publishes an update; its script is the one with the patch code).
+ * a lone heartbeat waits for nothing. With `windowMs`, flushes are at least
+ * that far apart: under a steady stream a call carries a window's heartbeats
+ * (fewer commands, writes and script runs per heartbeat, for up to
+ * `windowMs` more latency), while a heartbeat after a quiet spell still goes
+ * at once. A heartbeat with a patch goes alone, at once (it publishes an
+ * update; its script is the one with the patch code).
  *
  * Order: a connection has one heartbeat in flight at a time (its socket's
  * requests run one after another); a leave or disconnect of the connection
@@ -41,9 +54,14 @@ export class HeartbeatBatcher {
   private waiting: Waiting[] = [];
   private scheduled = false;
   private readonly max: number;
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private lastFlush = -Infinity;
 
   constructor(private readonly options: HeartbeatBatcherOptions) {
     this.max = Math.max(1, options.max ?? MAX_HEARTBEAT_BATCH);
+    this.windowMs = Math.max(0, options.windowMs ?? 0);
+    this.now = options.now ?? (() => performance.now());
   }
 
   add(cmd: HeartbeatCommand): Promise<WriteOutcome> {
@@ -52,13 +70,16 @@ export class HeartbeatBatcher {
       this.waiting.push({ cmd, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(this.flush);
+        const wait = this.windowMs > 0 ? this.lastFlush + this.windowMs - this.now() : 0;
+        if (wait > 0) setTimeout(this.flush, wait);
+        else setImmediate(this.flush);
       }
     });
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
+    if (this.windowMs > 0) this.lastFlush = this.now();
     const all = this.waiting;
     this.waiting = [];
     const slotOf = this.options.slotOf;
