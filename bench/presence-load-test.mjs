@@ -176,7 +176,8 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
           for (const who of order) {
             // CPU_PROF=<dir>: a `--cpu-prof` profile of each server run there.
             const opts = env.CPU_PROF ? { ...probe, execArgv: [...(probe.execArgv ?? []), '--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${engine}-${mode}-${who}-r${r + 1}.cpuprofile`] } : probe;
-            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url, ...probe.env }, opts) : await ours(engine, redis, probe.env, who, opts);
+            // SERVER_ENV (JSON): extra settings of our server (not the baseline's).
+            const server = who === 'base' ? await startServer(baseKind, { REDIS_URL: redis.url, ...probe.env }, opts) : await ours(engine, redis, { ...probe.env, ...JSON.parse(env.SERVER_ENV ?? '{}') }, who, opts);
             try {
               const row = await heartbeatRun(server, { ...m, label: `${engine} ${mode} ${who} r${r + 1}`, redisUrl: engine === 'redis' ? redis.url : undefined });
               row.round = r + 1;

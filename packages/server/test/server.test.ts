@@ -9,7 +9,7 @@ import { NodeProcess, connect, request, room, startServer } from 'realtime-messa
 describe('configuration', () => {
   it('has the SPEC defaults', () => {
     const c = loadConfig({});
-    expect(c).toEqual(expect.objectContaining({ port: 3000, engine: 'memory', ttlMs: 30_000, reaperIntervalMs: 3_000, reaperLookbackMs: 60_000, disconnectGraceMs: 5_000, maxStateBytes: 16_384, authMode: 'open', workers: 1 }));
+    expect(c).toEqual(expect.objectContaining({ port: 3000, engine: 'memory', ttlMs: 30_000, reaperIntervalMs: 3_000, reaperLookbackMs: 60_000, disconnectGraceMs: 5_000, maxStateBytes: 16_384, authMode: 'open', workers: 1, redisHeartbeatWindowMs: 2 }));
   });
 
   it.each([

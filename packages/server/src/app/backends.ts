@@ -40,7 +40,7 @@ export interface BackendOptions {
   keyPrefix?: string | undefined;
   /** The backend log (Redis only; docs/channels.md, "Backend log"). @default off */
   backendLog?: BackendLogOptions | undefined;
-  /** Least time between two heartbeat calls to Redis (`RedisEngineOptions.heartbeatWindowMs`). @default 0 */
+  /** Least time between two heartbeat calls to Redis (`RedisEngineOptions.heartbeatWindowMs`). @default 2 */
   heartbeatWindowMs?: number | undefined;
   logger?: Logger | undefined;
 }

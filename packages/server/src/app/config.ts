@@ -67,7 +67,7 @@ const EnvSchema = z.object({
     return nodes;
   }),
   REDIS_FAIL_FAST_MS: int('REDIS_FAIL_FAST_MS', 0, 0),
-  REDIS_HEARTBEAT_WINDOW_MS: int('REDIS_HEARTBEAT_WINDOW_MS', 0, 0),
+  REDIS_HEARTBEAT_WINDOW_MS: int('REDIS_HEARTBEAT_WINDOW_MS', 0, 2),
   REDIS_KEY_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.:-]{1,64}$/.test(v), { message: "REDIS_KEY_PREFIX must be 1-64 characters of letters, digits and '_ . : -'" }),
   PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 1, 30_000),
   PRESENCE_REAPER_INTERVAL_MS: int('PRESENCE_REAPER_INTERVAL_MS', 1, 3_000),

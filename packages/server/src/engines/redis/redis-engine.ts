@@ -70,7 +70,7 @@ export interface RedisEngineOptions {
    * a steady stream, a call then carries this window's heartbeats (fewer
    * commands and script runs per heartbeat, for up to this much more
    * latency); a heartbeat after a quiet spell still goes at once. 0: each
-   * event-loop turn's heartbeats go at the turn's end. @default 0
+   * event-loop turn's heartbeats go at the turn's end. @default 2
    */
   heartbeatWindowMs?: number;
   logger?: Logger;
@@ -127,7 +127,7 @@ export class RedisEngine implements PresenceEngine {
         single: (cmd) => this.scripts.run('heartbeat', cmd),
         batch: (cmds) => this.scripts.run('heartbeatBatch', cmds),
         slotOf: this.redis.isCluster ? (cmd) => keys.room(cmd.roomId).slot : undefined,
-        windowMs: options.heartbeatWindowMs,
+        windowMs: options.heartbeatWindowMs ?? 2,
       });
     }
   }
