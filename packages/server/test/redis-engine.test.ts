@@ -171,7 +171,7 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     const svc = service(engine, clock);
     const scriptCalls = await scriptCallCounter(fx.clients[0]!, [heartbeat.lua, heartbeatBatch.lua]);
     const room = `room-${randomUUID()}`;
-    const conns = [];
+    const conns: Array<{ connId: ConnId; epoch: number }> = [];
     for (const u of ['ada', 'bob', 'cy', 'dan']) conns.push(await svc.join({ roomId: room, userId: u }));
     const t = { ttlMs: TTL, lookbackMs: 2_000, maxStateBytes: 16_384, roomId: room as RoomId };
     const hb = async (i: number) => {
