@@ -10,7 +10,7 @@ import type { BackendLogOptions } from '../engines/redis/backend-log.js';
 import { Extensions, type Extension } from '../extensions/extension.js';
 import { tokenAuth, type TokenVerifier } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
-import type { AnySocket, Membership } from '../transports/socketio/session.js';
+import { primaryUser, type AnySocket, type Membership } from '../transports/socketio/session.js';
 import { attachSocketIo, type SocketIoLimits } from '../transports/socketio/transport.js';
 import { backendsOf, createBackends, type Backends } from './backends.js';
 import { StatusService, type StatusServiceOptions } from '../core/status/service.js';
@@ -124,10 +124,16 @@ export interface PresenceRuntime {
   dispose(opts?: { leave?: boolean | 'grace' }): Promise<void>;
 }
 
+/** A node's distinct users (a count kept up to date, not a copy). */
+export interface LocalUsers {
+  has(user: string): boolean;
+  readonly size: number;
+}
+
 /** This node's share of the deployment: its Socket.IO connections (of the served namespace) and channel subscriptions. */
 export interface LocalNode {
   /** Connected sockets on this node, and their distinct users (sockets without a user count as one anonymous user, `''`). */
-  clients(): { numClients: number; numUsers: number; users: ReadonlySet<string> };
+  clients(): { numClients: number; numUsers: number; users: LocalUsers };
   /** Live channel subscriptions on this node (sockets and in-process subscribers), by channel. */
   channels(): ReadonlyMap<string, number>;
   /**
@@ -151,12 +157,11 @@ function socketIdentity(socket: AnySocket): { user: string | undefined; users: s
   return { user: users[0], users, connIds: rooms.map((r) => r.connId).filter((c): c is string => typeof c === 'string') };
 }
 
-/** `socketIdentity(socket).user ?? ''`, without building its lists. */
-function primaryUser(socket: AnySocket): string {
-  const data = socket.data as { presenceUserId?: unknown; presenceRooms?: unknown } | undefined;
-  const rooms = data?.presenceRooms;
-  if (Array.isArray(rooms)) for (const r of rooms as Array<{ userId?: unknown } | undefined>) if (typeof r?.userId === 'string') return r.userId;
-  return typeof data?.presenceUserId === 'string' ? data.presenceUserId : '';
+/** The distinct primary users of a namespace's sockets, by walking them (what {@link LocalNode.clients} counts; once disposed it walks). */
+export function countUsers(nsp: { readonly sockets: ReadonlyMap<string, AnySocket> }): Set<string> {
+  const users = new Set<string>();
+  for (const socket of nsp.sockets.values()) users.add(primaryUser(socket));
+  return users;
 }
 
 /** A channel Hub that counts the live subscriptions per channel it carries. */
@@ -301,9 +306,8 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   const nsp = (options.io as AnyServer).of(options.namespace ?? '/');
   const local: LocalNode = {
     clients() {
-      const users = new Set<string>();
-      // Runs every few seconds over every socket (node info): no allocation per socket.
-      for (const socket of nsp.sockets.values()) users.add(primaryUser(socket));
+      // Runs every few seconds (node info): the transport's count, kept up to date, instead of a walk over every socket.
+      const users = transport.users() ?? countUsers(nsp);
       return { numClients: nsp.sockets.size, numUsers: users.size, users };
     },
     channels: () => channelCounts,

@@ -32,10 +32,50 @@ export interface Membership {
   epoch: number;
 }
 
-/** Limits of a transport that its sessions read (one object per transport). */
+/**
+ * The user a socket counts as in its node's user count (`/api/info`'s
+ * `num_users`): the user of its first membership, else its token's user,
+ * else `''` (anonymous), as {@link SocketSession.syncData} publishes them on
+ * `socket.data`.
+ */
+export function primaryUser(socket: AnySocket): string {
+  const data = socket.data as { presenceUserId?: unknown; presenceRooms?: unknown } | undefined;
+  const rooms = data?.presenceRooms;
+  if (Array.isArray(rooms)) for (const r of rooms as Array<{ userId?: unknown } | undefined>) if (typeof r?.userId === 'string') return r.userId;
+  return typeof data?.presenceUserId === 'string' ? data.presenceUserId : '';
+}
+
+/**
+ * A node's Socket.IO sockets by {@link primaryUser}: how many of them each
+ * user has. Kept up to date by the sessions (and the sockets the transport
+ * found connected), so that the distinct users of a node are known without
+ * walking its sockets.
+ */
+export class UserCounts {
+  private readonly counts = new Map<string, number>();
+  /** Distinct users (the anonymous `''` included). */
+  get size(): number {
+    return this.counts.size;
+  }
+  has(user: string): boolean {
+    return this.counts.has(user);
+  }
+  add(user: string): void {
+    this.counts.set(user, (this.counts.get(user) ?? 0) + 1);
+  }
+  remove(user: string): void {
+    const n = this.counts.get(user) ?? 0;
+    if (n > 1) this.counts.set(user, n - 1);
+    else this.counts.delete(user);
+  }
+}
+
+/** Limits of a transport that its sessions read, and its user count (one object per transport). */
 export interface SessionLimits {
   /** Most requests of one socket queued or running at once. */
   maxPending: number;
+  /** The node's sockets by primary user, which sessions keep up to date while counted ({@link SocketSession.count}). */
+  users: UserCounts;
   /** Snapshot bytes per second one socket may pull through joins (a burst of 4 s), or undefined for no limit. */
   snapshotBytesPerSecond: number | undefined;
   /** What the rate-limit middleware of every socket shares, or undefined without a rate limit. */
@@ -87,6 +127,8 @@ export class SocketSession {
   handlers: ReadonlyArray<readonly [string, SocketListener]> = NO_LISTENERS;
   expiryTimer: NodeJS.Timeout | undefined;
   private budget: ByteBudget | undefined;
+  /** The user this socket is counted as in `limits.users`, or undefined while it is not counted (before {@link count}, after {@link detach}). */
+  private countedAs: string | undefined;
   /**
    * Snapshot bytes this socket may still pull (joins answer with a room
    * snapshot); undefined without a snapshot limit. Made when first needed and
@@ -155,6 +197,20 @@ export class SocketSession {
     data.presenceRooms = list;
     data.presenceRoomId = list.length === 1 ? list[0]!.roomId : undefined;
     data.presenceUserId = list.length === 1 ? list[0]!.userId : this.authUserId;
+    const was = this.countedAs;
+    if (was === undefined) return;
+    const now = primaryUser(this.socket);
+    if (now === was) return;
+    this.limits.users.remove(was);
+    this.limits.users.add(now);
+    this.countedAs = now;
+  }
+
+  /** Counts the socket in the node's user count as its primary user (once connected; {@link syncData} follows its changes, {@link detach} ends it). */
+  count(): void {
+    if (this.countedAs !== undefined) return;
+    this.countedAs = primaryUser(this.socket);
+    this.limits.users.add(this.countedAs);
   }
 
   /** The rooms whose feed this socket follows (joined, or joining). */
@@ -188,8 +244,10 @@ export class SocketSession {
     this.syncData();
   }
 
-  /** Removes everything the transport attached to the socket. */
+  /** Removes everything the transport attached to the socket, and the socket from the node's user count. */
   detach(): void {
+    if (this.countedAs !== undefined) this.limits.users.remove(this.countedAs);
+    this.countedAs = undefined;
     for (const [event, fn] of this.handlers) this.socket.off(event, fn as (...args: unknown[]) => void);
     this.handlers = NO_LISTENERS;
     this.installed = 0;

@@ -11,7 +11,7 @@ import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/
 import { HANDLERS, parse, type Handler, type HandlerContext } from './handlers.js';
 import { oneConnectAtATime } from './engine-guard.js';
 import { authMiddleware, errorAck, expireAt, rateLimitMiddleware, type RateLimitDeps } from './middleware.js';
-import { SocketSession, type AnySocket, type Membership, type SessionLimits, type SocketListener } from './session.js';
+import { SocketSession, UserCounts, primaryUser, type AnySocket, type Membership, type SessionLimits, type SocketListener } from './session.js';
 import { STATUS_HANDLERS, StatusWatchers, deliverStatus, repushWatched } from './status-handlers.js';
 import type { StatusService } from '../../core/status/service.js';
 import type { ChannelService } from '../../core/channels/service.js';
@@ -76,6 +76,12 @@ export interface SocketIoTransport {
    * a lost connection gets (a kicked user must not linger in presence).
    */
   kick(socket: AnySocket): void;
+  /**
+   * The namespace's connected sockets by primary user (what `/api/info`'s
+   * `num_users` counts), kept up to date at connect, join, leave and
+   * disconnect; undefined once disposed (the sockets are no longer followed).
+   */
+  users(): UserCounts | undefined;
   /**
    * Stops serving. `leave` (default `true`): every local connection leaves at
    * once with reason `disconnect`; `'grace'`: each one gets the disconnect
@@ -199,7 +205,14 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   };
   const detachable: ReadonlyArray<readonly [string, SocketListener]> = [...listeners, ['disconnect', onDisconnectListener]];
   const limiterDeps: RateLimitDeps | undefined = rateLimit ? { limit: rateLimit, metrics, logger, disposed: () => disposed, onPass: install } : undefined;
-  const sessionLimits: SessionLimits = { maxPending, snapshotBytesPerSecond: snapshotRate, rateLimit: limiterDeps };
+  const users = new UserCounts();
+  const sessionLimits: SessionLimits = { maxPending, users, snapshotBytesPerSecond: snapshotRate, rateLimit: limiterDeps };
+  // Sockets connected before the transport was attached get no session; they count as they are until they disconnect.
+  for (const socket of nsp.sockets.values()) {
+    const user = primaryUser(socket);
+    users.add(user);
+    socket.once('disconnect', () => users.remove(user));
+  }
 
   /** A lost connection: every membership gets the disconnect grace, after the requests already queued. */
   function onDisconnect(session: SocketSession): void {
@@ -232,13 +245,15 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   const verified = extensions.authenticates || extensions.hasConnectHooks ? authMiddleware(nsp, extensions, () => disposed) : undefined;
 
   const onConnection = (socket: AnySocket): void => {
-    if (disposed) return;
+    // An earlier 'connection' listener may have disconnected it already: it would never see its 'disconnect'.
+    if (disposed || !socket.connected) return;
     const auth = verified?.get(socket);
     const bucket = rateLimit ? new TokenBucket(rateLimit, Date.now()) : undefined;
     const session = new SocketSession(socket, auth?.userId, bucket, sessionLimits);
     sessions.set(socket, session);
     metrics.connections.inc();
     session.syncData();
+    session.count();
     expireAt(session, auth?.expiresAt);
     // With a rate limit, its middleware sees every event first and installs our
     // listener of it then; without, every listener is installed now.
@@ -279,6 +294,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       kicked.add(socket);
       socket.disconnect(true);
     },
+    users: () => (disposed ? undefined : users),
     async unsubscribeUser(user, channel, client) {
       const named = (s: SocketSession): boolean => client === undefined || s.socket.id === client || [...s.rooms.values()].some((m) => m.connId === client);
       const ended = await Promise.all(
