@@ -57,7 +57,7 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
    * `redis`; not with an explicit `engine`. @default off
    */
   backendLog?: BackendLogOptions;
-  /** Redis: least time between two heartbeat calls (`RedisEngineOptions.heartbeatWindowMs`). @default 0 */
+  /** Redis: least time between two heartbeat calls (`RedisEngineOptions.heartbeatWindowMs`). @default 2 */
   heartbeatWindowMs?: number;
   /** Namespace to serve. @default '/' */
   namespace?: string;
