@@ -27,8 +27,6 @@ export interface HeartbeatBatcherOptions {
    * at once. 0: every turn's heartbeats go at that turn's end. @default 0
    */
   windowMs?: number;
-  /** The clock the window is measured with (ms). @default performance.now */
-  now?: () => number;
 }
 
 /**
@@ -55,13 +53,11 @@ export class HeartbeatBatcher {
   private scheduled = false;
   private readonly max: number;
   private readonly windowMs: number;
-  private readonly now: () => number;
   private lastFlush = -Infinity;
 
   constructor(private readonly options: HeartbeatBatcherOptions) {
     this.max = Math.max(1, options.max ?? MAX_HEARTBEAT_BATCH);
     this.windowMs = Math.max(0, options.windowMs ?? 0);
-    this.now = options.now ?? (() => performance.now());
   }
 
   add(cmd: HeartbeatCommand): Promise<WriteOutcome> {
@@ -70,7 +66,7 @@ export class HeartbeatBatcher {
       this.waiting.push({ cmd, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        const wait = this.windowMs > 0 ? this.lastFlush + this.windowMs - this.now() : 0;
+        const wait = this.windowMs > 0 ? this.lastFlush + this.windowMs - performance.now() : 0;
         if (wait > 0) setTimeout(this.flush, wait);
         else setImmediate(this.flush);
       }
@@ -79,7 +75,7 @@ export class HeartbeatBatcher {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.windowMs > 0) this.lastFlush = this.now();
+    if (this.windowMs > 0) this.lastFlush = performance.now();
     const all = this.waiting;
     this.waiting = [];
     const slotOf = this.options.slotOf;
