@@ -287,17 +287,13 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           logger,
           ...statusOptions,
           store: statusStore,
-          observeCache: (hits, misses) => {
-            if (hits > 0) metrics.statusCacheHits.inc(hits);
-            if (misses > 0) metrics.statusCacheMisses.inc(misses);
-            statusOptions.observeCache?.(hits, misses);
-          },
           observeEvent: (event) => {
             metrics.statusEvents.inc();
             statusOptions.observeEvent?.(event);
           },
         })
       : undefined;
+  if (status) metrics.statusCacheSource = () => status.cacheStats;
   const channelCounts = new Map<string, number>();
   const channels =
     channelOptions && channelBroker

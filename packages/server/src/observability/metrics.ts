@@ -64,11 +64,21 @@ export class PresenceMetrics {
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     });
-    this.statusCacheHits = new Counter({ name: 'rm_status_cache_hits_total', help: 'User status reads answered by the node-local cache', registers });
-    this.statusCacheMisses = new Counter({ name: 'rm_status_cache_misses_total', help: 'User status reads that went to the status store', registers });
+    // Read from the status cache's own counts when scraped (statusCacheSource): nothing per read.
+    this.statusCacheHits = new Counter({ name: 'rm_status_cache_hits_total', help: 'User status reads answered by the node-local cache', registers, collect: () => this.syncCacheCount(this.statusCacheHits, 'hits') });
+    this.statusCacheMisses = new Counter({ name: 'rm_status_cache_misses_total', help: 'User status reads that went to the status store', registers, collect: () => this.syncCacheCount(this.statusCacheMisses, 'misses') });
     this.statusEvents = new Counter({ name: 'rm_status_events_total', help: 'Status events received by this node (every change of every user, from every node)', registers });
     this.statusWatches = new Gauge({ name: 'rm_status_watches', help: 'Status watches (socket, user) held by sockets of this node', registers });
     this.heartbeatsOk = this.heartbeats.labels('ok');
+  }
+
+  /** The status cache's counts since start, read when the metrics are scraped. */
+  statusCacheSource: (() => { hits: number; misses: number }) | undefined;
+
+  private syncCacheCount(counter: Counter, pick: 'hits' | 'misses'): void {
+    const n = this.statusCacheSource?.()[pick] ?? 0;
+    counter.reset();
+    if (n > 0) counter.inc(n);
   }
 
   /** Records one engine call; labelled children are resolved once per (op, outcome). */

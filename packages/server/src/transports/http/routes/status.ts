@@ -23,6 +23,7 @@ import {
   writeErrors,
 } from './status-schemas.js';
 import { ClientRateLimiter, humanSeconds } from './status-rate-limit.js';
+import { statusSerializerCompiler } from './status-serialize.js';
 
 export { MAX_BATCH_IDS, MAX_QUERY_IDS } from './status-schemas.js';
 
@@ -129,6 +130,7 @@ export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
   const windowMs = limit ? Math.max(1, Math.round((limit.burst * 1_000) / limit.perSecond)) : 0;
   const limiter = limit ? new ClientRateLimiter(limit.burst, windowMs, limit.maxClients ?? 10_000) : undefined;
   const cors = options.cors;
+  const limitText = limiter ? String(limiter.max) : '';
 
   async function identify(req: FastifyRequest): Promise<Identity> {
     try {
@@ -200,7 +202,8 @@ export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
       const window = humanSeconds(Math.max(1, Math.round(windowMs / 1_000)));
       return new HttpError('rate_limited', `too many requests from this client (${limit.burst} per ${window} window, STATUS_RATE_LIMIT=${limit.perSecond}/s); retry in ${humanSeconds(reset)}`);
     }
-    void reply.header('x-ratelimit-limit', limiter.max).header('x-ratelimit-remaining', limiter.max - w.count).header('x-ratelimit-reset', reset);
+    // Strings: Node checks and writes a header's value as text (a number would be converted twice).
+    void reply.header('x-ratelimit-limit', limitText).header('x-ratelimit-remaining', String(limiter.max - w.count)).header('x-ratelimit-reset', String(reset));
     return undefined;
   }
 
@@ -282,6 +285,7 @@ export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
 
   async function read(r: FastifyInstance): Promise<void> {
     r.setValidatorCompiler(noValidation);
+    r.setSerializerCompiler(statusSerializerCompiler);
     r.setErrorHandler(onError);
     // No hook: each is a function call, a hook runner and often a closure per
     // request, on the most frequent request of the API. The route does the
@@ -299,6 +303,7 @@ export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
 
   async function routes(r: FastifyInstance): Promise<void> {
     r.setValidatorCompiler(noValidation);
+    r.setSerializerCompiler(statusSerializerCompiler);
     r.setErrorHandler(onError);
 
     r.decorateRequest(IDENTITY, null);
