@@ -21,7 +21,7 @@ import type { PresenceService } from '../../core/presence/service.js';
 import type { Clock } from '../../core/shared/clock.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
-import type { Membership, SocketSession } from './session.js';
+import { MAX_HELD_EVENTS, type Membership, type SocketSession } from './session.js';
 import type { StatusContext } from './status-handlers.js';
 import type { ChannelContext } from './channel-handlers.js';
 
@@ -216,8 +216,35 @@ function feedListener(ctx: HandlerContext, session: SocketSession, roomId: RoomI
   return (item) => deliver(ctx, session, roomId, item);
 }
 
-/** Sends one item of a room's feed to one socket: every event, and the messages other connections sent. */
+/**
+ * Sends one item of a room's feed to one socket: every event and the
+ * messages other connections sent, except what the client has already:
+ * events its join's snapshot holds (the joiner's own join first of all;
+ * held while the join is in flight, then dropped, and dropped when they
+ * come after the answer), and its own leave when it asked to leave (the
+ * ack says so).
+ */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
+  if (item.type !== 'message') {
+    const held = session.held(roomId);
+    if (held !== undefined) {
+      if (held.length < MAX_HELD_EVENTS) {
+        held.push(item);
+        return;
+      }
+      // A join that takes this long: send what was held, and from now on as events come.
+      for (const h of session.releaseHeld(roomId)) send(ctx, session, roomId, h);
+    }
+    if (session.syncRoom === roomId) {
+      if (item.seq <= session.syncSeq) return;
+      session.syncRoom = undefined;
+    }
+    if (item.type === 'leave' && session.leavingConn !== undefined && item.connId === session.leavingConn) return;
+  }
+  send(ctx, session, roomId, item);
+}
+
+function send(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (item.type === 'message') {
     const m = item.message;
     // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).
@@ -254,24 +281,39 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
   session.setUpdateForm(p.roomId, p.updates);
   // Follow the room's feed *before* the join, so that no event after the
-  // snapshot's seq can be missed. Events that arrive before the ack are
-  // buffered by the client (docs/protocol.md).
-  await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
+  // snapshot's seq can be missed; hold its events until the join's answer
+  // says which the client needs. Those sent before the ack are buffered by
+  // the client (docs/protocol.md).
+  session.holdEvents(p.roomId);
   let res;
   try {
+    await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
     res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });
   } catch (err) {
+    // A failed rejoin leaves the socket in the room: what was held still goes to it.
+    const held = session.releaseHeld(p.roomId);
     if (!existing) await session.unfollow(p.roomId);
+    else for (const h of held) deliver(ctx, session, p.roomId, h);
     throw err;
   }
   if (!session.socket.connected || ctx.disposed()) {
     // The socket went away while the join was in flight: treat it as a disconnect.
+    session.releaseHeld(p.roomId);
     if (!existing) await session.unfollow(p.roomId);
     await ctx.service.disconnectParsed({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
     throw new PresenceError('not_joined', 'the socket disconnected during the join');
   }
   const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
   session.rooms.set(p.roomId, m);
+  // The held events the snapshot does not hold (after an up-to-date resume, all of them).
+  // Events up to the snapshot's seq, held or still to come, are not sent (an up-to-date resume has no snapshot: all go).
+  if (res.upToDate) {
+    if (session.syncRoom === p.roomId) session.syncRoom = undefined;
+  } else {
+    session.syncRoom = p.roomId;
+    session.syncSeq = res.snapshot.seq;
+  }
+  for (const h of session.releaseHeld(p.roomId)) deliver(ctx, session, p.roomId, h);
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
   const self = { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs };
@@ -334,6 +376,8 @@ async function heartbeatOf(ctx: HandlerContext, session: SocketSession, m: Membe
 export const onLeave: Handler = async (ctx, session, raw): Promise<LeaveAck> => {
   const p = parse(ctx.schemas.leave, raw);
   const m = session.membership(p.roomId);
+  // Its own leave event is not sent while the leave is in flight; a failed leave leaves it in the room, where a later leave of the connection (a timeout) must reach it.
+  session.leavingConn = m.connId;
   try {
     await ctx.service.leaveParsed(m);
     ctx.metrics.leaves.inc({ reason: 'leave' });
@@ -343,6 +387,8 @@ export const onLeave: Handler = async (ctx, session, raw): Promise<LeaveAck> => 
     // Already gone is what the client wanted; a newer incarnation is not ours to end.
     if (err.code === 'stale_epoch') throw err;
     return { ok: true };
+  } finally {
+    if (session.leavingConn === m.connId) session.leavingConn = undefined;
   }
   session.drop(m);
   return { ok: true };

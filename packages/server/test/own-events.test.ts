@@ -1,0 +1,91 @@
+import { describe, expect, inject, it } from 'vitest';
+import type { PresenceEvent, RoomSnapshot } from 'realtime-message-protocol';
+import { connect, listen, request, room, settle, startGateway, waitFor, type Client } from 'realtime-message-testing';
+
+/**
+ * What a socket is not sent about itself (docs/protocol.md, "presence:join"
+ * and "presence:leave"): events its join's snapshot already holds, its own
+ * join first of all, are held while the join is in flight and dropped; its
+ * own leave is not sent when it asked to leave (the ack says so). Nothing
+ * above the snapshot may be lost, and a leave it did not ask for (expiry)
+ * still reaches it.
+ */
+
+type EngineCase = [name: string, redisUrl: () => string | undefined];
+const engines: EngineCase[] = [
+  ['memory', () => undefined],
+  ['redis', () => inject('redisUrl')],
+];
+
+interface JoinAck {
+  ok: true;
+  self: { connId: string; epoch: number };
+  snapshot: RoomSnapshot;
+}
+
+describe.each(engines)('own presence events (%s engine)', (_name, redisUrl) => {
+  const gateway = (opts: Parameters<typeof startGateway>[0] = {}) => startGateway({ redisUrl: redisUrl(), ...opts });
+
+  it('a joiner is not sent the events its snapshot holds; a leaver is not sent its own leave; the others get both', async () => {
+    const g = await gateway();
+    const r = room();
+    const a = await connect(g.url);
+    const la = listen(a);
+    const ackA = await request<JoinAck>(a, 'presence:join', { roomId: r, userId: 'ada' });
+    const b = await connect(g.url);
+    const lb = listen(b);
+    const ackB = await request<JoinAck>(b, 'presence:join', { roomId: r, userId: 'bob' });
+    expect(ackB.snapshot.seq).toBe(ackA.snapshot.seq + 1);
+    expect(await request(b, 'presence:leave', { roomId: r })).toEqual({ ok: true });
+    const [ea] = await settle(g.url, r, la);
+    // Ada: bob's join and bob's leave, once each, and not her own join.
+    expect(ea!.map((e) => `${e.type} ${e.userId} ${e.seq}`)).toEqual([`join bob ${ackB.snapshot.seq}`, `leave bob ${ackB.snapshot.seq + 1}`]);
+    // Bob left before the marker came: once a request of his is answered, anything sent to him before has arrived.
+    expect(await request(b, 'presence:leave', { roomId: r })).toEqual(expect.objectContaining({ ok: false }));
+    // Neither his own join (held during the join, or dropped when on Redis it comes after the answer) nor his own leave.
+    expect(lb.events).toEqual([]);
+  });
+
+  it('concurrent joins: each socket gets every event above its snapshot exactly once, in seq order, and none at or below it', async () => {
+    const g = await gateway();
+    const r = room();
+    const n = 12;
+    const sockets: Client[] = await Promise.all(Array.from({ length: n }, () => connect(g.url)));
+    const logs = sockets.map((s) => listen(s));
+    const acks = await Promise.all(sockets.map((s, i) => request<JoinAck>(s, 'presence:join', { roomId: r, userId: `u${i}` })));
+    // A state change by each, then a settle marker: every event of the room before it has arrived everywhere.
+    await Promise.all(sockets.map((s, i) => request(s, 'presence:heartbeat', { roomId: r, patchState: { n: i } })));
+    const seen = await settle(g.url, r, ...logs);
+    const last = n + n; // n joins, n updates
+    for (const [i, events] of seen.entries()) {
+      const from = acks[i]!.snapshot.seq;
+      const seqs = (events as PresenceEvent[]).map((e) => e.seq);
+      // On Redis an event may reach the node before or after the join's answer (pub/sub and the script's reply are two connections): neither is sent.
+      expect((events as PresenceEvent[]).filter((e) => e.seq <= from), `socket ${i}: events at or below its snapshot`).toEqual([]);
+      expect(seqs.filter((s) => s > from), `socket ${i}`).toEqual(Array.from({ length: last - from }, (_, k) => from + 1 + k));
+    }
+  });
+
+  it('a leave the socket did not ask for (its connection expired) still reaches it', async () => {
+    const g = await gateway({ ttlMs: 600, reaperIntervalMs: 100 });
+    const r = room();
+    const a = await connect(g.url);
+    const la = listen(a);
+    const ack = await request<JoinAck>(a, 'presence:join', { roomId: r, userId: 'ada' });
+    const leave = await la.waitFor((e) => e.type === 'leave' && e.connId === ack.self.connId, 'her own leave (timeout)');
+    expect(leave).toEqual(expect.objectContaining({ reason: 'timeout', userId: 'ada' }));
+  });
+
+  it('a failed rejoin keeps sending the room to the socket', async () => {
+    const g = await gateway();
+    const r = room();
+    const a = await connect(g.url);
+    const la = listen(a);
+    await request<JoinAck>(a, 'presence:join', { roomId: r, userId: 'ada' });
+    // A rejoin as another user is refused before the join; one with a bad state is refused by the service.
+    expect((await request(a, 'presence:join', { roomId: r, userId: 'ada', state: { big: 'x'.repeat(100_000) } })).ok).toBe(false);
+    const b = await connect(g.url);
+    await request<JoinAck>(b, 'presence:join', { roomId: r, userId: 'bob' });
+    await waitFor(() => la.events.find((e) => e.type === 'join' && e.userId === 'bob'), { what: "bob's join at ada" });
+  });
+});
