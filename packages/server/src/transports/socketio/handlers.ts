@@ -219,10 +219,10 @@ function feedListener(ctx: HandlerContext, session: SocketSession, roomId: RoomI
 /**
  * Sends one item of a room's feed to one socket: every event and the
  * messages other connections sent, except what the client has already:
- * events its join's snapshot holds (the joiner's own join first of all;
- * held while the join is in flight, then dropped, and dropped when they
- * come after the answer), and its own leave when it asked to leave (the
- * ack says so).
+ * the events its join's snapshot holds that reached the node while the
+ * join was in flight (held, then dropped), its own join (also when it comes
+ * after the answer), and its own leave when it asked to leave (the ack says
+ * so).
  */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
   if (item.type !== 'message') {
@@ -235,9 +235,9 @@ function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, it
       // A join that takes this long: send what was held, and from now on as events come.
       for (const h of session.releaseHeld(roomId)) send(ctx, session, roomId, h);
     }
-    if (session.syncRoom === roomId) {
-      if (item.seq <= session.syncSeq) return;
-      session.syncRoom = undefined;
+    if (item.type === 'join' && session.ownJoin !== undefined && item.connId === session.ownJoin) {
+      session.ownJoin = undefined;
+      return;
     }
     if (item.type === 'leave' && session.leavingConn !== undefined && item.connId === session.leavingConn) return;
   }
@@ -284,21 +284,21 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   // snapshot's seq can be missed; hold its events until the join's answer
   // says which the client needs. Those sent before the ack are buffered by
   // the client (docs/protocol.md).
-  session.holdEvents(p.roomId);
+  const holding = session.holdEvents(p.roomId);
   let res;
   try {
     await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
     res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });
   } catch (err) {
     // A failed rejoin leaves the socket in the room: what was held still goes to it.
-    const held = session.releaseHeld(p.roomId);
+    const held = holding ? session.releaseHeld(p.roomId) : [];
     if (!existing) await session.unfollow(p.roomId);
     else for (const h of held) deliver(ctx, session, p.roomId, h);
     throw err;
   }
   if (!session.socket.connected || ctx.disposed()) {
     // The socket went away while the join was in flight: treat it as a disconnect.
-    session.releaseHeld(p.roomId);
+    if (holding) session.releaseHeld(p.roomId);
     if (!existing) await session.unfollow(p.roomId);
     await ctx.service.disconnectParsed({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
     throw new PresenceError('not_joined', 'the socket disconnected during the join');
@@ -306,14 +306,17 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
   session.rooms.set(p.roomId, m);
   // The held events the snapshot does not hold (after an up-to-date resume, all of them).
-  // Events up to the snapshot's seq, held or still to come, are not sent (an up-to-date resume has no snapshot: all go).
-  if (res.upToDate) {
-    if (session.syncRoom === p.roomId) session.syncRoom = undefined;
-  } else {
-    session.syncRoom = p.roomId;
-    session.syncSeq = res.snapshot.seq;
+  // The held events the snapshot holds are not sent (after an up-to-date resume, which has none, all go);
+  // nor its own join if it is still to come.
+  let ownJoinSeen = false;
+  if (holding) {
+    const synced = res.upToDate ? -1 : res.snapshot.seq;
+    for (const h of session.releaseHeld(p.roomId)) {
+      if (h.type === 'join' && h.connId === res.connId) ownJoinSeen = true;
+      if (h.type === 'message' || h.seq > synced) deliver(ctx, session, p.roomId, h);
+    }
   }
-  for (const h of session.releaseHeld(p.roomId)) deliver(ctx, session, p.roomId, h);
+  session.ownJoin = res.resumed || ownJoinSeen ? undefined : res.connId;
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
   const self = { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs };

@@ -105,14 +105,12 @@ export class SocketSession {
   /** The connection whose leave this socket asked for, while the leave is in flight: its own leave event is not sent (the ack says it). */
   leavingConn: ConnId | undefined;
   /**
-   * The room of this socket's latest join answered with a snapshot, until
-   * the room's events pass the snapshot's `seq` ({@link syncSeq}): on Redis
-   * an event the snapshot holds (the joiner's own join) may reach the node
-   * after the join's answer, and is not sent either. Two fields, not an
-   * object per join.
+   * The connection of this socket's latest join, until its own join event
+   * came: on Redis that event may reach the node after the join's answer
+   * (pub/sub and the script's reply are two connections), and is not sent
+   * either (the ack told the client).
    */
-  syncRoom: RoomId | undefined;
-  syncSeq = 0;
+  ownJoin: ConnId | undefined;
   /** Room events that arrived while a join of the room was in flight, by room (see {@link holdEvents}). */
   private heldEvents: Map<RoomId, RoomFeedItem[]> | undefined;
   /**
@@ -261,8 +259,12 @@ export class SocketSession {
    * snapshot already contains, the joiner's own join first of all, are not
    * sent for the client to discard.
    */
-  holdEvents(roomId: RoomId): void {
-    (this.heldEvents ??= new Map()).set(roomId, []);
+  holdEvents(roomId: RoomId): boolean {
+    const held = (this.heldEvents ??= new Map());
+    // A second join of the room while one is in flight holds nothing more: the first releases (nothing is lost).
+    if (held.has(roomId)) return false;
+    held.set(roomId, []);
+    return true;
   }
 
   /** The events held for the room, while they are held. */
@@ -283,7 +285,7 @@ export class SocketSession {
   drop(m: Membership): void {
     if (this.rooms.get(m.roomId) !== m) return;
     this.rooms.delete(m.roomId);
-    if (this.syncRoom === m.roomId) this.syncRoom = undefined;
+    if (this.ownJoin === m.connId) this.ownJoin = undefined;
     void this.unfollow(m.roomId);
     this.syncData();
   }
