@@ -21,7 +21,7 @@ import type { PresenceService } from '../../core/presence/service.js';
 import type { Clock } from '../../core/shared/clock.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
-import { MAX_HELD_EVENTS, type Membership, type SocketSession } from './session.js';
+import type { Membership, SocketSession } from './session.js';
 import type { StatusContext } from './status-handlers.js';
 import type { ChannelContext } from './channel-handlers.js';
 
@@ -217,34 +217,12 @@ function feedListener(ctx: HandlerContext, session: SocketSession, roomId: RoomI
 }
 
 /**
- * Sends one item of a room's feed to one socket: every event and the
- * messages other connections sent, except what the client has already:
- * the events its join's snapshot holds that reached the node while the
- * join was in flight (held, then dropped), its own join (also when it comes
- * after the answer), and its own leave when it asked to leave (the ack says
- * so).
+ * Sends one item of a room's feed to one socket: every event, and the
+ * messages other connections sent; not its own leave when it asked to leave
+ * (the ack says it, as Socket.IO's `socket.to(room)` leaves out the sender).
  */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
-  if (item.type !== 'message') {
-    const held = session.held(roomId);
-    if (held !== undefined) {
-      if (held.length < MAX_HELD_EVENTS) {
-        held.push(item);
-        return;
-      }
-      // A join that takes this long: send what was held, and from now on as events come.
-      for (const h of session.releaseHeld(roomId)) send(ctx, session, roomId, h);
-    }
-    if (item.type === 'join' && session.ownJoin !== undefined && item.connId === session.ownJoin) {
-      session.ownJoin = undefined;
-      return;
-    }
-    if (item.type === 'leave' && session.leavingConn !== undefined && item.connId === session.leavingConn) return;
-  }
-  send(ctx, session, roomId, item);
-}
-
-function send(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
+  if (item.type === 'leave' && session.leavingConn !== undefined && item.connId === session.leavingConn) return;
   if (item.type === 'message') {
     const m = item.message;
     // The sender does not get its own message back (as Socket.IO's `socket.to(room)`).
@@ -281,42 +259,24 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   await ctx.extensions.check({ transport: 'socket.io', userId: p.userId, action: 'join', target: p.roomId, connection: session.socket });
   session.setUpdateForm(p.roomId, p.updates);
   // Follow the room's feed *before* the join, so that no event after the
-  // snapshot's seq can be missed; hold its events until the join's answer
-  // says which the client needs. Those sent before the ack are buffered by
-  // the client (docs/protocol.md).
-  const holding = session.holdEvents(p.roomId);
+  // snapshot's seq can be missed. Events that arrive before the ack are
+  // buffered by the client (docs/protocol.md).
+  await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
   let res;
   try {
-    await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
     res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });
   } catch (err) {
-    // A failed rejoin leaves the socket in the room: what was held still goes to it.
-    const held = holding ? session.releaseHeld(p.roomId) : [];
     if (!existing) await session.unfollow(p.roomId);
-    else for (const h of held) deliver(ctx, session, p.roomId, h);
     throw err;
   }
   if (!session.socket.connected || ctx.disposed()) {
     // The socket went away while the join was in flight: treat it as a disconnect.
-    if (holding) session.releaseHeld(p.roomId);
     if (!existing) await session.unfollow(p.roomId);
     await ctx.service.disconnectParsed({ roomId: p.roomId, connId: res.connId, epoch: res.epoch }).catch(() => {});
     throw new PresenceError('not_joined', 'the socket disconnected during the join');
   }
   const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
   session.rooms.set(p.roomId, m);
-  // The held events the snapshot does not hold (after an up-to-date resume, all of them).
-  // The held events the snapshot holds are not sent (after an up-to-date resume, which has none, all go);
-  // nor its own join if it is still to come.
-  let ownJoinSeen = false;
-  if (holding) {
-    const synced = res.upToDate ? -1 : res.snapshot.seq;
-    for (const h of session.releaseHeld(p.roomId)) {
-      if (h.type === 'join' && h.connId === res.connId) ownJoinSeen = true;
-      if (h.type === 'message' || h.seq > synced) deliver(ctx, session, p.roomId, h);
-    }
-  }
-  session.ownJoin = res.resumed || ownJoinSeen ? undefined : res.connId;
   session.syncData();
   ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
   const self = { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs };

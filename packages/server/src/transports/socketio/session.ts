@@ -1,7 +1,6 @@
 import type { Socket } from 'socket.io';
 import { PresenceError, type Channel, type ConnId, type RoomId, type UpdateForm, type UserId } from 'realtime-message-protocol';
 import type { ChannelSubscription } from '../../core/channels/subscription.js';
-import type { RoomFeedItem } from '../../core/presence/engine.js';
 import type { Unsubscribe } from '../../core/shared/hub.js';
 import type { RateLimitDeps } from './middleware.js';
 import { ByteBudget, type TokenBucket } from '../shared/rate-limit.js';
@@ -32,9 +31,6 @@ export interface Membership {
   connId: ConnId;
   epoch: number;
 }
-
-/** Most room events held for one socket while its join is in flight; past it they are sent as they come. */
-export const MAX_HELD_EVENTS = 1_000;
 
 /**
  * The user a socket counts as in its node's user count (`/api/info`'s
@@ -104,15 +100,6 @@ export class SocketSession {
   private watchedUsers: Set<UserId> | undefined;
   /** The connection whose leave this socket asked for, while the leave is in flight: its own leave event is not sent (the ack says it). */
   leavingConn: ConnId | undefined;
-  /**
-   * The connection of this socket's latest join, until its own join event
-   * came: on Redis that event may reach the node after the join's answer
-   * (pub/sub and the script's reply are two connections), and is not sent
-   * either (the ack told the client).
-   */
-  ownJoin: ConnId | undefined;
-  /** Room events that arrived while a join of the room was in flight, by room (see {@link holdEvents}). */
-  private heldEvents: Map<RoomId, RoomFeedItem[]> | undefined;
   /**
    * How this socket gets `update` events, by room (the join's `updates`; set
    * with {@link setUpdateForm}). Set before the join follows the room, so
@@ -244,7 +231,6 @@ export class SocketSession {
   /** Stops receiving a room's feed (the Hub unsubscribes the node when this was its last listener). */
   async unfollow(roomId: RoomId): Promise<void> {
     this.forms?.delete(roomId);
-    this.releaseHeld(roomId);
     const off = this.feeds.get(roomId);
     if (!off) return;
     this.feeds.delete(roomId);
@@ -252,40 +238,10 @@ export class SocketSession {
     await off();
   }
 
-  /**
-   * From now until {@link releaseHeld}, the room's events for this socket
-   * are held instead of sent: a join's ack then decides which the client
-   * still needs (those above its snapshot's `seq`), so that the events the
-   * snapshot already contains, the joiner's own join first of all, are not
-   * sent for the client to discard.
-   */
-  holdEvents(roomId: RoomId): boolean {
-    const held = (this.heldEvents ??= new Map());
-    // A second join of the room while one is in flight holds nothing more: the first releases (nothing is lost).
-    if (held.has(roomId)) return false;
-    held.set(roomId, []);
-    return true;
-  }
-
-  /** The events held for the room, while they are held. */
-  held(roomId: RoomId): RoomFeedItem[] | undefined {
-    return this.heldEvents?.get(roomId);
-  }
-
-  /** Stops holding the room's events and hands over those held (empty when none were). */
-  releaseHeld(roomId: RoomId): RoomFeedItem[] {
-    const held = this.heldEvents?.get(roomId);
-    if (held === undefined) return [];
-    this.heldEvents!.delete(roomId);
-    if (this.heldEvents!.size === 0) this.heldEvents = undefined;
-    return held;
-  }
-
   /** Forgets a membership that ended (left, fenced, gone) if it is still the current one. */
   drop(m: Membership): void {
     if (this.rooms.get(m.roomId) !== m) return;
     this.rooms.delete(m.roomId);
-    if (this.ownJoin === m.connId) this.ownJoin = undefined;
     void this.unfollow(m.roomId);
     this.syncData();
   }
