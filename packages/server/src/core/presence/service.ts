@@ -164,12 +164,21 @@ export class PresenceService {
   }
 
   /**
+   * The connId a join that does not resume a live connection will get, when
+   * passed to {@link joinParsed}: a transport that knows it before the join
+   * can recognise the join's own event whenever it arrives.
+   */
+  newConnectionId(): ConnId {
+    return this.newConnId() as ConnId;
+  }
+
+  /**
    * {@link join} for a transport that already validated the payload with the
    * protocol schemas (the gateway); skips validating it a second time.
    */
-  async joinParsed(p: JoinPayload & { knownSeq?: undefined }): Promise<JoinResult>;
-  async joinParsed(p: JoinPayload): Promise<JoinResult | JoinUpToDateResult>;
-  async joinParsed(p: JoinPayload): Promise<JoinResult | JoinUpToDateResult> {
+  async joinParsed(p: JoinPayload & { knownSeq?: undefined }, freshConnId?: ConnId): Promise<JoinResult>;
+  async joinParsed(p: JoinPayload, freshConnId?: ConnId): Promise<JoinResult | JoinUpToDateResult>;
+  async joinParsed(p: JoinPayload, freshConnId: ConnId = this.newConnectionId()): Promise<JoinResult | JoinUpToDateResult> {
     this.checkOpen();
     // knownSeq means something only for a resume.
     const knownSeq = p.connId === undefined ? undefined : p.knownSeq;
@@ -178,7 +187,7 @@ export class PresenceService {
         ...this.timing(),
         roomId: p.roomId,
         userId: p.userId,
-        freshConnId: this.newConnId() as ConnId,
+        freshConnId,
         resumeConnId: p.connId,
         state: p.state,
         knownSeq,

@@ -218,10 +218,15 @@ function feedListener(ctx: HandlerContext, session: SocketSession, roomId: RoomI
 
 /**
  * Sends one item of a room's feed to one socket: every event, and the
- * messages other connections sent; not its own leave when it asked to leave
- * (the ack says it, as Socket.IO's `socket.to(room)` leaves out the sender).
+ * messages other connections sent; not its own join, nor its own leave when
+ * it asked to leave (the acks say them, as Socket.IO's `socket.to(room)`
+ * leaves out the sender).
  */
 function deliver(ctx: HandlerContext, session: SocketSession, roomId: RoomId, item: RoomFeedItem): void {
+  if (item.type === 'join' && session.ownJoin !== undefined && item.connId === session.ownJoin) {
+    session.ownJoin = undefined;
+    return;
+  }
   if (item.type === 'leave' && session.leavingConn !== undefined && item.connId === session.leavingConn) return;
   if (item.type === 'message') {
     const m = item.message;
@@ -262,13 +267,19 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   // snapshot's seq can be missed. Events that arrive before the ack are
   // buffered by the client (docs/protocol.md).
   await session.follow(p.roomId, () => ctx.service.subscribeFeed(p.roomId, feedListener(ctx, session, p.roomId)));
+  // The connId a new connection gets: its join event, whenever it comes, is not sent to this socket.
+  const fresh = ctx.service.newConnectionId();
+  session.ownJoin = fresh;
   let res;
   try {
-    res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq });
+    res = await ctx.service.joinParsed({ roomId: p.roomId, userId: p.userId, state: p.state, connId: existing?.connId ?? p.connId, knownSeq: p.knownSeq }, fresh);
   } catch (err) {
+    if (session.ownJoin === fresh) session.ownJoin = undefined;
     if (!existing) await session.unfollow(p.roomId);
     throw err;
   }
+  // A resume made no join event.
+  if (res.connId !== fresh && session.ownJoin === fresh) session.ownJoin = undefined;
   if (!session.socket.connected || ctx.disposed()) {
     // The socket went away while the join was in flight: treat it as a disconnect.
     if (!existing) await session.unfollow(p.roomId);

@@ -101,6 +101,12 @@ export class SocketSession {
   /** The connection whose leave this socket asked for, while the leave is in flight: its own leave event is not sent (the ack says it). */
   leavingConn: ConnId | undefined;
   /**
+   * The connId this socket's latest join gives a new connection, until its
+   * join event came: that event is not sent (the ack told the client). On
+   * Redis it may come before or after the join's answer.
+   */
+  ownJoin: ConnId | undefined;
+  /**
    * How this socket gets `update` events, by room (the join's `updates`; set
    * with {@link setUpdateForm}). Set before the join follows the room, so
    * events that arrive before the ack already have the form the client asked
@@ -242,6 +248,7 @@ export class SocketSession {
   drop(m: Membership): void {
     if (this.rooms.get(m.roomId) !== m) return;
     this.rooms.delete(m.roomId);
+    if (this.ownJoin === m.connId) this.ownJoin = undefined;
     void this.unfollow(m.roomId);
     this.syncData();
   }
