@@ -59,6 +59,38 @@ describe.each(targets)('the original library form on %s: new PresenceService(red
     }
   });
 
+  it("subscribe(listener, { only: 'leave' }) gets every leave of every room (timeouts too) and nothing else, and Redis sends the node no other event", async () => {
+    const keyPrefix = `lib:${randomUUID().slice(0, 8)}:`;
+    const watcher = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix });
+    const node = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix, startReaper: false });
+    onTestFinished(async () => {
+      await Promise.all([watcher.stop(), node.stop()]);
+    });
+    const leaves: PresenceEvent[] = [];
+    await watcher.subscribe((e) => leaves.push(e), { only: 'leave' });
+    const t = target();
+    if ('url' in t && t.url) {
+      // The watcher's subscriber connection listens to the leaves' channel alone: joins and updates are not sent to it.
+      const admin = client();
+      expect(await admin.pubsub('NUMSUB', `${keyPrefix}leaves`, `${keyPrefix}events`)).toEqual([`${keyPrefix}leaves`, 1, `${keyPrefix}events`, 0]);
+    }
+    const rooms = [`a-${randomUUID()}`, `b-${randomUUID()}`];
+    const [left, lost] = await Promise.all(rooms.map((roomId) => node.join({ roomId, userId: 'ada' })));
+    await node.heartbeat({ roomId: rooms[0]!, connId: left!.connId, epoch: 1, patchState: { typing: true } });
+    await node.leave({ roomId: rooms[0]!, connId: left!.connId, epoch: 1 });
+    // rooms[1]'s connection never heartbeats: the watcher's reaper makes it leave (timeout).
+    await waitFor(() => leaves.some((e) => e.connId === lost!.connId), { timeoutMs: 5_000, what: 'the timeout leave' });
+    // Settle: a marker joins and leaves after everything else; its leave is the last event.
+    const marker = await node.join({ roomId: rooms[0]!, userId: 'marker' });
+    await node.leave({ roomId: rooms[0]!, connId: marker.connId, epoch: 1 });
+    await waitFor(() => leaves.some((e) => e.connId === marker.connId), { what: "the marker's leave" });
+    expect(leaves.map((e) => `${e.roomId === rooms[0] ? 'a' : 'b'}:${e.type}:${e.type === 'leave' ? e.reason : ''}:${e.userId}`)).toEqual([
+      'a:leave:leave:ada',
+      'b:leave:timeout:ada',
+      'a:leave:leave:marker',
+    ]);
+  });
+
   it('stop() releases what the service opened (its subscriber connection, its reaper) and leaves the caller’s client open', async () => {
     const url = 'url' in target() ? (target() as { url: string }).url : undefined;
     const redis = client();
@@ -96,5 +128,19 @@ describe('PresenceService construction', () => {
     await presence.join({ roomId: 'two', userId: 'bob' });
     await waitFor(() => seen.length === 2, { what: 'two events' });
     expect(seen).toEqual(['one:join', 'two:join']);
+  });
+
+  it("the engine form: subscribe(listener, { only: 'leave' }) sees the leaves alone", async () => {
+    const presence = new PresenceService({ engine: new MemoryEngine() });
+    onTestFinished(() => presence.stop());
+    const seen: string[] = [];
+    await presence.subscribe((e) => seen.push(`${e.roomId}:${e.type}`), { only: 'leave' });
+    const a = await presence.join({ roomId: 'one', userId: 'ada' });
+    await presence.heartbeat({ roomId: 'one', connId: a.connId, epoch: a.epoch, patchState: { typing: true } });
+    await presence.leave({ roomId: 'one', connId: a.connId, epoch: a.epoch });
+    const b = await presence.join({ roomId: 'two', userId: 'bob' });
+    await presence.leave({ roomId: 'two', connId: b.connId, epoch: b.epoch });
+    await waitFor(() => seen.length === 2, { what: 'two leaves' });
+    expect(seen).toEqual(['one:leave', 'two:leave']);
   });
 });

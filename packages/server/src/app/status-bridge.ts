@@ -8,9 +8,9 @@ import { retryInBackground } from '../core/shared/retry.js';
 import type { LocalJoin } from '../core/presence/options.js';
 import type { ConnectionChange } from '../core/status/service.js';
 
-/** What the bridge needs of presence: every event of every room on every node, and this node's own joins. */
+/** What the bridge needs of presence: every leave of every room on every node, and this node's own joins. */
 export interface PresenceFeed {
-  subscribe(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
+  subscribe(listener: (event: PresenceEvent) => void, options: { only: 'leave' }): Promise<() => Promise<void>>;
   onJoined(listener: (joined: LocalJoin) => void): () => void;
 }
 
@@ -105,9 +105,12 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   const attempted = new Promise<void>((resolve) => (firstAttempt = resolve));
   const feed = retryInBackground(
     () => {
-      const p = presence.subscribe((event) => {
-        if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
-      });
+      const p = presence.subscribe(
+        (event) => {
+          if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
+        },
+        { only: 'leave' },
+      );
       void p.then(firstAttempt, firstAttempt);
       return p;
     },

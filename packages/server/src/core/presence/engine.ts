@@ -54,6 +54,12 @@ export interface PresenceEngine {
    */
   subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
   /**
+   * {@link subscribeAll}'s leaves alone, for an engine that can leave the
+   * other events out before they reach this node (Redis: a channel of its
+   * own); without it, the node filters {@link subscribeAll}.
+   */
+  subscribeLeaves?(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>>;
+  /**
    * Sends a custom message to every subscriber of the room on every node,
    * through the same pub/sub as the room's events and ordered with them.
    */

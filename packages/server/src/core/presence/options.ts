@@ -11,15 +11,17 @@ export type PresenceTopics = {
   presence: RoomFeedItem;
   /** Every presence event of every room (one topic, id `*`). */
   'presence-all': PresenceEvent;
+  /** Every leave of every room (id `*`). */
+  'presence-leaves': PresenceEvent;
 };
 
 /** The kinds of {@link PresenceTopics}. */
-export const PRESENCE_KINDS = ['presence', 'presence-all'] as const;
+export const PRESENCE_KINDS = ['presence', 'presence-all', 'presence-leaves'] as const;
 
 /** The part of a node's {@link Hub} presence needs (a Hub of more kinds fits). */
 export interface PresenceHub {
   subscribe(kind: 'presence', id: string, listener: (item: RoomFeedItem) => void): Promise<Unsubscribe>;
-  subscribe(kind: 'presence-all', id: string, listener: (event: PresenceEvent) => void): Promise<Unsubscribe>;
+  subscribe(kind: 'presence-all' | 'presence-leaves', id: string, listener: (event: PresenceEvent) => void): Promise<Unsubscribe>;
   /** Ends every subscription of these kinds (when the presence service stops). */
   closeKinds(kinds: ReadonlyArray<(typeof PRESENCE_KINDS)[number]>): Promise<void>;
 }
@@ -29,6 +31,10 @@ export function presenceSources(engine: PresenceEngine) {
   return {
     presence: { subscribe: (id: string, deliver: (item: RoomFeedItem) => void) => engine.subscribe(id as RoomId, deliver) },
     'presence-all': { subscribe: (_id: string, deliver: (event: PresenceEvent) => void) => engine.subscribeAll(deliver) },
+    'presence-leaves': {
+      subscribe: (_id: string, deliver: (event: PresenceEvent) => void) =>
+        engine.subscribeLeaves ? engine.subscribeLeaves(deliver) : engine.subscribeAll((event) => event.type === 'leave' && deliver(event)),
+    },
   };
 }
 

@@ -298,15 +298,16 @@ export class PresenceService {
    * room (in `seq` order per room). One engine subscription per room per node
    * is shared by all local listeners (the Hub). Resolves once events flow, so
    * subscribe before joining to miss nothing after the join's snapshot.
+   * `{ only: 'leave' }`: every leave of every room, and nothing else reaches the node.
    */
-  async subscribe(listener: PresenceListener): Promise<() => Promise<void>>;
+  async subscribe(listener: PresenceListener, options?: { only?: 'leave' }): Promise<() => Promise<void>>;
   async subscribe(roomId: string, listener: PresenceListener): Promise<() => Promise<void>>;
-  async subscribe(roomOrListener: string | PresenceListener, maybeListener?: PresenceListener): Promise<() => Promise<void>> {
+  async subscribe(roomOrListener: string | PresenceListener, maybeListener?: PresenceListener | { only?: 'leave' }): Promise<() => Promise<void>> {
     if (typeof roomOrListener === 'function') {
-      // Every event of every room on every node (the original design's form).
+      // Every event (or leave) of every room on every node.
       this.checkOpen();
-      const off = await this.call('subscribe', () => this.hub.subscribe('presence-all', '*', roomOrListener));
-      return off;
+      const kind = typeof maybeListener === 'object' && maybeListener?.only === 'leave' ? 'presence-leaves' : 'presence-all';
+      return this.call('subscribe', () => this.hub.subscribe(kind, '*', roomOrListener));
     }
     if (typeof maybeListener !== 'function') throw new TypeError('subscribe(roomId, listener) needs a listener function');
     const listener = maybeListener;

@@ -117,9 +117,14 @@ export class KeySpace {
     return `${this.prefix}reap:{*`;
   }
 
-  /** The classic pub/sub channel that carries every presence event of every room (the scripts derive it from the room prefix). */
+  /** The classic pub/sub channel that carries every presence event but leaves, of every room (the scripts derive it from the room prefix). */
   get allEvents(): string {
     return `${this.prefix}events`;
+  }
+
+  /** The classic pub/sub channel that carries every leave of every room (the scripts derive it from the room prefix). */
+  get allLeaves(): string {
+    return `${this.prefix}leaves`;
   }
 
   /** The keys of one channel (channel names cannot contain braces, so the tag ends right after the name). */

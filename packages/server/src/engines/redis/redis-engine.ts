@@ -313,9 +313,30 @@ export class RedisEngine implements PresenceEngine {
     await this.redis.spublish(this.keys.room(roomId).channel, JSON.stringify(item));
   }
 
-  /** Every presence event of every room, from every node (the scripts also PUBLISH each event on `<prefix>events`). */
+  /**
+   * Every presence event of every room, from every node: the scripts also
+   * PUBLISH each leave on `<prefix>leaves` and every other event on
+   * `<prefix>events`. Both channels are on the backend's one classic
+   * subscriber connection, which Redis sends messages in the order they were
+   * published, so a room's events stay in order.
+   */
   async subscribeAll(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
-    const channel = this.keys.allEvents;
+    const offLeaves = await this.subscribeLeaves(listener);
+    try {
+      const channel = this.keys.allEvents;
+      const offEvents = await this.backend.subscribeGlobal(channel, this.decoding<PresenceEvent>(channel, listener));
+      return async () => {
+        await Promise.all([offEvents(), offLeaves()]);
+      };
+    } catch (err) {
+      await offLeaves().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Every leave of every room, from every node (`<prefix>leaves`): the joins and updates are not sent to this node at all. */
+  async subscribeLeaves(listener: (event: PresenceEvent) => void): Promise<() => Promise<void>> {
+    const channel = this.keys.allLeaves;
     return this.backend.subscribeGlobal(channel, this.decoding<PresenceEvent>(channel, listener));
   }
 

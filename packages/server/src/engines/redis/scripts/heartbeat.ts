@@ -41,7 +41,7 @@ if tonumber(m[2]) <= now then
     ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. string.format('%.0f', now) .. ',"epoch":' .. string.format('%.0f', epoch) ..
     ',"seq":' .. string.format('%.0f', seq) .. ',"reason":"' .. (u[2] or 'timeout') .. '"}'
   redis.call('SPUBLISH', rp .. 'ev', ev)
-  redis.call('PUBLISH', string.match(rp, '^(.-){room:') .. 'events', ev)
+  redis.call('PUBLISH', string.match(rp, '^(.-){room:') .. 'leaves', ev)
   return 'not_joined'
 end
 if m[3] then return 'disconnected' end

@@ -51,15 +51,21 @@ local function num(x) return string.format('%.0f', x) end
 
 /**
  * Publishes one presence event text: SPUBLISH on the room's channel (the
- * room's subscribers on every node), and PUBLISH on the deployment's global
- * channel `<prefix>events` (subscribers of every room's events,
- * `PresenceService.subscribe(listener)`). The global channel's name is the
- * room channel's key prefix + `events`; key prefixes cannot contain `{`.
+ * room's subscribers on every node), and PUBLISH on one of the deployment's
+ * two global channels: `<prefix>leaves` for a leave, `<prefix>events` for
+ * every other event. Subscribers of every room's events
+ * (`PresenceService.subscribe(listener)`) listen to both, on one connection,
+ * so they still get a room's events in order; those that need only leaves
+ * (the status bridge, on every node) listen to `leaves` alone and are not
+ * sent the joins and updates. Each event is still published once globally
+ * (on a Cluster, a classic PUBLISH goes to every shard whoever listens).
+ * The global channels' names are the room channel's key prefix + `events` /
+ * `leaves`; key prefixes cannot contain `{`.
  */
 export const EMIT = fragment([], /* lua */ `
-local function emit(channel, event)
+local function emit(channel, event, leave)
   redis.call('SPUBLISH', channel, event)
-  redis.call('PUBLISH', string.match(channel, '^(.-){room:') .. 'events', event)
+  redis.call('PUBLISH', string.match(channel, '^(.-){room:') .. (leave and 'leaves' or 'events'), event)
 end
 `);
 
@@ -67,7 +73,7 @@ end
 export const PUBLISH = fragment([NUM, EMIT], /* lua */ `
 local function publish(channel, kind, room, user, conn, ts, epoch, seq, tail)
   emit(channel, '{"type":"' .. kind .. '","roomId":' .. cjson.encode(room) .. ',"userId":' .. cjson.encode(user) ..
-    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. num(ts) .. ',"epoch":' .. num(epoch) .. ',"seq":' .. num(seq) .. tail .. '}')
+    ',"connId":' .. cjson.encode(conn) .. ',"ts":' .. num(ts) .. ',"epoch":' .. num(epoch) .. ',"seq":' .. num(seq) .. tail .. '}', kind == 'leave')
 end
 `);
 
