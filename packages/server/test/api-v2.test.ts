@@ -134,6 +134,12 @@ describe('CORS on /api/v2', () => {
     const other = await call(url, 'GET', p('ada'), { headers: { origin: EVIL } });
     expect(other.status).toBe(200); // served (a non-browser client may send any Origin), but a browser hides it
     expect(other.headers.get('access-control-allow-origin')).toBe(null);
+    expect(other.headers.get('vary')).toMatch(/origin/i);
+    // A server's request (no Origin): no CORS headers and no Vary (nothing stores the answer: no-store).
+    for (const path of [p('ada'), '/api/v2/presence?users=ada']) {
+      const server = await call(url, 'GET', path);
+      expect([server.status, server.headers.get('access-control-allow-origin'), server.headers.get('vary'), server.headers.get('cache-control')]).toEqual([200, null, null, 'no-store']);
+    }
     const refused = await call(url, 'OPTIONS', p('ada'), { headers: { origin: EVIL, 'access-control-request-method': 'PUT' } });
     expect(refused.status).toBe(403);
     expect(refused.body.error.code).toBe('forbidden');

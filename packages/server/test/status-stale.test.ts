@@ -176,4 +176,35 @@ describe('status reads while the store is unreachable', () => {
     const got = await waitFor(() => events.find((e) => e.message === 'missed by the feed'), { timeoutMs: 20_000, what: 'the missed change pushed after the resume' });
     expect(got.seq).toBe(written.body.seq);
   });
+
+  it('a re-push that fails when the feed resumes (the reads refused) is retried until it works: the watcher still gets the change it missed', { timeout: 45_000 }, async () => {
+    const redis = await RedisServer.start();
+    onTestFinished(() => redis.stop());
+    const nodeA = (...rules: string[]) => redisCli(redis.port, 'ACL', 'SETUSER', 'node-a', ...rules);
+    await nodeA('on', '>node-a-password', '~*', '&*', '+@all');
+    const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
+    const b = await node(redis.url);
+    const ada = uid('ada');
+    expect((await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' })).status).toBe(200);
+    const watcher = await connect(a.url);
+    const events: Array<{ message: string | null; seq: number }> = [];
+    watcher.on('status:event', (e) => events.push(e));
+    expect((await request(watcher, 'status:subscribe', { userIds: [ada] })).users[0]).toMatchObject({ message: 'before' });
+
+    // A is cut off (its user refused, its connections closed); B writes meanwhile.
+    await nodeA('off');
+    await redisCli(redis.port, 'CLIENT', 'KILL', 'USER', 'node-a');
+    const written = await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'missed by the feed' });
+    expect(written.status).toBe(200);
+    // A may connect again but not read users: its feed resumes, and the re-push's read is refused.
+    await nodeA('on', '-hgetall');
+    const subscribedAgain = async () => (await redisCli(redis.port, 'CLIENT', 'LIST')).split('\n').some((c) => c.includes(' user=node-a ') && /\bsub=[1-9]/.test(c));
+    await waitFor(subscribedAgain, { timeoutMs: 15_000, what: "A's subscriber back" });
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(events).toEqual([]);
+    // Reads allowed again: the re-push is retried and the missed change reaches the watcher.
+    await nodeA('+hgetall');
+    const got = await waitFor(() => events.find((e) => e.message === 'missed by the feed'), { timeoutMs: 10_000, what: 'the missed change pushed by a retried re-push' });
+    expect(got.seq).toBe(written.body.seq);
+  });
 });

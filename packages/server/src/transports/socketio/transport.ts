@@ -4,7 +4,7 @@ import type { PresenceService } from '../../core/presence/service.js';
 import { systemClock, type Clock } from '../../core/shared/clock.js';
 import { LogSummary } from '../../core/shared/log-summary.js';
 import { silentLogger, type Logger } from '../../core/shared/logger.js';
-import { retryInBackground } from '../../core/shared/retry.js';
+import { retryInBackground, type Retrying } from '../../core/shared/retry.js';
 import type { Extensions } from '../../extensions/extension.js';
 import type { PresenceMetrics } from '../../observability/metrics.js';
 import { TokenBucket, resolveRateLimit, type RateLimitOptions } from '../shared/rate-limit.js';
@@ -139,11 +139,16 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
   // One listener for every status event of every user: sockets watching the user get it.
   // Storage down at start: retried in the background (watchers on this node get no events until it works).
   const statusFeed = ctx.status ? retryInBackground(() => options.status!.subscribe((event) => deliverStatus(ctx, event)), { logger, what: 'status events for socket watchers', delaysMs: [500, 1_000, 2_000] }) : undefined;
+  // The subscriber can be back before the command connection (its reconnect
+  // backoff, a refused AUTH): a re-push that fails is retried until it works,
+  // or a newer resume replaces it, so no watcher keeps a change of the gap missed.
+  let repush: Retrying<number> | undefined;
   const offResume = options.status?.onFeedResumed(() => {
-    repushWatched(ctx).then(
-      (n) => logger.info({ users: n }, 'status feed resumed: watched users were read again and pushed'),
-      (err: unknown) => problems.note('status re-push after a feed gap failed', { err }),
-    );
+    repush?.stop();
+    const attempt = (repush = retryInBackground(() => repushWatched(ctx), { logger, what: 'status re-push after a feed gap', delaysMs: [250, 500, 1_000, 2_000] }));
+    void attempt.result.then((n) => {
+      if (n !== undefined) logger.info({ users: n }, 'status feed resumed: watched users were read again and pushed');
+    });
   });
 
   /**
@@ -317,6 +322,7 @@ export function attachSocketIo(options: SocketIoTransportOptions): SocketIoTrans
       nsp.off('connection', onConnection);
       offReset();
       offResume?.();
+      repush?.stop();
       statusFeed?.stop();
       await (await statusFeed?.result)?.();
       const all = [...sessions.values()];

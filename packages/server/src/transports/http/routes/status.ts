@@ -211,11 +211,17 @@ export function statusRoutes(options: StatusRoutesOptions): StatusPlugins {
     if (reads === 'token' && id.kind === 'none') throw new HttpError('unauthorized', 'reads need Authorization: Bearer <JWT> or X-API-Key (STATUS_READS=token)');
   }
 
-  /** CORS and cache headers of every answer (errors too): `Vary: Origin`, an allowed Origin echoed, `no-store`. */
+  /**
+   * CORS and cache headers of every answer (errors too): `no-store`; for a
+   * request with an Origin (a browser's), `Vary: Origin` and, when the origin
+   * is allowed, the origin echoed. An answer to a request without Origin (a
+   * server's) has no Vary: nothing may store any of these answers
+   * (`no-store`), so no cache could give it to a browser.
+   */
   function edgeHeaders(req: FastifyRequest, reply: FastifyReply): void {
-    if (cors) {
-      const origin = req.headers.origin;
-      if (origin !== undefined && cors.allowed(origin)) void reply.header('vary', 'Origin').header('access-control-allow-origin', origin).header('access-control-expose-headers', cors.exposeHeaders);
+    const origin = req.headers.origin;
+    if (cors && origin !== undefined) {
+      if (cors.allowed(origin)) void reply.header('vary', 'Origin').header('access-control-allow-origin', origin).header('access-control-expose-headers', cors.exposeHeaders);
       else void reply.header('vary', 'Origin');
     }
     void reply.header('cache-control', 'no-store');
