@@ -50,6 +50,27 @@ describe('standalone server (in process) on Redis', () => {
     expect(await timed(b)).toBeGreaterThan(WINDOW / 2);
   });
 
+  it("REDIS_STATUS_WINDOW_MS: a connection change within the window of the last one waits for the window's end before it reaches the status store", async () => {
+    const WINDOW = 50;
+    const { url } = await startServer({ DEMO_DIR: 'off', REDIS_KEY_PREFIX: `stw${Date.now()}:`, REDIS_URL: inject('redisUrl'), REDIS_STATUS_WINDOW_MS: String(WINDOW) });
+    const r = room();
+    const [ada, bob] = [`ada-${r}`, `bob-${r}`];
+    const [watcher, a, b] = await Promise.all([connect(url), connect(url), connect(url)]);
+    const online = new Map<string, number>();
+    watcher.on('status:event', (e: { userId: string; status: string }) => {
+      if (e.status === 'online' && !online.has(e.userId)) online.set(e.userId, performance.now());
+    });
+    expect((await request(watcher, 'status:subscribe', { userIds: [ada, bob] })).users).toHaveLength(2);
+    await new Promise((res) => setTimeout(res, WINDOW + 50)); // no connection change in the last window
+    // Ada's join is the first change after a quiet spell; Bob's, right after, falls in its window.
+    const t0 = performance.now();
+    expect((await request(a, 'presence:join', { roomId: r, userId: ada })).ok).toBe(true);
+    expect((await request(b, 'presence:join', { roomId: r, userId: bob })).ok).toBe(true);
+    await expect.poll(() => online.size, { timeout: 5_000 }).toBe(2);
+    // Ada's write went out after t0, so Bob's, released at the end of that window, not before t0 + WINDOW.
+    expect(online.get(bob)! - t0).toBeGreaterThanOrEqual(WINDOW - 2);
+  });
+
   it('REDIS_FAIL_FAST_MS: listen() rejects naming the variable when Redis cannot be reached, and the password is never logged', async () => {
     const port = await freePort(); // nothing listens there
     const { lines, logger } = capturedLogger();

@@ -9,7 +9,7 @@ import { NodeProcess, connect, request, room, startServer } from 'realtime-messa
 describe('configuration', () => {
   it('has the SPEC defaults', () => {
     const c = loadConfig({});
-    expect(c).toEqual(expect.objectContaining({ port: 3000, engine: 'memory', ttlMs: 30_000, reaperIntervalMs: 3_000, reaperLookbackMs: 60_000, disconnectGraceMs: 5_000, maxStateBytes: 16_384, authMode: 'open', workers: 1, redisHeartbeatWindowMs: 2 }));
+    expect(c).toEqual(expect.objectContaining({ port: 3000, engine: 'memory', ttlMs: 30_000, reaperIntervalMs: 3_000, reaperLookbackMs: 60_000, disconnectGraceMs: 5_000, maxStateBytes: 16_384, authMode: 'open', workers: 1, redisHeartbeatWindowMs: 2, redisStatusWindowMs: 5 }));
   });
 
   it.each([
@@ -22,6 +22,8 @@ describe('configuration', () => {
     [{ REDIS_URL: 'redis://x', REDIS_CLUSTER_NODES: 'a:1' }, 'not both'],
     [{ REDIS_HEARTBEAT_WINDOW_MS: '1001' }, 'REDIS_HEARTBEAT_WINDOW_MS must be at most 1000'],
     [{ REDIS_HEARTBEAT_WINDOW_MS: '-1' }, 'REDIS_HEARTBEAT_WINDOW_MS must be an integer >= 0'],
+    [{ REDIS_STATUS_WINDOW_MS: '51' }, 'REDIS_STATUS_WINDOW_MS must be at most 50'],
+    [{ REDIS_STATUS_WINDOW_MS: '2.5' }, 'REDIS_STATUS_WINDOW_MS must be an integer'],
     [{ AUTH_JWT_SECRET: 'short' }, 'at least 32 bytes'],
     [{ AUTH_JWT_SECRET: 'x'.repeat(32), AUTH_JWKS_URL: 'https://x/jwks' }, 'only one of'],
     [{ WORKERS: '4' }, 'WORKERS=4 needs REDIS_URL'],

@@ -42,6 +42,8 @@ export interface BackendOptions {
   backendLog?: BackendLogOptions | undefined;
   /** Least time between two heartbeat calls to Redis (`RedisEngineOptions.heartbeatWindowMs`). @default 2 */
   heartbeatWindowMs?: number | undefined;
+  /** Least time between two sends of connection changes to the status store (`RedisStatusStoreOptions.connWindowMs`). @default 5 */
+  statusWindowMs?: number | undefined;
   logger?: Logger | undefined;
 }
 
@@ -74,7 +76,7 @@ export function createBackends(options: BackendOptions): Backends {
     logger: options.logger,
   });
   const presence = new RedisEngine({ backend: redis, heartbeatWindowMs: options.heartbeatWindowMs, logger: options.logger });
-  const status = new RedisStatusStore({ backend: redis, logger: options.logger });
+  const status = new RedisStatusStore({ backend: redis, connWindowMs: options.statusWindowMs, logger: options.logger });
   const channels = new RedisBroker({ backend: redis, logger: options.logger });
   return {
     kind: redis.kind,

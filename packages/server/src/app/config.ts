@@ -68,6 +68,7 @@ const EnvSchema = z.object({
   }),
   REDIS_FAIL_FAST_MS: int('REDIS_FAIL_FAST_MS', 0, 0),
   REDIS_HEARTBEAT_WINDOW_MS: int('REDIS_HEARTBEAT_WINDOW_MS', 0, 2),
+  REDIS_STATUS_WINDOW_MS: int('REDIS_STATUS_WINDOW_MS', 0, 5),
   REDIS_KEY_PREFIX: optionalString.refine((v) => v === undefined || /^[A-Za-z0-9_.:-]{1,64}$/.test(v), { message: "REDIS_KEY_PREFIX must be 1-64 characters of letters, digits and '_ . : -'" }),
   PRESENCE_TTL_MS: int('PRESENCE_TTL_MS', 1, 30_000),
   PRESENCE_REAPER_INTERVAL_MS: int('PRESENCE_REAPER_INTERVAL_MS', 1, 3_000),
@@ -169,6 +170,7 @@ function toConfig(e: z.output<typeof EnvSchema>) {
     /** When > 0, the server exits at start unless Redis answers within this many ms; 0 = wait for it (/ready 503 meanwhile). */
     redisFailFastMs: e.REDIS_FAIL_FAST_MS,
     redisHeartbeatWindowMs: e.REDIS_HEARTBEAT_WINDOW_MS,
+    redisStatusWindowMs: e.REDIS_STATUS_WINDOW_MS,
     engine: (e.REDIS_CLUSTER_NODES ? 'redis-cluster' : e.REDIS_URL ? 'redis' : 'memory') as 'memory' | 'redis' | 'redis-cluster',
     /** The backend log (docs/channels.md): publications and status events in N partitioned Redis Streams; undefined = off. */
     backendLog: e.BACKEND_LOG_PARTITIONS > 0 ? { partitions: e.BACKEND_LOG_PARTITIONS, maxLen: e.BACKEND_LOG_MAXLEN } : undefined,
@@ -289,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (c.redisUrl && c.redisClusterNodes) problems.push('set either REDIS_URL or REDIS_CLUSTER_NODES, not both');
   if (c.redisHeartbeatWindowMs > 1_000) problems.push(`REDIS_HEARTBEAT_WINDOW_MS must be at most 1000 (got ${c.redisHeartbeatWindowMs}): it delays heartbeat acks by up to that much`);
+  if (c.redisStatusWindowMs > 50) problems.push(`REDIS_STATUS_WINDOW_MS must be at most 50 (got ${c.redisStatusWindowMs}): it delays a user's online and offline by up to that much, and a status change must show within 100 ms`);
   const authVars = [c.auth.secret, c.auth.publicKey, c.auth.jwksUrl].filter(Boolean).length;
   if (authVars > 1) problems.push('set only one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWKS_URL');
   if (c.auth.secret && Buffer.byteLength(c.auth.secret) < 32) problems.push('AUTH_JWT_SECRET must be at least 32 bytes (HS256)');

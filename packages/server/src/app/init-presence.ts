@@ -59,6 +59,8 @@ export interface InitPresenceOptions extends Omit<PresenceOptions, 'engine' | 'h
   backendLog?: BackendLogOptions;
   /** Redis: least time between two heartbeat calls (`RedisEngineOptions.heartbeatWindowMs`). @default 2 */
   heartbeatWindowMs?: number;
+  /** Redis: least time between two sends of the status bridge's connection changes (`RedisStatusStoreOptions.connWindowMs`). @default 5 */
+  statusWindowMs?: number;
   /** Namespace to serve. @default '/' */
   namespace?: string;
   /** Verifies `handshake.auth.token`; when set, every connection needs a valid token and acts as its user. @default open mode */
@@ -258,7 +260,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
   if (options.engine && options.backendLog && options.backendLog.partitions > 0) throw new TypeError('backendLog needs `redis` (the backends made here), not an explicit `engine`');
   const backends: Backends = options.engine
     ? backendsOf(options.engine)
-    : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, backendLog: options.backendLog, heartbeatWindowMs: options.heartbeatWindowMs, logger });
+    : createBackends({ redis: options.redis, subscriber: options.subscriber, keyPrefix: options.keyPrefix, backendLog: options.backendLog, heartbeatWindowMs: options.heartbeatWindowMs, statusWindowMs: options.statusWindowMs, logger });
   const channelOptions = options.channels === false ? undefined : (options.channels ?? {});
   const channelBroker = channelOptions?.broker ?? backends.channels;
   const channelNamespaces = channelOptions?.namespaces ?? ChannelNamespaces.defaults();

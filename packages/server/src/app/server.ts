@@ -187,6 +187,7 @@ export function createRealtimeServer(config: Config, opts: { logger?: PinoLogger
     keyPrefix: config.redisKeyPrefix,
     backendLog: config.backendLog,
     heartbeatWindowMs: config.redisHeartbeatWindowMs,
+    statusWindowMs: config.redisStatusWindowMs,
     ttlMs: config.ttlMs,
     reaperIntervalMs: config.reaperIntervalMs,
     reaperLookbackMs: config.reaperLookbackMs,

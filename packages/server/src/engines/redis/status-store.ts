@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { ManualStatus, StatusRecord, UserId } from 'realtime-message-protocol';
 import { toRecord, type StatusState } from '../../core/status/model.js';
 import type { StatusCommand, StatusFeedItem, StatusFeedState, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../../core/status/store.js';
+import { WriteWindow } from './write-window.js';
 import type { Logger } from '../../core/shared/logger.js';
 import type { RedisBackend } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
@@ -37,6 +38,13 @@ export interface RedisStatusStoreOptions {
   repairIntervalMs?: number;
   /** Keys one SCAN page of the repair looks at (SCAN's COUNT). @default 2000 */
   repairPageSize?: number;
+  /**
+   * Least time between two sends of connection changes (the status bridge's
+   * joins and leaves, `type: 'conn'`): within it they wait and go together,
+   * one socket write and read for many (see {@link WriteWindow}). 0: each
+   * goes at once. @default 5
+   */
+  connWindowMs?: number;
   logger?: Logger;
 }
 
@@ -64,6 +72,7 @@ export class RedisStatusStore implements StatusStore {
   private lastRepair = 0;
   /** The repair pass under way: the masters still to scan (the first at `cursor`). */
   private repairPass: { nodes: Redis[]; cursor: string } | undefined;
+  private readonly connWindow: WriteWindow;
 
   constructor(options: RedisStatusStoreOptions) {
     this.backend = options.backend;
@@ -76,6 +85,7 @@ export class RedisStatusStore implements StatusStore {
     this.repairIntervalMs = options.repairIntervalMs ?? 60_000;
     this.repairPageSize = options.repairPageSize ?? 2_000;
     this.logger = options.logger ?? this.backend.logger;
+    this.connWindow = new WriteWindow(options.connWindowMs ?? 5);
   }
 
   private get redis() {
@@ -90,6 +100,8 @@ export class RedisStatusStore implements StatusStore {
   }
 
   async write(cmd: StatusCommand): Promise<StatusWriteResult> {
+    const windowed = cmd.type === 'conn' ? this.connWindow.wait() : undefined;
+    if (windowed) await windowed;
     const log = this.backend.log;
     const slot = this.backend.keys.user(cmd.userId).slot;
     const res = await this.scripts.run('statusWrite', {
