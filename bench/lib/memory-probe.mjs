@@ -6,6 +6,10 @@
 //   and rss and mappings 200 ms later (rssAtOnce: RSS right after the GCs).
 // With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there
 // (<pid>-<n>.heapsnapshot; analyse with bench/heap-by-constructor.mjs).
+// With MEMORY_SETTLE_MS it also reads RSS and the heap's size that much
+// later (rssSettled, heapTotalSettled): V8 gives back the pages of a heap
+// that grew in a burst only when its memory reducer runs, which a full GC
+// starts and which then works over tens of seconds.
 // Without MEMORY_PROBE_DIR it does nothing.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,10 +30,17 @@ if (dir) {
     // they freed back to the OS from background threads: an RSS read at once
     // sometimes still counts them (seen: 2.2 KB per connection more than the
     // mappings read a moment later). RSS and mappings are read once that is done.
+    const settleMs = Number(process.env.MEMORY_SETTLE_MS ?? 0);
     setTimeout(() => {
       const out = { pid: process.pid, mappings: mappings(), rss: process.memoryUsage.rss(), rssAtOnce: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces };
       if (process.env.HEAP_SNAPSHOT_DIR) out.snapshot = writeHeapSnapshot(join(process.env.HEAP_SNAPSHOT_DIR, `${process.pid}-${++n}.heapsnapshot`));
-      writeFileSync(join(dir, `${process.pid}-mem.json`), JSON.stringify(out));
+      const write = () => writeFileSync(join(dir, `${process.pid}-mem.json`), JSON.stringify(out));
+      if (!(settleMs > 0)) return write();
+      setTimeout(() => {
+        out.rssSettled = process.memoryUsage.rss();
+        out.heapTotalSettled = process.memoryUsage().heapTotal;
+        write();
+      }, settleMs);
     }, 200);
   });
 }

@@ -58,6 +58,10 @@ async function readMemory(pid, dir) {
         try {
           const m = JSON.parse(readFileSync(file, 'utf8'));
           out.rss += m.rss;
+          if (m.rssSettled !== undefined) {
+            out.rssSettled = (out.rssSettled ?? 0) + m.rssSettled;
+            out.heapTotalSettled = (out.heapTotalSettled ?? 0) + m.heapTotalSettled;
+          }
           out.heapUsed += m.heapUsed;
           out.external += m.external;
           out.heapTotal += m.heapTotal;
@@ -109,7 +113,7 @@ async function scaleRun(kind, redis, o, log) {
   const snapDir = o.snapshots ? join(RESULTS_DIR, 'heap', `${kind}-${o.N}-${Date.now()}`) : undefined;
   if (snapDir) mkdirSync(snapDir, { recursive: true });
   // MALLOC_ARENA_MAX (glibc): passed to every server alike when set.
-  const probeEnv = { ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), MEMORY_PROBE_DIR: probeDir, ...(snapDir ? { HEAP_SNAPSHOT_DIR: snapDir } : {}), WORKERS: String(o.workers) };
+  const probeEnv = { ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}), MEMORY_PROBE_DIR: probeDir, ...(process.env.MEMORY_SETTLE_MS ? { MEMORY_SETTLE_MS: process.env.MEMORY_SETTLE_MS } : {}), ...(snapDir ? { HEAP_SNAPSHOT_DIR: snapDir } : {}), WORKERS: String(o.workers) };
   // CPU_PROF=<dir>: every server process writes a `--cpu-prof` profile there when it exits (bench/profile-top.mjs reads them).
   // SERVER_ENV (JSON): extra settings of our server; SERVER_NODE_ARGS: extra Node flags for every server process (space-separated), such as a profiling preload.
   const extra = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -167,6 +171,7 @@ async function scaleRun(kind, redis, o, log) {
     // heartbeats V8 has had time to shrink and compact what the connect phase left
     // behind, so this one is the steady-state figure.
     const steady = await readMemory(server.pid, probeDir);
+    if (steady.rssSettled !== undefined) console.error(`[scale ${kind}] steady: RSS ${Math.round(steady.rss / 1e6)} MB right after the GCs, ${Math.round(steady.rssSettled / 1e6)} MB ${process.env.MEMORY_SETTLE_MS} ms later (heap ${Math.round(steady.heapTotal / 1e6)} → ${Math.round(steady.heapTotalSettled / 1e6)} MB)`);
     const h = histogram();
     const byType = {};
     const errors = {};
