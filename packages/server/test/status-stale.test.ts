@@ -44,6 +44,27 @@ async function node(url: string) {
 
 const stale = (a: Answer) => a.headers.get('status-stale');
 
+/** The ACL user node A logs in as (not kept across a Redis restart: ACL rules are not in the AOF). */
+const NODE_A_ACL = ['ACL', 'SETUSER', 'node-a', 'on', '>node-a-password', '~*', '&*', '+@all'];
+
+/**
+ * Node A logs in to `redis` as the ACL user `node-a` (created here), node B
+ * as the default user; a socket on A watches a user whom B set busy with
+ * the message 'before'. The test then cuts A off by way of its user.
+ */
+async function watcherOnNodeA(redis: RedisServer) {
+  await redisCli(redis.port, ...NODE_A_ACL);
+  const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
+  const b = await node(redis.url);
+  const ada = uid('ada');
+  expect((await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' })).status).toBe(200);
+  const watcher = await connect(a.url);
+  const events: Array<{ message: string | null; seq: number }> = [];
+  watcher.on('status:event', (e) => events.push(e));
+  expect((await request(watcher, 'status:subscribe', { userIds: [ada] })).users[0]).toMatchObject({ message: 'before' });
+  return { b, ada, events };
+}
+
 describe('status reads while the store is unreachable', () => {
   it('cached users answer marked stale, an uncached user and every write are 503, and after the restart answers are fresh and nothing is lost', async () => {
     const redis = await durableRedis();
@@ -110,8 +131,7 @@ describe('status reads while the store is unreachable', () => {
     // Node A logs in as an ACL user; after the restart the user does not exist
     // until the test creates it again, so A stays cut off (its feed too) while
     // node B, on the default user, writes.
-    const acl = ['ACL', 'SETUSER', 'node-a', 'on', '>node-a-password', '~*', '&*', '+@all'];
-    await redisCli(redis.port, ...acl);
+    await redisCli(redis.port, ...NODE_A_ACL);
     const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
     const b = await node(redis.url);
     const ada = uid('ada');
@@ -132,7 +152,7 @@ describe('status reads while the store is unreachable', () => {
     const cut = await call(a.url, 'GET', p(ada));
     expect([cut.status, stale(cut), cut.body.message]).toEqual([200, '1', 'before']);
 
-    await redisCli(redis.port, ...acl);
+    await redisCli(redis.port, ...NODE_A_ACL);
     const seen: Array<[string | null, string]> = [];
     await waitFor(async () => {
       const r = await call(a.url, 'GET', p(ada));
@@ -150,17 +170,7 @@ describe('status reads while the store is unreachable', () => {
 
   it('a socket watcher on a node whose feed was cut gets the change it missed once the feed resumes', { timeout: 45_000 }, async () => {
     const redis = await durableRedis();
-    const acl = ['ACL', 'SETUSER', 'node-a', 'on', '>node-a-password', '~*', '&*', '+@all'];
-    await redisCli(redis.port, ...acl);
-    const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
-    const b = await node(redis.url);
-    const ada = uid('ada');
-    expect((await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' })).status).toBe(200);
-    const watcher = await connect(a.url);
-    const events: Array<{ message: string | null; seq: number }> = [];
-    watcher.on('status:event', (e) => events.push(e));
-    const sub = await request(watcher, 'status:subscribe', { userIds: [ada] });
-    expect(sub.users[0]).toMatchObject({ message: 'before' });
+    const { b, ada, events } = await watcherOnNodeA(redis);
 
     await redis.kill();
     await redis.launch();
@@ -170,7 +180,7 @@ describe('status reads while the store is unreachable', () => {
       return r.status === 200 ? r : undefined;
     }, { timeoutMs: 10_000, what: 'B writes after the restart' });
     expect(events).toEqual([]);
-    await redisCli(redis.port, ...acl);
+    await redisCli(redis.port, ...NODE_A_ACL);
     // A's feed resumes: the watched user is read again and pushed.
     // A's client reconnects with its own backoff (it failed auth meanwhile): generous under a loaded CI.
     const got = await waitFor(() => events.find((e) => e.message === 'missed by the feed'), { timeoutMs: 20_000, what: 'the missed change pushed after the resume' });
@@ -180,16 +190,8 @@ describe('status reads while the store is unreachable', () => {
   it('a re-push that fails when the feed resumes (the reads refused) is retried until it works: the watcher still gets the change it missed', { timeout: 45_000 }, async () => {
     const redis = await RedisServer.start();
     onTestFinished(() => redis.stop());
+    const { b, ada, events } = await watcherOnNodeA(redis);
     const nodeA = (...rules: string[]) => redisCli(redis.port, 'ACL', 'SETUSER', 'node-a', ...rules);
-    await nodeA('on', '>node-a-password', '~*', '&*', '+@all');
-    const a = await node(`redis://node-a:node-a-password@127.0.0.1:${redis.port}`);
-    const b = await node(redis.url);
-    const ada = uid('ada');
-    expect((await call(b.url, 'PUT', p(ada), { status: 'busy', message: 'before' })).status).toBe(200);
-    const watcher = await connect(a.url);
-    const events: Array<{ message: string | null; seq: number }> = [];
-    watcher.on('status:event', (e) => events.push(e));
-    expect((await request(watcher, 'status:subscribe', { userIds: [ada] })).users[0]).toMatchObject({ message: 'before' });
 
     // A is cut off (its user refused, its connections closed); B writes meanwhile.
     await nodeA('off');
