@@ -26,13 +26,19 @@ describe.each(targets)('the original library form on %s: new PresenceService(red
     return c;
   }
 
-  it('takes the original option names, sees every event of every room from every node in seq order per room, and runs its own reaper', async () => {
+  /** Two services on one key prefix: a watcher that runs the reaper (TTL 600 ms), and a node that does not. */
+  function watcherAndNode() {
     const keyPrefix = `lib:${randomUUID().slice(0, 8)}:`;
     const watcher = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix });
     const node = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix, startReaper: false });
     onTestFinished(async () => {
       await Promise.all([watcher.stop(), node.stop()]);
     });
+    return { watcher, node, keyPrefix };
+  }
+
+  it('takes the original option names, sees every event of every room from every node in seq order per room, and runs its own reaper', async () => {
+    const { watcher, node } = watcherAndNode();
     expect(watcher.options).toEqual(expect.objectContaining({ ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000 }));
     const seen: PresenceEvent[] = [];
     await watcher.subscribe((e) => seen.push(e));
@@ -60,12 +66,7 @@ describe.each(targets)('the original library form on %s: new PresenceService(red
   });
 
   it("subscribe(listener, { only: 'leave' }) gets every leave of every room (timeouts too) and nothing else, and Redis sends the node no other event", async () => {
-    const keyPrefix = `lib:${randomUUID().slice(0, 8)}:`;
-    const watcher = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix });
-    const node = new PresenceService(client(), { ttlMs: 600, reaperIntervalMs: 50, reaperLookbackMs: 2_000, keyPrefix, startReaper: false });
-    onTestFinished(async () => {
-      await Promise.all([watcher.stop(), node.stop()]);
-    });
+    const { watcher, node, keyPrefix } = watcherAndNode();
     const leaves: PresenceEvent[] = [];
     await watcher.subscribe((e) => leaves.push(e), { only: 'leave' });
     const t = target();

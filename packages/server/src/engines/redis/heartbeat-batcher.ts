@@ -1,5 +1,6 @@
 import type { HeartbeatCommand, WriteOutcome } from '../../core/presence/engine.js';
 import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
+import { WriteWindow } from './write-window.js';
 
 interface Waiting {
   cmd: HeartbeatCommand;
@@ -52,12 +53,12 @@ export class HeartbeatBatcher {
   private waiting: Waiting[] = [];
   private scheduled = false;
   private readonly max: number;
-  private readonly windowMs: number;
-  private lastFlush = -Infinity;
+  /** Spaces the flushes (`windowMs`); a flush after a quiet spell goes at the turn's end. */
+  private readonly window: WriteWindow;
 
   constructor(private readonly options: HeartbeatBatcherOptions) {
     this.max = Math.max(1, options.max ?? MAX_HEARTBEAT_BATCH);
-    this.windowMs = Math.max(0, options.windowMs ?? 0);
+    this.window = new WriteWindow(Math.max(0, options.windowMs ?? 0));
   }
 
   add(cmd: HeartbeatCommand): Promise<WriteOutcome> {
@@ -66,8 +67,8 @@ export class HeartbeatBatcher {
       this.waiting.push({ cmd, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        const wait = this.windowMs > 0 ? this.lastFlush + this.windowMs - performance.now() : 0;
-        if (wait > 0) setTimeout(this.flush, wait);
+        const later = this.window.wait();
+        if (later) void later.then(this.flush);
         else setImmediate(this.flush);
       }
     });
@@ -75,7 +76,6 @@ export class HeartbeatBatcher {
 
   private readonly flush = (): void => {
     this.scheduled = false;
-    if (this.windowMs > 0) this.lastFlush = performance.now();
     const all = this.waiting;
     this.waiting = [];
     const slotOf = this.options.slotOf;

@@ -5,9 +5,9 @@
  * callers of a window are released in the same event-loop turn, where
  * ioredis's auto-pipeline sends their commands in one write (and Redis
  * answers them in one read). A caller after a quiet spell goes at once. For
- * writes nobody waits on closely (the status bridge's connection changes),
- * where a few milliseconds more cost nothing and each socket write and read
- * costs more than the command it carries.
+ * writes that can wait a few milliseconds (the status bridge's connection
+ * changes; the heartbeat batches, `REDIS_HEARTBEAT_WINDOW_MS`), where each
+ * socket write and read costs more than the command it carries.
  */
 export class WriteWindow {
   private waiting: Array<() => void> = [];
