@@ -350,8 +350,10 @@ async function scenarioCrossNode() {
 }
 
 /** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */
-async function churnRun(server, { rooms, rate, durationMs, label }) {
+async function churnRun(server, { rooms, rate, durationMs, label, redis }) {
   const pool = await openSockets(server.url, num('CHURN_SOCKETS', 200), { client: CLIENT });
+  if (redis?.own) await redis.commandCalls({ reset: true });
+  const redisBefore = redis?.pid ? sampleTree(redis.pid) : undefined;
   const joinH = histogram();
   const leaveH = histogram();
   const errors = {};
@@ -378,9 +380,19 @@ async function churnRun(server, { rooms, rate, durationMs, label }) {
     },
   });
   p.done();
-  const cpu = usage(before, sampleTree(server.pid));
+  const after = sampleTree(server.pid);
+  const cpu = usage(before, after);
+  // CPU microseconds per join+leave cycle of the server and of Redis, and Redis commands per cycle: the cost, whatever the machine's load.
+  const perCycle = (x) => Math.round((x * 1e6) / Math.max(1, n));
+  const cpuUsPerCycle = { server: perCycle(after.cpu - before.cpu), ...(redisBefore ? { redis: perCycle(sampleTree(redis.pid).cpu - redisBefore.cpu) } : {}) };
+  const calls = redis?.own ? await redis.commandCalls() : {};
+  const micros = redis?.own ? await redis.commandMicros() : {};
+  const perCycleOf = (o) => Object.fromEntries(Object.entries(o).filter(([k]) => !['info', 'config|resetstat', 'config'].includes(k)).map(([k, v]) => [k, Math.round((v / Math.max(1, n)) * 100) / 100]).filter(([, v]) => v >= 0.01));
+  const redisCallsPerCycle = perCycleOf(calls);
+  // µs per cycle by command (evalsha includes the commands its scripts ran, which are also listed by name).
+  const redisMicrosPerCycle = perCycleOf(micros);
   closeSockets(pool);
-  return { achievedPerSec: Math.round(n / seconds), errors, join: summarize(joinH), leave: summarize(leaveH), server: cpu };
+  return { achievedPerSec: Math.round(n / seconds), errors, join: summarize(joinH), leave: summarize(leaveH), server: cpu, cpuUsPerCycle, redisCallsPerCycle, redisMicrosPerCycle };
 }
 
 /**
@@ -403,9 +415,10 @@ async function scenarioChurn() {
       for (const who of r % 2 ? ['base', 'ours'] : ['ours', 'base']) {
         // CPU_PROF=<dir>: a `--cpu-prof` profile of each server run there.
         const prof = { execArgv: env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=churn-${who}-r${r + 1}.cpuprofile`] : [] };
-        const server = who === 'ours' ? await ours(ENGINE, redis, {}, 'ours', prof) : await startServer(baseKind, { REDIS_URL: redis?.url ?? '' }, prof);
+        // SERVER_ENV (JSON): extra settings of our server (not the baseline's).
+        const server = who === 'ours' ? await ours(ENGINE, redis, JSON.parse(env.SERVER_ENV ?? '{}'), 'ours', prof) : await startServer(baseKind, { REDIS_URL: redis?.url ?? '' }, prof);
         try {
-          runs[who].push(await churnRun(server, { rooms, rate, durationMs, label: `churn ${who} r${r + 1}` }));
+          runs[who].push(await churnRun(server, { rooms, rate, durationMs, label: `churn ${who} r${r + 1}`, redis }));
         } finally {
           await server.stop();
         }
@@ -417,15 +430,16 @@ async function scenarioChurn() {
   const pick = (who) => {
     const list = runs[who];
     const med = (f) => median(list.map(f));
-    return { achievedPerSec: med((x) => x.achievedPerSec), join: { p50: med((x) => x.join.p50), p99: med((x) => x.join.p99), p999: med((x) => x.join.p999), max: med((x) => x.join.max) }, leave: { p50: med((x) => x.leave.p50), p99: med((x) => x.leave.p99), p999: med((x) => x.leave.p999), max: med((x) => x.leave.max) }, cpu: med((x) => x.server.cpuPercent), errors: list.map((x) => x.errors) };
+    return { achievedPerSec: med((x) => x.achievedPerSec), join: { p50: med((x) => x.join.p50), p99: med((x) => x.join.p99), p999: med((x) => x.join.p999), max: med((x) => x.join.max) }, leave: { p50: med((x) => x.leave.p50), p99: med((x) => x.leave.p99), p999: med((x) => x.leave.p999), max: med((x) => x.leave.max) }, cpu: med((x) => x.server.cpuPercent), serverUsPerCycle: med((x) => x.cpuUsPerCycle.server), redisUsPerCycle: med((x) => x.cpuUsPerCycle.redis), redisCallsPerCycle: list[0]?.redisCallsPerCycle ?? {}, redisMicrosPerCycle: list[0]?.redisMicrosPerCycle ?? {}, errors: list.map((x) => x.errors) };
   };
   const o = pick('ours');
   const b = pick('base');
   const result = { scenario: 'churn', engine: ENGINE, baseline: baseName, offeredPerSec: rate, rounds, loadAverage: { start: loadStart, end: loadavg().map((x) => Math.round(x * 100) / 100) }, ours: o, base: b, throughputRatio: Math.round((o.achievedPerSec / b.achievedPerSec) * 100) / 100, runs };
   save(`churn-${ENGINE}`, result, [`### join/leave churn (${ENGINE} engine, ${rate} join+leave cycles/s offered over ${rooms} rooms, pool of ${num('CHURN_SOCKETS', 200)} sockets, median of ${rounds} alternating round(s); load average ${result.loadAverage.start.join(' / ')})`, '',
-    table(['server', 'cycles/s achieved', 'ratio to baseline', 'join p50 (ms)', 'join p99 (ms)', 'join p99.9 (ms)', 'leave p50 (ms)', 'leave p99 (ms)', 'leave p99.9 (ms)', 'server CPU (% of one core)', 'errors'],
-      [['ours', o.achievedPerSec, result.throughputRatio, ms(o.join.p50), ms(o.join.p99), ms(o.join.p999), ms(o.leave.p50), ms(o.leave.p99), ms(o.leave.p999), o.cpu, JSON.stringify(o.errors)],
-       [baseName, b.achievedPerSec, 1, ms(b.join.p50), ms(b.join.p99), ms(b.join.p999), ms(b.leave.p50), ms(b.leave.p99), ms(b.leave.p999), b.cpu, JSON.stringify(b.errors)]])].join('\n'));
+    table(['server', 'cycles/s achieved', 'ratio to baseline', 'join p50 (ms)', 'join p99 (ms)', 'join p99.9 (ms)', 'leave p50 (ms)', 'leave p99 (ms)', 'leave p99.9 (ms)', 'server CPU (% of one core)', 'CPU µs per cycle, server / Redis', 'errors'],
+      [['ours', o.achievedPerSec, result.throughputRatio, ms(o.join.p50), ms(o.join.p99), ms(o.join.p999), ms(o.leave.p50), ms(o.leave.p99), ms(o.leave.p999), o.cpu, `${o.serverUsPerCycle} / ${o.redisUsPerCycle ?? '-'}`, JSON.stringify(o.errors)],
+       [baseName, b.achievedPerSec, 1, ms(b.join.p50), ms(b.join.p99), ms(b.join.p999), ms(b.leave.p50), ms(b.leave.p99), ms(b.leave.p999), b.cpu, `${b.serverUsPerCycle} / ${b.redisUsPerCycle ?? '-'}`, JSON.stringify(b.errors)]]), '',
+    `Redis commands per cycle (first round): ours ${JSON.stringify(o.redisCallsPerCycle)}; baseline ${JSON.stringify(b.redisCallsPerCycle)}; Redis µs per cycle by command (INFO commandstats; evalsha includes its scripts' commands): ours ${JSON.stringify(o.redisMicrosPerCycle)}; baseline ${JSON.stringify(b.redisMicrosPerCycle)}`].join('\n'));
 }
 
 async function scenarioSweep() {

@@ -39,6 +39,13 @@ export async function startRedis() {
       c.disconnect();
       return Object.fromEntries([...info.matchAll(/cmdstat_([^:]+):calls=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
     },
+    /** Microseconds Redis spent per command since the last CONFIG RESETSTAT (INFO commandstats `usec`; a script's own commands are counted under them too). */
+    async commandMicros() {
+      const c = new Redis(url);
+      const info = await c.info('commandstats');
+      c.disconnect();
+      return Object.fromEntries([...info.matchAll(/cmdstat_([^:]+):calls=\d+,usec=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    },
     async flush() {
       const c = new Redis(url);
       await c.flushall();

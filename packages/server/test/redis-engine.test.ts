@@ -89,6 +89,47 @@ describe.each(targets)('redis engine specifics: %s', (_name, target) => {
     expect(await keysUnder(client, fx.prefix)).toEqual([]);
   });
 
+  it("a room's reaper index entry is never later than its earliest deadline after joins, resumes, leaves and rejoins", async () => {
+    const { fx, clock } = await setup();
+    const engine = fx.engine as RedisEngine;
+    const client = fx.clients[0]!;
+    const keys = new KeySpace(fx.prefix);
+    const short = new PresenceService({ engine, clock, ttlMs: 300, disconnectGraceMs: 200, reaperLookbackMs: 2_000 });
+    onTestFinished(() => short.dispose());
+    const long = service(engine, clock);
+    const r = `room-${randomUUID()}`;
+    const k = keys.room(r as RoomId);
+    /** The index score, and the earliest of exp and tomb, of the room. */
+    const check = async (step: string): Promise<void> => {
+      const score = await client.zscore(k.slotIndex, r);
+      const firsts = [...(await client.zrange(k.exp, 0, 0, 'WITHSCORES')), ...(await client.zrange(k.tomb, 0, 0, 'WITHSCORES'))];
+      const earliest = Math.min(...firsts.filter((_, i) => i % 2 === 1).map(Number));
+      expect(score, step).not.toBeNull();
+      expect(Number(score), step).toBeLessThanOrEqual(earliest);
+    };
+    const a = await long.join({ roomId: r, userId: 'ada' });
+    await check('first join');
+    clock.advance(50);
+    const b = await long.join({ roomId: r, userId: 'bob', state: { k: 1 } });
+    await check('second join');
+    // A member with a shorter TTL (another node's setting): its deadline is before the entry, which must move down.
+    const c = await short.join({ roomId: r, userId: 'cy' });
+    expect(Number(await client.zscore(k.slotIndex, r))).toBe(clock.now() + 300);
+    await check('join with an earlier deadline');
+    clock.advance(100);
+    await long.join({ roomId: r, userId: 'bob', connId: b.connId, state: { k: 2 } });
+    await check('resume');
+    await long.leave({ roomId: r, connId: a.connId, epoch: 1 });
+    await check('leave');
+    // cy's connection expires unreaped; its rejoin ends the old incarnation first (epoch record) and starts again.
+    clock.advance(400);
+    const again = await short.join({ roomId: r, userId: 'cy', connId: c.connId });
+    expect(again.resumed).toBe(false);
+    await check('rejoin of an expired connection');
+    await long.leave({ roomId: r, connId: b.connId, epoch: 2 });
+    await check('last long-TTL member left');
+  });
+
   it('the sweep re-indexes a slot whose hint update was lost (a node died between script and hint)', async () => {
     const fx = await redisFixture(target());
     const clock = new ManualClock(Date.now());

@@ -1,6 +1,6 @@
 import type { ConnId, ConnectionInfo } from 'realtime-message-protocol';
 import type { JoinCommand } from '../../../core/presence/engine.js';
-import { END_CONN, PUBLISH, READ_ROWS, STATE_JSON, TOUCH_ROOM, luaScript } from './lua.js';
+import { END_CONN, PUBLISH, READ_ROWS, STATE_JSON, TOUCH_ADDED, luaScript } from './lua.js';
 import { decodeRows } from './snapshot.js';
 import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type Script, type ScriptArg } from './script.js';
 
@@ -42,11 +42,14 @@ export type JoinReply =
 export const join: Script<JoinCommand, JoinReply> = {
   command: 'rmJoin',
   numberOfKeys: 6,
-  lua: luaScript([STATE_JSON, PUBLISH, END_CONN, TOUCH_ROOM, READ_ROWS], /* lua */ `
+  lua: luaScript([STATE_JSON, PUBLISH, END_CONN, TOUCH_ADDED, READ_ROWS], /* lua */ `
 local room, user, resume_id, fresh_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local channel, prefix, has_state, known = ARGV[9], ARGV[10], ARGV[11] == '1', ARGV[12]
 local ck, conn, epoch, mode = KEYS[6], fresh_id, 1, 'new'
+-- The earliest deadline this join adds (an old incarnation's epoch record may add one before its own).
+local deadline = now + ttl
+local added = deadline
 if resume_id ~= '' then
   local m = redis.call('HMGET', KEYS[5], '.u', '.e', '.g', '.x', '.r')
   if m[1] then
@@ -60,11 +63,11 @@ if resume_id ~= '' then
     else
       -- Expired but not reaped yet: the old incarnation leaves first, exactly once.
       end_conn(ck, conn, user, epoch - 1, m[5] or 'timeout', room, channel, now, lookback, keep)
+      if now + lookback < added then added = now + lookback end
       mode = 'rejoined'
     end
   end
 end
-local deadline = now + ttl
 local patch = {}
 if mode == 'resumed' then
   if has_state then
@@ -86,24 +89,26 @@ if mode == 'resumed' then
     end
     if #ARGV > 12 then redis.call('HSET', ck, unpack(ARGV, 13)) end
   end
-  redis.call('HSET', ck, '.e', epoch, '.l', now, '.x', deadline, '.r', 'timeout')
+  redis.call('HSET', ck, '.e', epoch, '.l', now, '.x', deadline, '.r', 'timeout', '.t', now)
   redis.call('HDEL', ck, '.d')
 else
   redis.call('DEL', ck)
   redis.call('ZREM', KEYS[3], conn)
-  redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout')
-  if #ARGV > 12 then redis.call('HSET', ck, unpack(ARGV, 13)) end
+  -- One write of the whole hash: its fields, then the state's (in the payload's order).
+  redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout', '.t', now, unpack(ARGV, 13))
 end
-redis.call('HSET', ck, '.t', now)
 redis.call('PEXPIRE', ck, keep)
 redis.call('ZADD', KEYS[2], deadline, conn)
 local seq = redis.call('INCR', KEYS[1])
 if mode == 'resumed' then
   publish(channel, 'update', room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)) .. ',"patch":{' .. table.concat(patch, ',') .. '}')
 else
-  publish(channel, 'join', room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)))
+  -- The hash was written from the payload just now: its state is the payload's, no read needed.
+  local parts = {}
+  for i = 13, #ARGV, 2 do parts[#parts + 1] = string.sub(ARGV[i], 2) .. ':' .. ARGV[i + 1] end
+  publish(channel, 'join', room, user, conn, now, epoch, seq, ',"state":{' .. table.concat(parts, ',') .. '}')
 end
-local lowered = touch_room(room, keep)
+local lowered = touch_added(room, keep, added)
 if mode == 'resumed' and known ~= '' and seq == tonumber(known) + 1 then
   return {'ok', conn, epoch, mode, seq, lowered or '', 'upToDate'}
 end

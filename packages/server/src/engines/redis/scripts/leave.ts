@@ -1,5 +1,5 @@
 import type { DisconnectCommand, LeaveCommand } from '../../../core/presence/engine.js';
-import { END_CONN, TOUCH_ROOM, luaScript } from './lua.js';
+import { END_CONN, TOUCH_ADDED, TOUCH_ROOM, luaScript } from './lua.js';
 import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, type Script, type ScriptArg, type ScriptContext } from './script.js';
 
 /** The failures both scripts share (from the preamble), shaped as `WriteOutcome`s. */
@@ -63,10 +63,10 @@ function okOrFailure(script: string, reply: unknown): unknown[] | ConnWriteFailu
 export const leave: Script<LeaveCommand, LeaveReply> = {
   command: 'rmLeave',
   numberOfKeys: 5,
-  lua: luaScript([END_CONN, TOUCH_ROOM], /* lua */ `${PREAMBLE}
+  lua: luaScript([END_CONN, TOUCH_ADDED], /* lua */ `${PREAMBLE}
 if m[3] then return {'ok', epoch} end
 end_conn(ck, conn, m[1], epoch, ARGV[8], room, channel, now, lookback, keep)
-touch_room(room, keep)
+touch_added(room, keep, now + lookback)
 return {'ok', epoch}
 `),
   args: (cmd, ctx) => connWriteArgs(cmd, ctx, cmd.reason),

@@ -145,6 +145,27 @@ local function touch_room(room, keep)
 end
 `);
 
+/**
+ * {@link TOUCH_ROOM} for a script that only added deadlines no earlier than
+ * `score` (a join's or resume's new deadline, a leave's epoch record): when
+ * the room's index entry is already at or before `score`, it stays as it is
+ * (early is always safe: the reaper re-scores a room that comes due early,
+ * as after heartbeats) and only the TTLs are refreshed, one call instead of
+ * three ZRANGEs and a ZADD. Otherwise (no entry, or a later one) the full
+ * touch. Returns what TOUCH_ROOM returns.
+ */
+export const TOUCH_ADDED = fragment([ROOM_KEYS, TOUCH_ROOM], /* lua */ `
+local function touch_added(room, keep, score)
+  local cur = redis.call('ZSCORE', idx_k, room)
+  if not cur or tonumber(cur) > score then return touch_room(room, keep) end
+  redis.call('PEXPIRE', idx_k, keep)
+  redis.call('PEXPIRE', seq_k, keep)
+  redis.call('PEXPIRE', exp_k, keep)
+  redis.call('PEXPIRE', tomb_k, keep)
+  return false
+end
+`);
+
 /** Live connections (deadline after `now`) as a flat list: connId, HGETALL of its hash, ... */
 export const READ_ROWS = fragment([NUM], /* lua */ `
 local function read_rows(prefix, now)
