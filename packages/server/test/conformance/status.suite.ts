@@ -18,6 +18,8 @@ export interface StatusFixture {
 export interface StatusConformanceTarget {
   name: string;
   create(): Promise<StatusFixture>;
+  /** The store leaves `state` out of a connection write's result when the caller does not want it (`stateWanted: false`). */
+  omitsUnwantedState?: boolean;
 }
 
 const AWAY = 5_000;
@@ -102,6 +104,21 @@ export function runStatusConformance(target: StatusConformanceTarget): void {
       expect([undefined, 'offline']).toContain(a.cachedRecord(id)?.status);
       expect((await a.get(id)).status).toBe('offline');
       expect(a.cachedRecord(id)?.status).toBe('offline');
+    });
+
+    it("a connection write answers the user's state when wanted; not wanted, it may leave it out, and writes all the same", async () => {
+      const { fixture, clock } = await harness();
+      const id = user() as UserId;
+      const base = { now: clock.now(), nodeId: 'node-a', awayAfterMs: 0, userId: id, type: 'conn' as const, conn: 'r/c', epoch: 1 };
+      const live = await fixture.store.write({ ...base, live: true });
+      expect(live.state?.connected).toBe(true);
+      const ended = await fixture.store.write({ ...base, live: false, stateWanted: false });
+      if (target.omitsUnwantedState) expect(ended).toEqual({ state: undefined, event: undefined });
+      else expect(ended.state?.connected).toBe(false);
+      const [after] = await fixture.store.read([id]);
+      expect(after?.connected).toBe(false);
+      // A repeated change (ignored by the store) answers the same way.
+      expect((await fixture.store.write({ ...base, live: false, stateWanted: true })).state?.connected).toBe(false);
     });
 
     it('connected follows connections: one event per change even when two nodes apply every presence event', async () => {

@@ -93,6 +93,11 @@ export class StatusCache {
     return stateOf(e);
   }
 
+  /** Whether `userId` has an entry (however old), without counting a hit or miss. */
+  holds(userId: UserId): boolean {
+    return this.slots.has(userId);
+  }
+
   /**
    * The cached state however old (past `ttlMs` too), without counting a hit
    * or miss; undefined when the user is not held. For answers marked stale

@@ -339,13 +339,17 @@ export class StatusService {
   async connection(change: ConnectionChange): Promise<void> {
     this.checkOpen();
     const id = this.parse(StatusUserIdSchema, change.userId);
-    await this.write({ ...this.context(), userId: id, type: 'conn', conn: change.conn, epoch: change.epoch, live: change.live });
+    // A connection change fills no new cache entry (presence reports every user that connects, most of
+    // whom nobody reads), so the store's copy of the record is wanted only for a user already cached.
+    const stateWanted = this.feedLive && this.cache !== undefined && this.cache.holds(id);
+    const cmd: StatusCommand = { ...this.context(), userId: id, type: 'conn', conn: change.conn, epoch: change.epoch, live: change.live, stateWanted };
+    const res = await this.call(cmd.type, () => this.store.write(cmd));
+    if (this.feedLive) this.cache?.fillFromWrite(id, res.state, true);
   }
 
   private async write(cmd: StatusCommand): Promise<StatusRecord> {
     const res = await this.call(cmd.type, () => this.store.write(cmd));
-    // A connection change fills no new entry: presence reports every user that connects, most of whom nobody reads.
-    if (this.feedLive) this.cache?.fillFromWrite(cmd.userId, res.state, cmd.type === 'conn');
+    if (this.feedLive) this.cache?.fillFromWrite(cmd.userId, res.state);
     return toRecord(cmd.userId, res.state, cmd.now, this.awayAfterMs);
   }
 

@@ -34,7 +34,14 @@ export type StatusCommand = StatusContext & { userId: UserId } & (
      * every node may apply every presence event, in any order, and the
      * connection count changes once per real change.
      */
-    | { type: 'conn'; conn: string; epoch: number; live: boolean }
+    | {
+        type: 'conn';
+        conn: string;
+        epoch: number;
+        live: boolean;
+        /** `false`: the caller does not use the result's `state` (nor `event`); a store may then leave them out. @default true */
+        stateWanted?: boolean | undefined;
+      }
   );
 
 export type StatusCommandType = StatusCommand['type'];
