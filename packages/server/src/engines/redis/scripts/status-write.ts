@@ -56,22 +56,25 @@ local retention, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
 local log = log_open(KEYS[4], ARGV[9], ARGV[10], ARGV[11])
 local refused = log_check(log, user)
 if refused then return refused end
-local s = st_load(k)
 local wanted = op ~= 'conn' or ARGV[15] ~= '0'
+-- A connection change the marks already hold (every node reports every leave) is answered
+-- before the record is read.
+local cur = op == 'conn' and redis.call('HGET', ck, ARGV[12])
+local cur_live = false
+if cur then
+  local ce, cl = string.match(cur, '^(%d+):(%d)')
+  ce = tonumber(ce)
+  cur_live = cl == '1'
+  local epoch, live = tonumber(ARGV[13]), ARGV[14] == '1'
+  if epoch < ce or (epoch == ce and (live or not cur_live)) then return { wanted and redis.call('HGETALL', k) or {}, 0, '' } end
+end
+local s = st_load(k)
 local existed = s.v ~= nil
 if op == 'activity' and not existed then return { {}, 0, '' } end
 local was_conn = existed and st_connected(s, now)
 local was_invis = existed and st_manual(s, now) == 'offline'
 if op == 'conn' then
   local conn, epoch, live = ARGV[12], tonumber(ARGV[13]), ARGV[14] == '1'
-  local cur = redis.call('HGET', ck, conn)
-  local cur_live = false
-  if cur then
-    local ce, cl = string.match(cur, '^(%d+):(%d)')
-    ce = tonumber(ce)
-    cur_live = cl == '1'
-    if epoch < ce or (epoch == ce and (live or not cur_live)) then return { wanted and redis.call('HGETALL', k) or {}, 0, '' } end
-  end
   local n = s.n or 0
   if cur_live then n = n - 1 end
   if live then n = n + 1 end
