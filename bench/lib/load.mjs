@@ -181,10 +181,14 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
 }
 
 /**
- * Open loop over a pool of sockets: starts `step(socket, i, release)` at
- * `rate` per second for `durationMs`, each on an idle socket of the pool; a
- * step calls `release()` when its socket is free again. Resolves when every
- * started step released its socket. Returns how many steps were started.
+ * Open loop over a pool of sockets: starts `rate × durationMs` steps
+ * (`step(socket, i, release)`) at `rate` per second, each on an idle socket
+ * of the pool; a step calls `release()` when its socket is free again.
+ * Resolves when every step was started and released its socket; returns how
+ * many were started and the seconds it took. A server slower than `rate`
+ * (a saturating CHURN_PER_SEC) takes longer than `durationMs` for the same
+ * number of steps, so two servers' CPU per step compare over the same work,
+ * warm-up included.
  */
 export async function poolLoop(pool, { rate, durationMs, step, progress }) {
   const idle = [...pool];
