@@ -14,7 +14,7 @@ interface Reports {
 }
 
 /** One node: its own Redis clients and backend, presence and status on it, and the bridge. */
-async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: StatusBridgeOptions = {}) {
+async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: StatusBridgeOptions = {}, endedReports = false) {
   const client = redisClient({ url: inject('redisUrl') });
   const backend = new RedisBackend({ redis: client, keyPrefix: prefix });
   const presence = new PresenceService({ engine: new RedisEngine({ backend }), clock, ttlMs: 1_000, disconnectGraceMs: 0, reaperLookbackMs: 2_000 });
@@ -30,6 +30,7 @@ async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: 
       }
       return status.connection(change);
     },
+    ...(endedReports ? { onConnectionEnded: (l: (e: { conn: string; rank: number }) => void) => status.onConnectionEnded(l) } : {}),
   };
   const off = await bridgePresenceToStatus(presence, sink, bridge);
   onTestFinished(async () => {
@@ -69,6 +70,46 @@ describe('status follows presence across nodes (Redis)', () => {
     const after = await settle();
     expect(after.map((e) => e.status)).toEqual(['offline']);
     expect(j2.epoch).toBe(1);
+  });
+
+  it('a leave reaches the store once: the node that made it reports it, the others drop their copies when the store reports it applied', async () => {
+    const prefix = `tb:${randomUUID().slice(0, 8)}:`;
+    const clock = new ManualClock(Date.now());
+    const [a, b, c] = [await node(prefix, clock, 'a', {}, true), await node(prefix, clock, 'b', {}, true), await node(prefix, clock, 'c', {}, true)];
+    const userId = `u-${randomUUID().slice(0, 8)}`;
+    const events: StatusRecord[] = [];
+    await a.status.subscribe((e) => e.userId === userId && events.push(e));
+    const j = await b.presence.join({ roomId: 'r1', userId });
+    await expect.poll(async () => (await a.status.get(userId)).status).toBe('online');
+    await b.presence.leave({ roomId: 'r1', connId: j.connId, epoch: j.epoch });
+    await expect.poll(async () => (await c.status.get(userId)).status).toBe('offline');
+    // Settle past the longest hold (1 s + up to half as much again): no copy went afterwards either.
+    await new Promise((r) => setTimeout(r, 1_800));
+    const leaves = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId && !ch.live).length;
+    expect([leaves(a), leaves(b), leaves(c)]).toEqual([0, 1, 0]);
+    expect(events.map((e) => e.status)).toEqual(['online', 'offline']);
+  });
+
+  it("the other nodes' copy of a leave still reaches the store when the node that made it cannot report it", async () => {
+    const prefix = `tb:${randomUUID().slice(0, 8)}:`;
+    const clock = new ManualClock(Date.now());
+    const [a, b, c] = [await node(prefix, clock, 'a', {}, true), await node(prefix, clock, 'b', { retryDelaysMs: [] }, true), await node(prefix, clock, 'c', {}, true)];
+    const userId = `u-${randomUUID().slice(0, 8)}`;
+    const events: StatusRecord[] = [];
+    await a.status.subscribe((e) => e.userId === userId && events.push(e));
+    const j = await b.presence.join({ roomId: 'r1', userId });
+    await expect.poll(async () => (await a.status.get(userId)).status).toBe('online');
+    b.reports.failNext = 1_000; // b's report of its own leave fails, as if b died right after the leave
+    const left = performance.now();
+    await b.presence.leave({ roomId: 'r1', connId: j.connId, epoch: j.epoch });
+    await expect.poll(async () => (await c.status.get(userId)).status, { timeout: 5_000 }).toBe('offline');
+    const took = performance.now() - left;
+    expect(took).toBeGreaterThanOrEqual(900); // held, then sent
+    expect(took).toBeLessThan(3_000);
+    await new Promise((r) => setTimeout(r, 1_800));
+    const leaves = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId && !ch.live).length;
+    expect(leaves(a) + leaves(c)).toBeGreaterThanOrEqual(1);
+    expect(events.map((e) => e.status)).toEqual(['online', 'offline']);
   });
 
   it('a write on one node is visible on another within 100 ms (measured: p50/p99 over 200 writes)', async () => {

@@ -17,6 +17,8 @@ export interface PresenceFeed {
 /** What the bridge needs of status. */
 export interface ConnectionSink {
   connection(change: ConnectionChange): Promise<void>;
+  /** Ends of connections the store reports applied (`StatusService.onConnectionEnded`; a store may report none). */
+  onConnectionEnded?(listener: (ended: { conn: string; rank: number }) => void): () => void;
 }
 
 export interface StatusBridgeOptions {
@@ -31,6 +33,16 @@ export interface StatusBridgeOptions {
   feedRetryDelaysMs?: readonly number[];
   /** Resolve only after the first attempt to subscribe to the presence feed (`false`: at once). @default true */
   waitForFeed?: boolean;
+  /**
+   * How long a node holds its copy of a `leave` (reason `leave`) of a
+   * connection another node made, waiting for the store to report it
+   * applied (then the copy is dropped); plus up to half as much again at
+   * random, so that the copies of the other nodes do not all go at once.
+   * 0: every copy goes at once. @default 1000
+   */
+  foreignLeaveDelayMs?: number;
+  /** Most copies held at once; beyond, a copy goes at once. @default 10000 */
+  maxHeldLeaves?: number;
 }
 
 /**
@@ -97,6 +109,41 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     apply(userId, conn, epoch, live, 0);
   };
 
+  // A leave (reason `leave`) is made by the node that holds the connection, which reports it at once
+  // (it reported the join: its `applied` holds the live mark of that epoch). Every other node holds its
+  // copy for a while and drops it when the store reports the end applied; the copies are kept so that a
+  // crash of that node between its leave and its report cannot lose the leave. Timeouts and ends of
+  // grace (found by any reaper, also for a crashed node) go at once from every node, as before.
+  const holdMs = status.onConnectionEnded ? Math.max(0, options.foreignLeaveDelayMs ?? 1_000) : 0;
+  const maxHeld = options.maxHeldLeaves ?? 10_000;
+  const held = new Map<string, { timer: NodeJS.Timeout; rank: number }>();
+  const offEnded = holdMs > 0 ? status.onConnectionEnded?.((e) => {
+    const h = held.get(e.conn);
+    if (h === undefined || e.rank < h.rank) return;
+    clearTimeout(h.timer);
+    held.delete(e.conn);
+    if ((applied.get(e.conn) ?? -1) < e.rank) applied.set(e.conn, e.rank);
+  }) : undefined;
+  const onLeave = (event: { userId: string; roomId: string; connId: string; epoch: number; reason: string }): void => {
+    const conn = `${event.roomId}\u001f${event.connId}`;
+    if (holdMs === 0 || event.reason !== 'leave' || applied.get(conn) === rank(event.epoch, true) || held.size >= maxHeld) {
+      report(event.userId, event.roomId, event.connId, event.epoch, false);
+      return;
+    }
+    const mark = rank(event.epoch, false);
+    const prev = held.get(conn);
+    if (prev !== undefined) {
+      if (prev.rank >= mark) return;
+      clearTimeout(prev.timer);
+    }
+    const timer = setTimeout(() => {
+      held.delete(conn);
+      if (!stopped) report(event.userId, event.roomId, event.connId, event.epoch, false);
+    }, holdMs + Math.floor(Math.random() * (holdMs / 2)));
+    timer.unref();
+    held.set(conn, { timer, rank: mark });
+  };
+
   // Joins are reported from now on, whatever the feed does: they need the store, not the feed.
   const offJoined = presence.onJoined((j) => report(j.userId, j.roomId, j.connId, j.epoch, true));
   // Leaves need the feed. Storage down at start: the subscription is retried in the background
@@ -107,7 +154,7 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     () => {
       const p = presence.subscribe(
         (event) => {
-          if (event.type === 'leave') report(event.userId, event.roomId, event.connId, event.epoch, false);
+          if (event.type === 'leave') onLeave(event);
         },
         { only: 'leave' },
       );
@@ -120,8 +167,11 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   return async () => {
     stopped = true;
     offJoined();
+    offEnded?.();
     for (const t of timers) clearTimeout(t);
     timers.clear();
+    for (const h of held.values()) clearTimeout(h.timer);
+    held.clear();
     failures?.stop();
     feed.stop();
     await (await feed.result)?.();

@@ -75,6 +75,7 @@ export class StatusService {
   private feedLostAt: number | undefined;
   private readonly listeners = new Set<StatusListener>();
   private readonly resumeListeners = new Set<() => void>();
+  private readonly endedListeners = new Set<(ended: { conn: string; rank: number }) => void>();
   private unsubscribeFeed: (() => Promise<void>) | undefined;
   private starting: Promise<void> | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -151,19 +152,21 @@ export class StatusService {
     }
   }
 
-  /**
-   * Calls `listener` each time the store's feed resumes after an
-   * interruption: events of the gap may have been missed, so whoever
-   * forwards them (the socket transport) reads its users again. Returns a
-   * function that removes the listener.
-   */
+  /** Calls `listener` each time the feed resumes after an interruption (events of the gap may be missed: the socket transport reads its users again); returns its removal. */
   onFeedResumed(listener: () => void): () => void {
     this.resumeListeners.add(listener);
     return () => this.resumeListeners.delete(listener);
   }
 
+  /** Calls `listener` with each end of a presence connection the store reports applied (Redis); returns its removal. */
+  onConnectionEnded(listener: (ended: { conn: string; rank: number }) => void): () => void {
+    this.endedListeners.add(listener);
+    return () => this.endedListeners.delete(listener);
+  }
+
   private onFeed(item: StatusFeedItem): void {
     this.cache?.invalidate(item.userId, item.version);
+    if (item.ended) for (const l of this.endedListeners) l(item.ended);
     const event = item.event;
     if (!event) return;
     this.options.observeEvent?.(event);
@@ -339,8 +342,7 @@ export class StatusService {
   async connection(change: ConnectionChange): Promise<void> {
     this.checkOpen();
     const id = this.parse(StatusUserIdSchema, change.userId);
-    // A connection change fills no new cache entry (presence reports every user that connects, most of
-    // whom nobody reads), so the store's copy of the record is wanted only for a user already cached.
+    // A connection change fills no new cache entry (most users nobody reads): the record is wanted only for a cached user.
     const stateWanted = this.feedLive && this.cache !== undefined && this.cache.holds(id);
     const cmd: StatusCommand = { ...this.context(), userId: id, type: 'conn', conn: change.conn, epoch: change.epoch, live: change.live, stateWanted };
     const res = await this.call(cmd.type, () => this.store.write(cmd));

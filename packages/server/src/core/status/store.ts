@@ -63,6 +63,13 @@ export interface StatusFeedItem {
   userId: UserId;
   version: number;
   event?: StatusRecord | undefined;
+  /**
+   * The end of a presence connection this write applied: its id and rank
+   * (epoch × 2 + 1). A store may report it (Redis does) so that the other
+   * nodes drop their own copy of the leave; the version is then the record's
+   * current one, unchanged when the live count did not cross zero.
+   */
+  ended?: { conn: string; rank: number } | undefined;
 }
 
 /** See {@link StatusStore.subscribe}. */

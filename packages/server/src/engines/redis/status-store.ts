@@ -254,14 +254,14 @@ export class RedisStatusStore implements StatusStore {
 
   private subscribeFeed(channel: string, listener: (item: StatusFeedItem) => void): Promise<() => Promise<void>> {
     return this.backend.subscribeGlobal(channel, (message) => {
-      let raw: { u: UserId; v: number; e?: StatusRecord };
+      let raw: { u: UserId; v: number; e?: StatusRecord; c?: string; k?: number };
       try {
-        raw = JSON.parse(message) as { u: UserId; v: number; e?: StatusRecord };
+        raw = JSON.parse(message) as { u: UserId; v: number; e?: StatusRecord; c?: string; k?: number };
       } catch (err) {
         this.logger.error({ err, channel }, 'unparseable status feed message');
         return;
       }
-      listener({ userId: raw.u, version: raw.v, event: raw.e });
+      listener(raw.c === undefined ? { userId: raw.u, version: raw.v, event: raw.e } : { userId: raw.u, version: raw.v, event: raw.e, ended: { conn: raw.c, rank: Number(raw.k) } });
     });
   }
 

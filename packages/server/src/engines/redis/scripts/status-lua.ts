@@ -78,10 +78,10 @@ end
 
 -- Saves s (its version already bumped), publishes the feed message (with the
 -- status event when the effective status or message changed since the last
--- event), appends the event to the backend log (when \`log\` is on), and
+-- event, and \`note\`: more fields of the message as JSON text), appends the event to the backend log (when \`log\` is on), and
 -- moves the user in its slot's deadline index. Returns evented (0/1) and the
 -- index's new minimum as text when it went lower, else ''.
-local function st_save(k, idx, user, s, now, away, channel, keep, log)
+local function st_save(k, idx, user, s, now, away, channel, keep, log, note)
   local status, msg = st_eff(s, now, away)
   local event = nil
   if status ~= (s.ps or 'offline') or (msg or '') ~= (s.pm or '') then
@@ -115,7 +115,7 @@ local function st_save(k, idx, user, s, now, away, channel, keep, log)
   if #del > 0 then redis.call('HDEL', k, unpack(del)) end
   redis.call('HSET', k, unpack(set))
   redis.call('PEXPIRE', k, keep)
-  redis.call('PUBLISH', channel, '{"u":' .. cjson.encode(user) .. ',"v":' .. num(s.v) .. (event and (',"e":' .. event) or '') .. '}')
+  redis.call('PUBLISH', channel, '{"u":' .. cjson.encode(user) .. ',"v":' .. num(s.v) .. (event and (',"e":' .. event) or '') .. (note or '') .. '}')
   if event and log then log_append(log, user, 'kind', 'status', 'user', user, 'seq', num(s.seq), 'record', event, 'ts', num(now)) end
   if event then return 1, lowered end
   return 0, lowered

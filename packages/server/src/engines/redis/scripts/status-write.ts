@@ -69,6 +69,7 @@ if cur then
   if epoch < ce or (epoch == ce and (live or not cur_live)) then return { wanted and redis.call('HGETALL', k) or {}, 0, '' } end
 end
 local s = st_load(k)
+local note = nil
 local existed = s.v ~= nil
 if op == 'activity' and not existed then return { {}, 0, '' } end
 local was_conn = existed and st_connected(s, now)
@@ -86,11 +87,15 @@ if op == 'conn' then
     if l == '0' and now - tonumber(at) > retention then redis.call('HDEL', ck, marks[i]) end
   end
   redis.call('PEXPIRE', ck, keep)
+  -- An applied end of a connection is announced on the feed (its mark, as the bridge ranks it), so
+  -- that the other nodes can drop their own copy of the leave (see app/status-bridge.ts).
+  if not live then note = ',"c":' .. cjson.encode(conn) .. ',"k":' .. num(epoch * 2 + 1) end
   local was_n = s.n or 0
   if (was_n > 0) == (n > 0) then
     if existed then
       if n ~= was_n then redis.call('HSET', k, 'n', n) end
       redis.call('PEXPIRE', k, keep)
+      if note then redis.call('PUBLISH', channel, '{"u":' .. cjson.encode(user) .. ',"v":' .. num(s.v) .. note .. '}') end
     end
     return { wanted and redis.call('HGETALL', k) or {}, 0, '' }
   end
@@ -112,7 +117,7 @@ if (st_connected(s, now) or was_conn) and not (invis and was_invis) then s.ls = 
 s.v = (s.v or 0) + 1
 s.ua = now
 s.nd = node
-local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep, log)
+local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep, log, note)
 return { wanted and redis.call('HGETALL', k) or {}, evented, lowered }
 `,
   ),
