@@ -17,8 +17,8 @@ export interface PresenceFeed {
 /** What the bridge needs of status. */
 export interface ConnectionSink {
   connection(change: ConnectionChange): Promise<void>;
-  /** Ends of connections the store reports applied (`StatusService.onConnectionEnded`; a store may report none). */
-  onConnectionEnded?(listener: (ended: { conn: string; rank: number }) => void): () => void;
+  /** Ends of connections the store reports applied (`StatusService.onConnectionEnded`); undefined when it reports none. */
+  onConnectionEnded?(listener: (ended: { conn: string; rank: number }) => void): (() => void) | undefined;
 }
 
 export interface StatusBridgeOptions {
@@ -114,23 +114,28 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   // copy for a while and drops it when the store reports the end applied; the copies are kept so that a
   // crash of that node between its leave and its report cannot lose the leave. Timeouts and ends of
   // grace (found by any reaper, also for a crashed node) go at once from every node, as before.
-  const holdMs = status.onConnectionEnded ? Math.max(0, options.foreignLeaveDelayMs ?? 1_000) : 0;
+  const wantHold = Math.max(0, options.foreignLeaveDelayMs ?? 1_000);
   const maxHeld = options.maxHeldLeaves ?? 10_000;
   const held = new Map<string, { timer: NodeJS.Timeout; rank: number }>();
-  const offEnded = holdMs > 0 ? status.onConnectionEnded?.((e) => {
+  const offEnded = wantHold > 0 ? status.onConnectionEnded?.((e) => {
+    // Remembered even when no copy is held yet: on a Cluster the report may come before the leave itself.
+    if ((applied.get(e.conn) ?? -1) < e.rank) applied.set(e.conn, e.rank);
     const h = held.get(e.conn);
     if (h === undefined || e.rank < h.rank) return;
     clearTimeout(h.timer);
     held.delete(e.conn);
-    if ((applied.get(e.conn) ?? -1) < e.rank) applied.set(e.conn, e.rank);
   }) : undefined;
+  // Without the store's reports (memory: one node; NATS) a held copy would only go later: none is held.
+  const holdMs = offEnded ? wantHold : 0;
   const onLeave = (event: { userId: string; roomId: string; connId: string; epoch: number; reason: string }): void => {
     const conn = `${event.roomId}\u001f${event.connId}`;
-    if (holdMs === 0 || event.reason !== 'leave' || applied.get(conn) === rank(event.epoch, true) || held.size >= maxHeld) {
+    const known = applied.get(conn);
+    if (holdMs === 0 || event.reason !== 'leave' || known === rank(event.epoch, true) || held.size >= maxHeld) {
       report(event.userId, event.roomId, event.connId, event.epoch, false);
       return;
     }
     const mark = rank(event.epoch, false);
+    if (known !== undefined && known >= mark) return; // already applied (reported by the store, or here)
     const prev = held.get(conn);
     if (prev !== undefined) {
       if (prev.rank >= mark) return;

@@ -158,8 +158,9 @@ export class StatusService {
     return () => this.resumeListeners.delete(listener);
   }
 
-  /** Calls `listener` with each end of a presence connection the store reports applied (Redis); returns its removal. */
-  onConnectionEnded(listener: (ended: { conn: string; rank: number }) => void): () => void {
+  /** Calls `listener` with each end of a presence connection the store reports applied; returns its removal, or undefined when the store reports none. */
+  onConnectionEnded(listener: (ended: { conn: string; rank: number }) => void): (() => void) | undefined {
+    if (this.store.reportsEnds !== true) return undefined;
     this.endedListeners.add(listener);
     return () => this.endedListeners.delete(listener);
   }

@@ -103,6 +103,8 @@ export interface SweepResult {
 export interface StatusStore {
   /** `memory`, `redis`, `redis-cluster`. */
   readonly kind: string;
+  /** Its feed reports every applied end of a presence connection (`StatusFeedItem.ended`). */
+  readonly reportsEnds?: boolean;
   /** Each user's state in request order; undefined for a user never seen. */
   read(userIds: readonly UserId[]): Promise<Array<StatusState | undefined>>;
   write(cmd: StatusCommand): Promise<StatusWriteResult>;

@@ -59,6 +59,7 @@ export interface RedisStatusStoreOptions {
  */
 export class RedisStatusStore implements StatusStore {
   readonly kind: string;
+  readonly reportsEnds = true;
   private readonly backend: RedisBackend;
   private readonly scripts: Scripts<typeof STATUS_SCRIPTS>;
   private readonly retentionMs: number;
