@@ -83,11 +83,16 @@ describe('status follows presence across nodes (Redis)', () => {
     await expect.poll(async () => (await a.status.get(userId)).status).toBe('online');
     await b.presence.leave({ roomId: 'r1', connId: j.connId, epoch: j.epoch });
     await expect.poll(async () => (await c.status.get(userId)).status).toBe('offline');
+    // A disconnect (grace 0 here: its leave, reason disconnect, at once) the same way.
+    const j2 = await b.presence.join({ roomId: 'r2', userId });
+    await expect.poll(async () => (await c.status.get(userId)).status).toBe('online');
+    await b.presence.disconnect({ roomId: 'r2', connId: j2.connId, epoch: j2.epoch });
+    await expect.poll(async () => (await c.status.get(userId)).status).toBe('offline');
     // Settle past the longest hold (1 s + up to half as much again): no copy went afterwards either.
     await new Promise((r) => setTimeout(r, 1_800));
     const leaves = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId && !ch.live).length;
-    expect([leaves(a), leaves(b), leaves(c)]).toEqual([0, 1, 0]);
-    expect(events.map((e) => e.status)).toEqual(['online', 'offline']);
+    expect([leaves(a), leaves(b), leaves(c)]).toEqual([0, 2, 0]);
+    expect(events.map((e) => e.status)).toEqual(['online', 'offline', 'online', 'offline']);
   });
 
   it("the other nodes' copy of a leave still reaches the store when the node that made it cannot report it", async () => {

@@ -34,8 +34,8 @@ export interface StatusBridgeOptions {
   /** Resolve only after the first attempt to subscribe to the presence feed (`false`: at once). @default true */
   waitForFeed?: boolean;
   /**
-   * How long a node holds its copy of a `leave` (reason `leave`) of a
-   * connection another node made, waiting for the store to report it
+   * How long a node holds its copy of a `leave` (reason `leave` or
+   * `disconnect`) of a connection another node holds, waiting for the store to report it
    * applied (then the copy is dropped); plus up to half as much again at
    * random, so that the copies of the other nodes do not all go at once.
    * 0: every copy goes at once. @default 1000
@@ -109,11 +109,11 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     apply(userId, conn, epoch, live, 0);
   };
 
-  // A leave (reason `leave`) is made by the node that holds the connection, which reports it at once
-  // (it reported the join: its `applied` holds the live mark of that epoch). Every other node holds its
+  // The node that holds a connection (it reported the join: its `applied` holds the live mark of that
+  // epoch) reports its leave, or the end of its disconnect grace, at once. Every other node holds its
   // copy for a while and drops it when the store reports the end applied; the copies are kept so that a
-  // crash of that node between its leave and its report cannot lose the leave. Timeouts and ends of
-  // grace (found by any reaper, also for a crashed node) go at once from every node, as before.
+  // crash of that node before its report cannot lose the leave. Timeouts (what a crash of the node
+  // produces, found by any reaper) go at once from every node, as before: their bound is TTL + reaper interval.
   const wantHold = Math.max(0, options.foreignLeaveDelayMs ?? 1_000);
   const maxHeld = options.maxHeldLeaves ?? 10_000;
   const held = new Map<string, { timer: NodeJS.Timeout; rank: number }>();
@@ -130,7 +130,7 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   const onLeave = (event: { userId: string; roomId: string; connId: string; epoch: number; reason: string }): void => {
     const conn = `${event.roomId}\u001f${event.connId}`;
     const known = applied.get(conn);
-    if (holdMs === 0 || event.reason !== 'leave' || known === rank(event.epoch, true) || held.size >= maxHeld) {
+    if (holdMs === 0 || event.reason === 'timeout' || known === rank(event.epoch, true) || held.size >= maxHeld) {
       report(event.userId, event.roomId, event.connId, event.epoch, false);
       return;
     }
