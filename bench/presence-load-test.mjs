@@ -4,10 +4,11 @@
 // See docs/benchmarks.md for every variable and the recorded results.
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ack, churnLoop, closeSockets, closedLoop, countEvents, joinAll, openLoop, openSockets, poolLoop } from './lib/load.mjs';
-import { probeOptions, startDiagnostics } from './lib/diagnostics.mjs';
+import { probeOptions, readProbe, startDiagnostics } from './lib/diagnostics.mjs';
 import { scenarioCentrifugo } from './lib/centrifugo-scenario.mjs';
 import { scenarioChannels } from './lib/channels-scenario.mjs';
 import { scenarioScale as runScale } from './lib/scale-scenario.mjs';
@@ -272,11 +273,13 @@ async function scenarioGuard() {
 }
 
 /** One cross-node run: two fresh nodes on `redis`, observers on A, joins + leaves on B. */
-async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
+async function crossNodeRun(redis, { rooms, rate, durationMs, warmupMs, label }) {
   const prefix = `x${randomUUID().slice(0, 6)}:`;
   // SERVER_ENV (JSON): extra settings of both nodes; CPU_PROF=<dir>: write each node's `--cpu-prof` profile there.
-  const extra = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, ...JSON.parse(env.SERVER_ENV ?? '{}') };
-  const prof = (name) => ({ execArgv: env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${name}-${prefix.slice(0, -1)}.cpuprofile`] : [] });
+  // PROBE=0: without the event-loop and GC probe in the nodes (it wakes each node every ms).
+  const probe = env.PROBE === '0' ? { execArgv: [], env: {} } : probeOptions();
+  const extra = { REDIS_URL: redis.url, REDIS_KEY_PREFIX: prefix, ...probe.env, ...JSON.parse(env.SERVER_ENV ?? '{}') };
+  const prof = (name) => ({ execArgv: [...probe.execArgv, ...(env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${env.CPU_PROF}`, `--cpu-prof-name=${name}-${prefix.slice(0, -1)}.cpuprofile`] : [])] });
   const [a, b] = await Promise.all([startServer('ours', extra, prof('nodeA')), startServer('ours', extra, prof('nodeB'))]);
   try {
     const observers = await openSockets(a.url, rooms, { client: CLIENT });
@@ -284,46 +287,80 @@ async function crossNodeRun(redis, { rooms, rate, durationMs, label }) {
     await joinAll(observers, { usersPerRoom: 1, roomPrefix });
     const pool = await openSockets(b.url, num('CHURN_SOCKETS', 200), { client: CLIENT });
     const sentAt = new Map();
-    const delay = histogram();
-    const leaveDelay = histogram();
+    const warm = histogram();
+    let delay = warm;
+    let leaveDelay = histogram();
+    // The join delays of each second of the measured period apart (by send time): shows whether the tail is spread over the run or comes in bursts.
+    const perSecond = [];
+    let t0 = 0;
     for (const o of observers) {
       o.on('presence:event', (e) => {
         const t = sentAt.get(`${e.type}:${e.userId}`);
         if (t === undefined) return;
         sentAt.delete(`${e.type}:${e.userId}`);
         recordSince((e.type === 'join' ? delay : leaveDelay), t);
+        if (e.type === 'join' && delay !== warm) recordSince((perSecond[Math.floor((t - t0) / 1000)] ??= histogram()), t);
       });
     }
     const errors = {};
-    const p = progress(label);
-    const load = loadavg()[0];
-    if (redis.own) await redis.commandCalls({ reset: true });
-    const cpuBefore = [a.pid, b.pid, redis.pid].map(sampleTree);
-    const { started: n, seconds } = await poolLoop(pool, {
+    let joinAck = histogram();
+    /** `rate` join + leave cycles a second for `ms`, users named `<tag><i>`. */
+    const drive = (ms, tag, p) => poolLoop(pool, {
       rate,
-      durationMs,
-      progress: (sent) => p.update({ sent, acked: delay.totalCount, h: delay }),
+      durationMs: ms,
+      progress: p && ((sent) => p.update({ sent, acked: delay.totalCount, h: delay })),
       step: (s, i, release) => {
-        const userId = `churn-${i}`;
+        const userId = `${tag}${i}`;
         const roomId = `${roomPrefix}${i % rooms}`;
-        sentAt.set(`join:${userId}`, performance.now());
+        const t = performance.now();
+        sentAt.set(`join:${userId}`, t);
         s.emit('presence:join', { roomId, userId }, (j) => {
+          recordSince(joinAck, t);
           if (!j?.ok) countError(errors, j, 'join');
           sentAt.set(`leave:${userId}`, performance.now());
           s.emit('presence:leave', { roomId }, release);
         });
       },
     });
+    // Warm-up: the same load on the fresh nodes, not measured (their first seconds run cold code: see docs/benchmarks.md).
+    if (warmupMs > 0) {
+      await drive(warmupMs, 'warm-');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    delay = histogram();
+    leaveDelay = histogram();
+    joinAck = histogram();
+    sentAt.clear();
+    const p = progress(label);
+    const load = loadavg()[0];
+    if (redis.own) await redis.commandCalls({ reset: true });
+    // (a node without the probe would die of the signal)
+    const probed = env.PROBE !== '0';
+    if (probed) await Promise.all([readProbe(a.pid), readProbe(b.pid)]);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const cpuBefore = [a.pid, b.pid, redis.pid].map(sampleTree);
+    t0 = performance.now();
+    const { started: n, seconds } = await drive(durationMs, 'churn-', p);
     await new Promise((r) => setTimeout(r, 500));
+    loop.disable();
     // CPU microseconds per join+leave cycle of each process (observer node A, joining node B, Redis): the cost, whatever the machine's load.
     const cpuUsPerCycle = Object.fromEntries(['nodeA', 'nodeB', 'redis'].map((k, i) => [k, Math.round(((sampleTree([a.pid, b.pid, redis.pid][i]).cpu - cpuBefore[i].cpu) * 1e6) / Math.max(1, n))]));
+    // Each node's event-loop delay and longest GC pause over the measured period (bench/lib/probe.mjs), and the generator's own loop delay.
+    const [pa, pb] = probed ? await Promise.all([readProbe(a.pid), readProbe(b.pid)]) : [];
+    const stalls = Object.fromEntries([['nodeA', pa], ['nodeB', pb]].map(([k, x]) => [k, x && { loopDelayP99: x.eventLoopDelay.p99, loopDelayMax: x.eventLoopDelay.max, gcMaxMs: x.gc.maxMs, gcOver5ms: x.gc.over5ms }]));
+    stalls.generator = { loopDelayP99: Math.round(loop.percentile(99) / 1e3) / 1e3, loopDelayMax: Math.round(loop.max / 1e3) / 1e3 };
     // Redis commands per join+leave cycle, by command (what each cycle costs Redis in round trips).
     const calls = redis.own ? await redis.commandCalls() : {};
     const redisCallsPerCycle = Object.fromEntries(Object.entries(calls).filter(([k]) => !['info', 'config|resetstat', 'config'].includes(k)).map(([k, v]) => [k, Math.round((v / Math.max(1, n)) * 100) / 100]).filter(([, v]) => v >= 0.01));
     p.done();
     closeSockets(observers);
     closeSockets(pool);
-    return { achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, cpuUsPerCycle, redisCallsPerCycle, joinToEventOnOtherNode: summarize(delay), leaveToEventOnOtherNode: summarize(leaveDelay), loadAverage: Math.round(load * 100) / 100 };
+    return {
+      achievedJoinsPerSec: Math.round(n / seconds), joins: n, joinEventsSeen: delay.totalCount, errors, cpuUsPerCycle, redisCallsPerCycle, stalls,
+      warmup: warmupMs > 0 ? { seconds: warmupMs / 1000, joinToEventOnOtherNode: summarize(warm) } : undefined,
+      joinToEventOnOtherNode: summarize(delay), joinP99BySecond: perSecond.map((h) => (h ? summarize(h).p99 : null)), joinAck: summarize(joinAck), leaveToEventOnOtherNode: summarize(leaveDelay), loadAverage: Math.round(load * 100) / 100,
+    };
   } finally {
     await Promise.all([a.stop(), b.stop()]);
   }
@@ -335,18 +372,23 @@ async function scenarioCrossNode() {
   const rooms = num('ROOM_COUNT', 100);
   const rate = num('JOINS_PER_SEC', 1_000);
   const durationMs = num('DURATION_S', 10) * 1000;
+  const warmupMs = num('WARMUP_S', 3) * 1000;
   const runs = [];
   try {
-    for (let r = 0; r < num('RUNS', 1); r++) runs.push(await crossNodeRun(redis, { rooms, rate, durationMs, label: `cross-node run ${r + 1}` }));
+    for (let r = 0; r < num('RUNS', 1); r++) runs.push(await crossNodeRun(redis, { rooms, rate, durationMs, warmupMs, label: `cross-node run ${r + 1}` }));
   } finally {
     await redis.stop();
   }
   const med = (f) => median(runs.map(f));
   const row = (name, key) => [name, runs.reduce((a, x) => a + x[key].count, 0), ms(med((x) => x[key].p50)), ms(med((x) => x[key].p90)), ms(med((x) => x[key].p99)), runs.map((x) => ms(x[key].p99)).join(' / '), ms(Math.max(...runs.map((x) => x[key].p99))), ms(med((x) => x[key].p999)), ms(Math.max(...runs.map((x) => x[key].max)))];
   const result = { scenario: 'cross-node', offeredJoinsPerSec: rate, runs, achievedJoinsPerSec: med((x) => x.achievedJoinsPerSec), joinP99Median: med((x) => x.joinToEventOnOtherNode.p99), joinP99Worst: Math.max(...runs.map((x) => x.joinToEventOnOtherNode.p99)) };
-  save('cross-node', result, [`### cross-node event delay (2 nodes on one Redis, ${rate} joins/s offered, each followed by a leave; ${runs.length} run(s) of ${durationMs / 1000} s, fresh nodes each; medians over the runs)`, '',
-    table(['event', 'count', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'p99 per run (ms)', 'worst run p99 (ms)', 'p99.9 (ms)', 'max (ms)'], [row('join on node B → event on node A', 'joinToEventOnOtherNode'), row('leave on node B → event on node A', 'leaveToEventOnOtherNode')]), '',
-    `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}; CPU µs per join+leave cycle (node A / node B / Redis) ${runs.map((x) => `${x.cpuUsPerCycle.nodeA} / ${x.cpuUsPerCycle.nodeB} / ${x.cpuUsPerCycle.redis}`).join(', ')}; Redis commands per cycle ${JSON.stringify(runs[0]?.redisCallsPerCycle ?? {})}`].join('\n'));
+  const stall = (k) => runs.map((x) => (x.stalls[k] ? `${ms(x.stalls[k].loopDelayP99)} / ${ms(x.stalls[k].loopDelayMax)}${x.stalls[k].gcMaxMs === undefined ? '' : ` / ${ms(x.stalls[k].gcMaxMs)}`}` : '–')).join(', ');
+  save('cross-node', result, [`### cross-node event delay (2 nodes on one Redis, ${rate} joins/s offered, each followed by a leave; ${runs.length} run(s) of ${durationMs / 1000} s after ${warmupMs / 1000} s of unmeasured warm-up, fresh nodes each; medians over the runs)`, '',
+    table(['event', 'count', 'p50 (ms)', 'p90 (ms)', 'p99 (ms)', 'p99 per run (ms)', 'worst run p99 (ms)', 'p99.9 (ms)', 'max (ms)'], [row('join on node B → event on node A', 'joinToEventOnOtherNode'), row('leave on node B → event on node A', 'leaveToEventOnOtherNode'), row('join on node B → its ack', 'joinAck')]), '',
+    `achieved ${runs.map((x) => x.achievedJoinsPerSec).join(' / ')} joins/s; errors ${JSON.stringify(runs.map((x) => x.errors))}; load average (1 min) at the start of each run ${runs.map((x) => x.loadAverage).join(' / ')}; CPU µs per join+leave cycle (node A / node B / Redis) ${runs.map((x) => `${x.cpuUsPerCycle.nodeA} / ${x.cpuUsPerCycle.nodeB} / ${x.cpuUsPerCycle.redis}`).join(', ')}; Redis commands per cycle ${JSON.stringify(runs[0]?.redisCallsPerCycle ?? {})}`, '',
+    `event-loop delay p99 / max and longest GC pause (ms) per run: node A ${stall('nodeA')}; node B ${stall('nodeB')}; generator (delay only) ${stall('generator')}`,
+    `join → event p99 per second of the measured period (ms): ${runs.map((x) => x.joinP99BySecond.map((v) => ms(v)).join(' ')).join('; ')}`,
+    ...(warmupMs > 0 ? [`warm-up (not in the table): join → event p99 per run ${runs.map((x) => ms(x.warmup.joinToEventOnOtherNode.p99)).join(' / ')} ms`] : [])].join('\n'));
 }
 
 /** One churn run against `server`: `rate` join + leave cycles/s offered over a pool of sockets. */

@@ -20,7 +20,7 @@ export function probeOptions() {
 }
 
 /** Asks the server's probe for what it recorded since the last ask (and resets it). */
-async function readProbe(pid) {
+export async function readProbe(pid) {
   if (!pid) return undefined;
   const file = join(probeDir, `${pid}.json`);
   const before = existsSync(file) ? statSync(file).mtimeMs : 0;
