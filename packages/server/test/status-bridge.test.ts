@@ -14,10 +14,10 @@ interface Reports {
 }
 
 /** One node: its own Redis clients and backend, presence and status on it, and the bridge. */
-async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: StatusBridgeOptions = {}, endedReports = false) {
+async function node(prefix: string, clock: ManualClock, nodeId: string, bridge: StatusBridgeOptions = {}, endedReports = false, reaperIntervalMs?: number) {
   const client = redisClient({ url: inject('redisUrl') });
   const backend = new RedisBackend({ redis: client, keyPrefix: prefix });
-  const presence = new PresenceService({ engine: new RedisEngine({ backend }), clock, ttlMs: 1_000, disconnectGraceMs: 0, reaperLookbackMs: 2_000 });
+  const presence = new PresenceService({ engine: new RedisEngine({ backend }), clock, ttlMs: 1_000, disconnectGraceMs: 0, reaperLookbackMs: 2_000, reaperIntervalMs });
   const status = new StatusService({ store: new RedisStatusStore({ backend }), clock, nodeId });
   await status.start({ sweep: false });
   const reports: Reports = { changes: [], failNext: 0 };
@@ -93,6 +93,30 @@ describe('status follows presence across nodes (Redis)', () => {
     const leaves = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId && !ch.live).length;
     expect([leaves(a), leaves(b), leaves(c)]).toEqual([0, 2, 0]);
     expect(events.map((e) => e.status)).toEqual(['online', 'offline', 'online', 'offline']);
+  });
+
+  it('a timeout reaches the store once: the node whose reaper ended the connection reports it at once, the others drop their copies', async () => {
+    const prefix = `tb:${randomUUID().slice(0, 8)}:`;
+    const clock = new ManualClock(Date.now());
+    // No automatic reaper passes (10 min): the test decides which node reaps.
+    const [a, b, c, d] = [await node(prefix, clock, 'a', {}, true, 600_000), await node(prefix, clock, 'b', {}, true, 600_000), await node(prefix, clock, 'c', {}, true, 600_000), await node(prefix, clock, 'd', {}, true, 600_000)];
+    const userId = `u-${randomUUID().slice(0, 8)}`;
+    const events: StatusRecord[] = [];
+    await a.status.subscribe((e) => e.userId === userId && events.push(e));
+    await d.presence.join({ roomId: 'r1', userId });
+    await expect.poll(async () => (await c.status.get(userId)).status).toBe('online');
+    // d crashes: its connection stops heartbeating and nobody leaves it; c's reaper ends it.
+    await d.presence.dispose();
+    clock.advance(1_500);
+    const reaped = performance.now();
+    expect(await c.presence.reapNow()).toBe(1);
+    await expect.poll(async () => (await a.status.get(userId)).status).toBe('offline');
+    expect(performance.now() - reaped).toBeLessThan(800); // at once, not after a hold of 1-1.5 s
+    // Settle past the longest hold: no other node's copy went.
+    await new Promise((r) => setTimeout(r, 1_800));
+    const leaves = (n: { reports: Reports }) => n.reports.changes.filter((ch) => ch.userId === userId && !ch.live).length;
+    expect([leaves(a), leaves(b), leaves(c), leaves(d)]).toEqual([0, 0, 1, 0]);
+    expect(events.map((e) => e.status)).toEqual(['online', 'offline']);
   });
 
   it("the other nodes' copy of a leave still reaches the store when the node that made it cannot report it", async () => {

@@ -6,12 +6,14 @@ import { LogSummary } from '../core/shared/log-summary.js';
 import { silentLogger } from '../core/shared/logger.js';
 import { retryInBackground } from '../core/shared/retry.js';
 import type { LocalJoin } from '../core/presence/options.js';
+import type { ReapedConnection } from '../core/presence/engine.js';
 import type { ConnectionChange } from '../core/status/service.js';
 
-/** What the bridge needs of presence: every leave of every room on every node, and this node's own joins. */
+/** What the bridge needs of presence: every leave of every room on every node, this node's own joins, and (optional) what this node's reaper ended. */
 export interface PresenceFeed {
   subscribe(listener: (event: PresenceEvent) => void, options: { only: 'leave' }): Promise<() => Promise<void>>;
   onJoined(listener: (joined: LocalJoin) => void): () => void;
+  onReaped?(listener: (ended: readonly ReapedConnection[]) => void): () => void;
 }
 
 /** What the bridge needs of status. */
@@ -54,11 +56,15 @@ export interface StatusBridgeOptions {
  *   do nothing for it, so a join costs one status write in the cluster, not
  *   one per node. If that node crashes before reporting, its sockets died
  *   with it and the connection's presence expiry ends it below.
- * - A connection ends on every node: each node reports every `leave` of every
+ * - A connection ends on every node: each node sees every `leave` of every
  *   room from every node (leave, end of disconnect grace, expiry found by any
  *   reaper, also of a crashed node). Leaves must not be lost to a crash of
  *   the node that made them (no other event would end the connection), so
- *   every node applies them and the store makes that idempotent.
+ *   every node can apply them and the store makes that idempotent. With a
+ *   store that reports the ends it applied (Redis), only the node that held
+ *   the connection, or whose reaper ended it, reports at once; the others
+ *   hold their copy (`foreignLeaveDelayMs`) and drop it when the store
+ *   reports the end, so a leave costs one status write, not one per node.
  *
  * The status store keeps, per connection, the highest (epoch, ended) it saw
  * and ignores the rest, and publishes an event only in the one script that
@@ -110,13 +116,13 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
   };
 
   // The node that holds a connection (it reported the join: its `applied` holds the live mark of that
-  // epoch) reports its leave, or the end of its disconnect grace, at once. Every other node holds its
-  // copy for a while and drops it when the store reports the end applied; the copies are kept so that a
-  // crash of that node before its report cannot lose the leave. Timeouts (what a crash of the node
-  // produces, found by any reaper) go at once from every node, as before: their bound is TTL + reaper interval.
+  // epoch) reports its leave, or the end of its disconnect grace, at once; so does the node whose reaper
+  // ended it (a timeout, or a grace whose node is gone). Every other node holds its copy for a while and
+  // drops it when the store reports the end applied; the copies are kept so that a crash of that node
+  // before its report cannot lose the leave.
   const wantHold = Math.max(0, options.foreignLeaveDelayMs ?? 1_000);
   const maxHeld = options.maxHeldLeaves ?? 10_000;
-  const held = new Map<string, { timer: NodeJS.Timeout; rank: number }>();
+  const held = new Map<string, { timer: NodeJS.Timeout; rank: number; send: () => void }>();
   const offEnded = wantHold > 0 ? status.onConnectionEnded?.((e) => {
     // Remembered even when no copy is held yet: on a Cluster the report may come before the leave itself.
     if ((applied.get(e.conn) ?? -1) < e.rank) applied.set(e.conn, e.rank);
@@ -125,16 +131,37 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     clearTimeout(h.timer);
     held.delete(e.conn);
   }) : undefined;
+  // Ends this node's reaper made whose leave has not arrived yet (the script's reply and the feed race).
+  const reapedHere = new Map<string, number>();
+  const offReaped = wantHold > 0 && offEnded ? presence.onReaped?.((ended) => {
+    for (const e of ended) {
+      const conn = `${e.roomId}\u001f${e.connId}`;
+      const mark = rank(e.epoch, false);
+      const h = held.get(conn);
+      if (h !== undefined && h.rank === mark) {
+        clearTimeout(h.timer);
+        held.delete(conn);
+        h.send();
+      } else if ((applied.get(conn) ?? -1) < mark) {
+        if (reapedHere.size >= maxHeld) reapedHere.delete(reapedHere.keys().next().value!);
+        reapedHere.set(conn, mark);
+      }
+    }
+  }) : undefined;
   // Without the store's reports (memory: one node; NATS) a held copy would only go later: none is held.
+  // Without the reaper's (an engine that does not report them), timeouts go at once from every node.
   const holdMs = offEnded ? wantHold : 0;
   const onLeave = (event: { userId: string; roomId: string; connId: string; epoch: number; reason: string }): void => {
     const conn = `${event.roomId}\u001f${event.connId}`;
     const known = applied.get(conn);
-    if (holdMs === 0 || event.reason === 'timeout' || known === rank(event.epoch, true) || held.size >= maxHeld) {
-      report(event.userId, event.roomId, event.connId, event.epoch, false);
+    const mark = rank(event.epoch, false);
+    const reaped = reapedHere.get(conn) === mark;
+    if (reaped) reapedHere.delete(conn);
+    const send = (): void => report(event.userId, event.roomId, event.connId, event.epoch, false);
+    if (holdMs === 0 || reaped || (event.reason === 'timeout' && !offReaped) || known === rank(event.epoch, true) || held.size >= maxHeld) {
+      send();
       return;
     }
-    const mark = rank(event.epoch, false);
     if (known !== undefined && known >= mark) return; // already applied (reported by the store, or here)
     const prev = held.get(conn);
     if (prev !== undefined) {
@@ -143,10 +170,10 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     }
     const timer = setTimeout(() => {
       held.delete(conn);
-      if (!stopped) report(event.userId, event.roomId, event.connId, event.epoch, false);
+      if (!stopped) send();
     }, holdMs + Math.floor(Math.random() * (holdMs / 2)));
     timer.unref();
-    held.set(conn, { timer, rank: mark });
+    held.set(conn, { timer, rank: mark, send });
   };
 
   // Joins are reported from now on, whatever the feed does: they need the store, not the feed.
@@ -173,6 +200,7 @@ export async function bridgePresenceToStatus(presence: PresenceFeed, status: Con
     stopped = true;
     offJoined();
     offEnded?.();
+    offReaped?.();
     for (const t of timers) clearTimeout(t);
     timers.clear();
     for (const h of held.values()) clearTimeout(h.timer);

@@ -203,6 +203,19 @@ export interface ReapResult {
   backlog: number;
   /** How far behind the reaper is: `now` minus the earliest deadline still due, or 0. */
   lagMs: number;
+  /**
+   * The connections this call ended, one per leave emitted (Redis); an engine
+   * may leave it out. Lets this node's status bridge report them at once
+   * while the other nodes hold their copies (see `PresenceService.onReaped`).
+   */
+  ended?: ReapedConnection[];
+}
+
+/** A connection a reaper call ended: its room, id and the epoch that ended. */
+export interface ReapedConnection {
+  roomId: string;
+  connId: string;
+  epoch: number;
 }
 
 /** Size in UTF-8 bytes of `{"k":v,...}` built from encoded entries, the same as JSON.stringify gives. */

@@ -20,7 +20,7 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { Hub, type Unsubscribe } from '../shared/hub.js';
 import { LogSummary } from '../shared/log-summary.js';
 import { silentLogger, type Logger } from '../shared/logger.js';
-import type { EncodedPatch, PresenceEngine, ReapResult, RoomFeedItem, StorageReset, Timing, WriteOutcome } from './engine.js';
+import type { EncodedPatch, PresenceEngine, ReapResult, ReapedConnection, RoomFeedItem, StorageReset, Timing, WriteOutcome } from './engine.js';
 
 import {
   presenceSources,
@@ -69,6 +69,7 @@ export class PresenceService {
   /** The Hub this service made for itself (disposed with it); undefined when the node's Hub was passed in. */
   private readonly ownHub: Hub<PresenceTopics> | undefined;
   private readonly joinedListeners = new Set<(joined: LocalJoin) => void>();
+  private readonly reapedListeners = new Set<(ended: readonly ReapedConnection[]) => void>();
   private reaperFailures: LogSummary | undefined;
   private reaperTimer: NodeJS.Timeout | undefined;
   private reaping: Promise<number> | undefined;
@@ -327,6 +328,11 @@ export class PresenceService {
     return () => this.joinedListeners.delete(listener);
   }
 
+  /** Calls `listener` with the connections each reaper call of this node ended (engines that report them: Redis). Listeners must not throw. */
+  onReaped(listener: (ended: readonly ReapedConnection[]) => void): () => void {
+    this.reapedListeners.add(listener);
+    return () => this.reapedListeners.delete(listener);
+  }
 
   /**
    * Receives the room's whole feed: presence events and custom messages, in
@@ -395,6 +401,7 @@ export class PresenceService {
         r = await this.call('reap', () =>
           this.engine.reap({ now: this.clock.now(), ttlMs: o.ttlMs, lookbackMs: o.reaperLookbackMs, intervalMs: o.reaperIntervalMs, limit: o.reaperBatchSize, budgetMs: Math.max(left, 1) }),
         );
+        if (r.ended?.length) for (const l of this.reapedListeners) l(r.ended);
         pass.leaves += r.leaves;
         pass.visitedRooms += r.visitedRooms;
         pass.visitedSlots += r.visitedSlots;

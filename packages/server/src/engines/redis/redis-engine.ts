@@ -9,6 +9,7 @@ import type {
   PresenceEngine,
   ReapCommand,
   ReapResult,
+  ReapedConnection,
   RoomFeedItem,
   StorageReset,
   WriteOutcome,
@@ -187,13 +188,13 @@ export class RedisEngine implements PresenceEngine {
       await this.sweep();
     }
     const claimTimeoutMs = this.claimTimeoutMs ?? Math.max(2 * cmd.intervalMs, 1_000);
-    const result: ReapResult = { leaves: 0, visitedRooms: 0, visitedSlots: 0, more: false, backlog: 0, lagMs: 0 };
+    const result: ReapResult = { leaves: 0, visitedRooms: 0, visitedSlots: 0, more: false, backlog: 0, lagMs: 0, ended: [] };
     for (;;) {
       if (result.leaves >= cmd.limit || performance.now() - started >= cmd.budgetMs) {
         result.more = true;
         break;
       }
-      const round = await this.reapRound(cmd, claimTimeoutMs, cmd.limit - result.leaves);
+      const round = await this.reapRound(cmd, claimTimeoutMs, cmd.limit - result.leaves, result.ended!);
       result.leaves += round.leaves;
       result.visitedRooms += round.rooms;
       result.visitedSlots += round.slots;
@@ -211,7 +212,7 @@ export class RedisEngine implements PresenceEngine {
   }
 
   /** One round; `full` = the round read a full page of slots, or a slot still has due rooms: there may be more. */
-  private async reapRound(cmd: ReapCommand, claimTimeoutMs: number, budget: number): Promise<{ leaves: number; rooms: number; slots: number; full: boolean }> {
+  private async reapRound(cmd: ReapCommand, claimTimeoutMs: number, budget: number, ended: ReapedConnection[]): Promise<{ leaves: number; rooms: number; slots: number; full: boolean }> {
     const hint = this.keys.hint;
     const [due, stale] = await Promise.all([
       this.redis.zrangebyscore(hint, '-inf', cmd.now, 'WITHSCORES', 'LIMIT', 0, this.slotsPerReap),
@@ -246,6 +247,7 @@ export class RedisEngine implements PresenceEngine {
           });
           leaves += r.leaves;
           rooms += r.rooms;
+          for (const e of r.ended) ended.push(e);
           if (r.newMin !== undefined && Number(r.newMin) <= cmd.now) stillDue = true;
           finished[i]!.newMin = r.newMin;
         } catch (err) {

@@ -1,5 +1,5 @@
 import { END_CONN, NUM, ROOM_KEYS, TOUCH_ROOM, luaScript } from './lua.js';
-import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, type Script } from './script.js';
+import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type Script } from './script.js';
 
 export interface ReapSlotInput {
   /** The cluster slot whose reaper index is visited. */
@@ -26,6 +26,8 @@ export interface ReapSlotReply {
   rooms: number;
   /** The slot index's earliest score after the call (exact text), or undefined when the index is empty. */
   newMin: string | undefined;
+  /** The connections this call ended (one per leave emitted). */
+  ended: Array<{ roomId: string; connId: string; epoch: number }>;
 }
 
 /**
@@ -52,7 +54,7 @@ export interface ReapSlotReply {
  * horizon however many rooms it holds.
  *
  * KEYS: slotIndex. ARGV: now lookback keep keyPrefix roomLimit leaveLimit horizon.
- * Reply: {leaves, rooms, newMin|''}.
+ * Reply: {leaves, rooms, newMin|'', {room, conn, epoch, ...}} (the connections ended).
  */
 export const reapSlot: Script<ReapSlotInput, ReapSlotReply> = {
   command: 'rmReapSlot',
@@ -63,6 +65,7 @@ local now, lookback, keep = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[
 local kp, room_limit, leave_limit = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local rooms = redis.call('ZRANGEBYSCORE', idx, '-inf', ARGV[7], 'LIMIT', 0, room_limit)
 local leaves, visited = 0, 0
+local ended = {}
 idx_k = idx
 for r = 1, #rooms do
   if leaves >= leave_limit then break end
@@ -81,6 +84,9 @@ for r = 1, #rooms do
       if m[1] and not m[3] then
         end_conn(ck, due[i], m[1], tonumber(m[2]), m[4] or 'timeout', room, base .. 'ev', now, lookback, keep)
         leaves = leaves + 1
+        ended[#ended + 1] = room
+        ended[#ended + 1] = due[i]
+        ended[#ended + 1] = tonumber(m[2])
       else
         redis.call('ZREM', exp_k, due[i])
       end
@@ -113,15 +119,21 @@ for r = 1, #rooms do
 end
 local first = redis.call('ZRANGE', idx, 0, 0, 'WITHSCORES')
 if first[2] then redis.call('PEXPIRE', idx, keep) end
-return {leaves, visited, first[2] or ''}
+return {leaves, visited, first[2] or '', ended}
 `),
   args(input, ctx) {
     return [ctx.keys.slotIndex(input.slot), input.now, input.lookbackMs, keepMs(input, ctx), ctx.keys.prefix, input.roomLimit, input.leaveLimit, Math.max(input.horizon, input.now)];
   },
   decode(reply) {
     const r = replyArray('reapSlot', reply);
-    if (r.length !== 3) throw new MalformedReplyError('reapSlot', 'expected {leaves, rooms, newMin}', reply);
+    if (r.length !== 4) throw new MalformedReplyError('reapSlot', 'expected {leaves, rooms, newMin, ended}', reply);
     const newMin = replyOptionalNumber('reapSlot', r[2], 'newMin');
-    return { leaves: replyInt('reapSlot', r[0], 'leaves'), rooms: replyInt('reapSlot', r[1], 'rooms'), newMin: newMin === undefined ? undefined : (r[2] as string) };
+    const flat = replyArray('reapSlot', r[3], 'ended');
+    if (flat.length % 3 !== 0) throw new MalformedReplyError('reapSlot', 'ended is not a list of (room, conn, epoch)', reply);
+    const ended: ReapSlotReply['ended'] = [];
+    for (let i = 0; i < flat.length; i += 3) {
+      ended.push({ roomId: replyString('reapSlot', flat[i], 'a room'), connId: replyString('reapSlot', flat[i + 1], 'a connection'), epoch: replyInt('reapSlot', flat[i + 2], 'an epoch') });
+    }
+    return { leaves: replyInt('reapSlot', r[0], 'leaves'), rooms: replyInt('reapSlot', r[1], 'rooms'), newMin: newMin === undefined ? undefined : (r[2] as string), ended };
   },
 };
