@@ -94,7 +94,7 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
   const common = {
     maxRetriesPerRequest: 1,
     enableAutoPipelining: true,
-    // Heartbeats are already gathered per event-loop turn (HeartbeatBatcher):
+    // Heartbeats are already gathered per event-loop turn (WriteBatcher):
     // a batch, or a turn's lone heartbeat, is sent at once, not held for the
     // next turn's auto-pipeline, which would also build a Pipeline (~3 KB of
     // garbage) around that one command.

@@ -17,9 +17,10 @@ import type {
 import type { Logger } from '../../core/shared/logger.js';
 import { buildSnapshot } from '../../core/presence/snapshot.js';
 import { RedisBackend, type RedisClient } from './backend.js';
-import { HeartbeatBatcher } from './heartbeat-batcher.js';
+import { WriteBatcher } from './write-batcher.js';
 import type { KeySpace } from './keys.js';
 import { PRESENCE_SCRIPTS, Scripts } from './scripts/index.js';
+import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
 
 export type { RedisClient };
 
@@ -58,7 +59,7 @@ export interface RedisEngineOptions {
   reapConcurrency?: number;
   /**
    * Heartbeats received in one event-loop turn go to Redis in as few script
-   * calls as possible (see HeartbeatBatcher); `false`: one call each. With
+   * calls as possible (see WriteBatcher); `false`: one call each. With
    * ioredis auto-pipelining, list `heartbeat.command` and
    * `heartbeatBatch.command` in the client's `autoPipeliningIgnoredCommands`,
    * as the standalone server does, so a turn's heartbeats are written at once
@@ -103,7 +104,7 @@ export class RedisEngine implements PresenceEngine {
   /** True when the engine made its backend (from `redis`) and so closes it. */
   private readonly ownsBackend: boolean;
   private lastSweep = 0;
-  private readonly heartbeats: HeartbeatBatcher | undefined;
+  private readonly heartbeats: WriteBatcher<HeartbeatCommand, WriteOutcome> | undefined;
 
   constructor(options: RedisEngineOptions) {
     if (options.backend) {
@@ -124,10 +125,16 @@ export class RedisEngine implements PresenceEngine {
     this.logger = options.logger ?? this.backend.logger;
     if (options.batchHeartbeats !== false) {
       const keys = this.keys;
-      this.heartbeats = new HeartbeatBatcher({
+      const cluster = this.redis.isCluster;
+      this.heartbeats = new WriteBatcher<HeartbeatCommand, WriteOutcome>({
         single: (cmd) => this.scripts.run('heartbeat', cmd),
         batch: (cmds) => this.scripts.run('heartbeatBatch', cmds),
-        slotOf: this.redis.isCluster ? (cmd) => keys.room(cmd.roomId).slot : undefined,
+        // A batch sends TTL and lookback once; on a Cluster its keys must share a slot.
+        groupOf: (cmd) => `${cmd.ttlMs}:${cmd.lookbackMs}:${cluster ? keys.room(cmd.roomId).slot : ''}`,
+        uniform: cluster ? undefined : (ws) => ws.every((w) => w.cmd.ttlMs === ws[0]!.cmd.ttlMs && w.cmd.lookbackMs === ws[0]!.cmd.lookbackMs),
+        // A heartbeat with a patch publishes an update: the single script's work.
+        alone: (cmd) => Boolean(cmd.patch),
+        max: MAX_HEARTBEAT_BATCH,
         windowMs: options.heartbeatWindowMs ?? 2,
       });
     }

@@ -2,7 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { ManualStatus, StatusRecord, UserId } from 'realtime-message-protocol';
 import { toRecord, type StatusState } from '../../core/status/model.js';
 import type { StatusCommand, StatusFeedItem, StatusFeedState, StatusStore, StatusWriteResult, SweepCommand, SweepResult } from '../../core/status/store.js';
-import { WriteWindow } from './write-window.js';
+import { WriteBatcher } from './write-batcher.js';
 import type { Logger } from '../../core/shared/logger.js';
 import type { RedisBackend } from './backend.js';
 import { isConnectionError } from './redis-engine.js';
@@ -11,9 +11,9 @@ import { claimSlots } from './scripts/claim-slots.js';
 import { finishSlots } from './scripts/finish-slots.js';
 import { statusRepairPage } from './scripts/status-repair.js';
 import { statusSweepSlot } from './scripts/status-sweep.js';
-import { statusWrite } from './scripts/status-write.js';
+import { MAX_STATUS_BATCH, statusWrite, statusWriteBatch, type StatusWriteInput, type StatusWriteReply } from './scripts/status-write.js';
 
-const STATUS_SCRIPTS = { statusWrite, statusSweepSlot, claimSlots, finishSlots };
+const STATUS_SCRIPTS = { statusWrite, statusWriteBatch, statusSweepSlot, claimSlots, finishSlots };
 
 /** Claimed hint entries score CLAIM_BASE + claim time: above every real deadline, below 2^53 (as the presence reaper). */
 const CLAIM_BASE = 1e15;
@@ -41,8 +41,9 @@ export interface RedisStatusStoreOptions {
   /**
    * Least time between two sends of connection changes (the status bridge's
    * joins and leaves, `type: 'conn'`): within it they wait and go together,
-   * one socket write and read for many (see {@link WriteWindow}). 0: each
-   * goes at once. @default 5
+   * in one script call for many (on a Cluster, one per slot; see
+   * {@link WriteBatcher}). 0: those of one event-loop turn go together at
+   * its end. @default 5
    */
   connWindowMs?: number;
   logger?: Logger;
@@ -73,7 +74,8 @@ export class RedisStatusStore implements StatusStore {
   private lastRepair = 0;
   /** The repair pass under way: the masters still to scan (the first at `cursor`). */
   private repairPass: { nodes: Redis[]; cursor: string } | undefined;
-  private readonly connWindow: WriteWindow;
+  /** Connection changes, gathered per window into batch calls. */
+  private readonly connWrites: WriteBatcher<StatusWriteInput, StatusWriteReply | Error>;
 
   constructor(options: RedisStatusStoreOptions) {
     this.backend = options.backend;
@@ -86,7 +88,15 @@ export class RedisStatusStore implements StatusStore {
     this.repairIntervalMs = options.repairIntervalMs ?? 60_000;
     this.repairPageSize = options.repairPageSize ?? 2_000;
     this.logger = options.logger ?? this.backend.logger;
-    this.connWindow = new WriteWindow(options.connWindowMs ?? 5);
+    const keys = this.backend.keys;
+    this.connWrites = new WriteBatcher<StatusWriteInput, StatusWriteReply | Error>({
+      single: (input) => this.scripts.run('statusWrite', input),
+      batch: (inputs) => this.scripts.run('statusWriteBatch', inputs),
+      // Every key of a call must be in one slot on a Cluster.
+      groupOf: this.backend.redis.isCluster ? (input) => String(keys.user(input.cmd.userId).slot) : undefined,
+      max: MAX_STATUS_BATCH,
+      windowMs: options.connWindowMs ?? 5,
+    });
   }
 
   private get redis() {
@@ -101,17 +111,12 @@ export class RedisStatusStore implements StatusStore {
   }
 
   async write(cmd: StatusCommand): Promise<StatusWriteResult> {
-    const windowed = cmd.type === 'conn' ? this.connWindow.wait() : undefined;
-    if (windowed) await windowed;
     const log = this.backend.log;
     const slot = this.backend.keys.user(cmd.userId).slot;
-    const res = await this.scripts.run('statusWrite', {
-      cmd,
-      channel: this.backend.keys.statusChannel,
-      keepMs: this.retentionMs,
-      connRetentionMs: this.connRetentionMs,
-      log: log?.target(cmd.userId, slot),
-    });
+    const input: StatusWriteInput = { cmd, channel: this.backend.keys.statusChannel, keepMs: this.retentionMs, connRetentionMs: this.connRetentionMs, log: log?.target(cmd.userId, slot) };
+    const res = cmd.type === 'conn' ? await this.connWrites.add(input) : await this.scripts.run('statusWrite', input);
+    // A batch answers a write's own error (a refused backend log) in its place.
+    if (res instanceof Error) throw res;
     if (res.evented) log?.written(slot);
     if (res.lowered !== undefined) this.lowerHint(this.backend.keys.user(cmd.userId).slot, res.lowered);
     const h: Record<string, string> = {};

@@ -191,7 +191,7 @@ export const MAX_HEARTBEAT_BATCH = 100;
  * latest of the batch's (they were received within one event-loop turn, at
  * most a few ms apart: each connection's heartbeat counts as received at that
  * moment). On a Cluster every key of a call must be in one slot, so only
- * heartbeats of rooms of one slot go together (see HeartbeatBatcher); on a
+ * heartbeats of rooms of one slot go together (see WriteBatcher); on a
  * single Redis any may.
  *
  * KEYS: (exp slotIndex) per heartbeat. ARGV: now ttl lookback keep, then (conn epoch) per heartbeat.

@@ -1,5 +1,5 @@
 import type { StatusCommand } from '../../../core/status/store.js';
-import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg } from './script.js';
+import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg, type ScriptContext } from './script.js';
 import { STATUS, luaScript } from './status-lua.js';
 import { logArgs, type LogTarget } from './log-lua.js';
 
@@ -23,33 +23,8 @@ export interface StatusWriteReply {
   lowered: number | undefined;
 }
 
-/**
- * Every write of a user's status in one script: `set`, `clear`,
- * `activity`, and `conn` (a presence connection became live or ended). The
- * write, the change detection against the last event, the event, the feed
- * message and the deadline index move together.
- *
- * `conn` keeps per connection the highest (epoch, ended) seen and ignores
- * anything not above it, so every node may apply every presence event in any
- * order and the live count `n` moves once per real change; the record is
- * written only when `n` crosses zero.
- *
- * An event is also appended to the backend log when it is on (a log key of
- * another type refuses the write before anything is written).
- *
- * KEYS: record conns dueIndex log. ARGV: user op now node away channel retention keep
- * logMode logBase logSizes (log-lua.ts), then
- * set: manual|'' manualExpiresAt|'' keepAliveUntil|'' msgMode('keep'|'set') message messageExpiresAt|'';
- * conn: conn epoch live(1|0) wanted(1|0). Reply: { flat record, evented 0|1, lowered|'' }; a `conn`
- * write with wanted 0 answers an empty record (its caller does not use it: one HGETALL and
- * its bytes saved per presence join and leave).
- */
-export const statusWrite: Script<StatusWriteInput, StatusWriteReply> = {
-  command: 'rmStatusWrite',
-  numberOfKeys: 4,
-  lua: luaScript(
-    [STATUS],
-    /* lua */ `
+/** The script's body: one write; KEYS and ARGV as {@link statusWrite} documents (locals of the same names in the batch). */
+const WRITE = /* lua */ `
 local k, ck, idx = KEYS[1], KEYS[2], KEYS[3]
 local user, op, now, node, away, channel = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local retention, keep = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -119,9 +94,38 @@ s.ua = now
 s.nd = node
 local evented, lowered = st_save(k, idx, user, s, now, away, channel, keep, log, note)
 return { wanted and redis.call('HGETALL', k) or {}, evented, lowered }
-`,
-  ),
-  args({ cmd, channel, keepMs, connRetentionMs, log }, { keys }) {
+`;
+
+/**
+ * Every write of a user's status in one script: `set`, `clear`,
+ * `activity`, and `conn` (a presence connection became live or ended). The
+ * write, the change detection against the last event, the event, the feed
+ * message and the deadline index move together.
+ *
+ * `conn` keeps per connection the highest (epoch, ended) seen and ignores
+ * anything not above it, so every node may apply every presence event in any
+ * order and the live count `n` moves once per real change; the record is
+ * written only when `n` crosses zero.
+ *
+ * An event is also appended to the backend log when it is on (a log key of
+ * another type refuses the write before anything is written).
+ *
+ * KEYS: record conns dueIndex log. ARGV: user op now node away channel retention keep
+ * logMode logBase logSizes (log-lua.ts), then
+ * set: manual|'' manualExpiresAt|'' keepAliveUntil|'' msgMode('keep'|'set') message messageExpiresAt|'';
+ * conn: conn epoch live(1|0) wanted(1|0). Reply: { flat record, evented 0|1, lowered|'' }; a `conn`
+ * write with wanted 0 answers an empty record (its caller does not use it: one HGETALL and
+ * its bytes saved per presence join and leave).
+ */
+export const statusWrite: Script<StatusWriteInput, StatusWriteReply> = {
+  command: 'rmStatusWrite',
+  numberOfKeys: 4,
+  lua: luaScript([STATUS], WRITE),
+  args: writeArgs,
+  decode: decodeWrite,
+};
+
+function writeArgs({ cmd, channel, keepMs, connRetentionMs, log }: StatusWriteInput, { keys }: ScriptContext): ScriptArg[] {
     const k = keys.user(cmd.userId);
     const l = logArgs(log, k.record);
     const args: ScriptArg[] = [k.record, k.conns, k.dueIndex, l.key, cmd.userId, cmd.type, cmd.now, cmd.nodeId, cmd.awayAfterMs, channel, connRetentionMs, keepMs, ...l.argv];
@@ -137,8 +141,9 @@ return { wanted and redis.call('HGETALL', k) or {}, evented, lowered }
         break;
     }
     return args;
-  },
-  decode(reply) {
+}
+
+function decodeWrite(reply: unknown): StatusWriteReply {
     const r = replyArray('statusWrite', reply);
     const flat = replyArray('statusWrite', r[0], 'record');
     if (flat.some((x) => typeof x !== 'string')) throw new MalformedReplyError('statusWrite', 'record is not a flat list of strings', reply);
@@ -146,5 +151,55 @@ return { wanted and redis.call('HGETALL', k) or {}, evented, lowered }
     const lowered = r[2] === '' ? undefined : Number(r[2]);
     if (lowered !== undefined && !Number.isFinite(lowered)) throw new MalformedReplyError('statusWrite', 'lowered is neither a number nor empty', reply);
     return { flat: flat as string[], evented: evented === 1, lowered };
+}
+
+/** Most writes one batch call carries (a connection change is tens of µs of script time). */
+export const MAX_STATUS_BATCH = 64;
+
+/**
+ * Several writes in one script call (the status store batches connection
+ * changes, see RedisStatusStore): the same script body run once per write,
+ * in order, with its own KEYS and ARGV; one reply per write, what
+ * {@link statusWrite} replies, or the error it answered (a refused backend
+ * log) for that write alone. What it saves is per call: one command to
+ * encode, send, run and answer instead of one per write. On a Cluster
+ * every key of a call must be in one slot, so only writes of users of one
+ * slot go together.
+ *
+ * KEYS: the four of {@link statusWrite} per write. ARGV: per write, the count of its arguments, then them.
+ */
+export const statusWriteBatch: Script<readonly StatusWriteInput[], Array<StatusWriteReply | Error>> = {
+  command: 'rmStatusWriteBatch',
+  numberOfKeys: null,
+  lua: luaScript(
+    [STATUS],
+    /* lua */ `
+local function write_one(KEYS, ARGV)
+${WRITE}
+end
+local out, a = {}, 1
+for i = 1, #KEYS, 4 do
+  local n = tonumber(ARGV[a])
+  out[#out + 1] = write_one({ KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3] }, { unpack(ARGV, a + 1, a + n) })
+  a = a + n + 1
+end
+return out
+`,
+  ),
+  args(inputs, ctx) {
+    const keys: ScriptArg[] = [inputs.length * 4];
+    const argv: ScriptArg[] = [];
+    for (const input of inputs) {
+      const one = writeArgs(input, ctx);
+      keys.push(one[0]!, one[1]!, one[2]!, one[3]!);
+      argv.push(one.length - 4);
+      for (let i = 4; i < one.length; i++) argv.push(one[i]!);
+    }
+    return keys.concat(argv);
+  },
+  decode(reply, inputs) {
+    const replies = replyArray('statusWriteBatch', reply);
+    if (replies.length !== inputs.length) throw new MalformedReplyError('statusWriteBatch', `${replies.length} replies for ${inputs.length} writes`, reply);
+    return replies.map((r) => (r instanceof Error ? r : decodeWrite(r)));
   },
 };
