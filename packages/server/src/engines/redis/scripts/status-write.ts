@@ -153,8 +153,12 @@ function decodeWrite(reply: unknown): StatusWriteReply {
     return { flat: flat as string[], evented: evented === 1, lowered };
 }
 
-/** Most writes one batch call carries (a connection change is tens of µs of script time). */
-export const MAX_STATUS_BATCH = 64;
+/**
+ * Most writes one batch call carries. A connection change is 20-100 µs of
+ * script time (more on a loaded machine), and a call holds Redis for all of
+ * it: 16 keep a call under a few ms while saving most of the per-call cost.
+ */
+export const MAX_STATUS_BATCH = 16;
 
 /**
  * Several writes in one script call (the status store batches connection
