@@ -1,6 +1,14 @@
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { PresenceError, type Extension } from '../src/index.js';
-import { connect, listen, request, room, startGateway, testEngine, waitFor } from 'realtime-message-testing';
+import { connect, listen, request, room, startGateway, testEngine, waitFor, type TestEngine } from 'realtime-message-testing';
+import { PRESENCE_LINGER_MS } from '../src/app/init-presence.js';
+
+/**
+ * Waits for the node to unsubscribe room `r` at the engine: a room whose last local member left stays subscribed
+ * for PRESENCE_LINGER_MS first, so the wait allows that plus a margin for a loaded machine.
+ */
+const released = (engine: TestEngine, r: string, what: string): Promise<unknown> =>
+  waitFor(() => !engine.subscriptions.has(r), { what, timeoutMs: PRESENCE_LINGER_MS + 10_000, intervalMs: 50 });
 
 /** Branches of the Socket.IO transport that need storage to be slow or to fail on demand. */
 describe('socket.io transport under a gated engine', () => {
@@ -62,7 +70,7 @@ describe('socket.io transport under a gated engine', () => {
     // The watcher still holds the room, so the node keeps exactly one subscription.
     expect(engine.subscriptions.get(r)).toBe(1);
     expect(await request(watcher, 'presence:leave', {})).toEqual({ ok: true });
-    await waitFor(() => engine.subscriptions.size === 0, { what: 'the last listener to unsubscribe the room' });
+    await released(engine, r, 'the last listener to unsubscribe the room');
   });
 
   it('a failed room subscription fails only that join (internal) and a retry subscribes again', async () => {
@@ -95,7 +103,7 @@ describe('socket.io transport under a gated engine', () => {
     expect(await request(sockets[1]!, 'presence:leave', {})).toEqual({ ok: true });
     expect(engine.subscriptions.get(r)).toBe(1);
     expect(await request(sockets[2]!, 'presence:leave', {})).toEqual({ ok: true });
-    await waitFor(() => !engine.subscriptions.has(r), { what: 'room unsubscribed' });
+    await released(engine, r, 'room unsubscribed');
   });
 
   it('extensions run on every request: an onPublish hook can refuse a message with its own code, onConnect can refuse a connection', async () => {
@@ -132,7 +140,7 @@ describe('socket.io transport under a gated engine', () => {
     const s = await connect(g.url);
     engine.failNext('join', new Error('storage unreachable'));
     expect(await request(s, 'presence:join', { roomId: r, userId: 'ada' })).toEqual({ ok: false, error: { code: 'internal', message: expect.any(String) } });
-    await waitFor(() => engine.subscriptions.size === 0, { what: 'the room subscription to be released' });
+    await released(engine, r, 'the room subscription to be released');
     expect(g.runtime.membership((await g.io.fetchSockets())[0] as never, r)).toBeUndefined();
     expect((await request(s, 'presence:join', { roomId: r, userId: 'ada' })).ok).toBe(true);
     expect(engine.subscriptions.get(r)).toBe(1);

@@ -206,15 +206,19 @@ export function legacyExtensions(options: Pick<InitPresenceOptions, 'verifyToken
   return new Extensions(list);
 }
 
+/**
+ * How long a room whose last local member left stays subscribed at the engine: members that churn (leave and join
+ * again, a page reload) do not cost an unsubscribe and a subscribe round trip before their join each time.
+ */
+export const PRESENCE_LINGER_MS = 5_000;
+
 /** The node's one Hub: presence topics over the engine and, with `channelFeeds`, channel topics; deliveries counted in `metrics`. */
 export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger, channelFeeds?: ChannelFeeds): Hub<PresenceTopics & ChannelTopics> {
   const counters = new Map<string, { inc(n?: number): void }>();
   const sources = { ...presenceSources(engine), ...(channelFeeds ? channelSources(channelFeeds) : {}) } as ConstructorParameters<typeof Hub<PresenceTopics & ChannelTopics>>[0];
   return new Hub<PresenceTopics & ChannelTopics>(sources, {
     logger,
-    // A room whose last local member left stays subscribed 5 s: members that churn (leave and join again, a page
-    // reload) do not cost an unsubscribe and a subscribe round trip before their join each time.
-    lingerMs: { presence: 5_000 },
+    lingerMs: { presence: PRESENCE_LINGER_MS },
     onDeliver: (_kind, item) => {
       if (_kind !== 'presence') return;
       const type = (item as RoomFeedItem).type;
