@@ -20,6 +20,14 @@ import { RedisBackend, type RedisClient } from './backend.js';
 import { WriteBatcher } from './write-batcher.js';
 import type { KeySpace } from './keys.js';
 import { PRESENCE_SCRIPTS, Scripts } from './scripts/index.js';
+import type { InputOf, ReplyOf } from './scripts/script.js';
+
+type PresenceScripts = typeof PRESENCE_SCRIPTS;
+/** A join's, leave's or disconnect's reply, or the error its share of a batch call was answered with. */
+type InputReply<K extends keyof PresenceScripts> = ReplyOf<PresenceScripts[K]> | Error;
+
+/** The commands of the writes gathered per turn; list them in ioredis's `autoPipeliningIgnoredCommands` (see `batchRoomWrites`). */
+export const ROOM_WRITE_COMMANDS: readonly string[] = (['join', 'joinBatch', 'leave', 'leaveBatch', 'disconnect', 'disconnectBatch'] as const).map((k) => PRESENCE_SCRIPTS[k].command);
 import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
 
 export type { RedisClient };
@@ -75,8 +83,21 @@ export interface RedisEngineOptions {
    * event-loop turn's heartbeats go at the turn's end. @default 2
    */
   heartbeatWindowMs?: number;
+  /**
+   * Joins, leaves and disconnects received in one event-loop turn go to
+   * Redis in as few script calls as possible, one per kind (and per slot on
+   * a Cluster; see WriteBatcher), each write still atomic and in order;
+   * `false`: one call each. With ioredis auto-pipelining, list
+   * {@link ROOM_WRITE_COMMANDS} in the client's `autoPipeliningIgnoredCommands`
+   * too, so a turn's writes go at its end rather than a turn later.
+   * @default true
+   */
+  batchRoomWrites?: boolean;
   logger?: Logger;
 }
+
+/** Most joins, leaves or disconnects in one call: a join reads its room's members, so this bounds how long a call holds Redis. */
+export const MAX_ROOM_WRITE_BATCH = 8;
 
 /** Claimed hint entries score CLAIM_BASE + claim time: above every real deadline, below 2^53. */
 const CLAIM_BASE = 1e15;
@@ -93,7 +114,7 @@ const ROOMS_PER_SLOT_CALL = 100;
 export class RedisEngine implements PresenceEngine {
   readonly kind: string;
   private readonly redis: RedisClient;
-  private readonly scripts: Scripts<typeof PRESENCE_SCRIPTS>;
+  private readonly scripts: Scripts<PresenceScripts>;
   private readonly keys: KeySpace;
   private readonly claimTimeoutMs: number | undefined;
   private readonly sweepIntervalMs: number;
@@ -105,6 +126,14 @@ export class RedisEngine implements PresenceEngine {
   private readonly ownsBackend: boolean;
   private lastSweep = 0;
   private readonly heartbeats: WriteBatcher<HeartbeatCommand, WriteOutcome> | undefined;
+  /** Joins, leaves and disconnects gathered per turn (`batchRoomWrites`); undefined: one call each. */
+  private readonly roomWrites:
+    | {
+        join: WriteBatcher<JoinCommand, InputReply<'join'>>;
+        leave: WriteBatcher<LeaveCommand, InputReply<'leave'>>;
+        disconnect: WriteBatcher<DisconnectCommand, InputReply<'disconnect'>>;
+      }
+    | undefined;
 
   constructor(options: RedisEngineOptions) {
     if (options.backend) {
@@ -138,6 +167,26 @@ export class RedisEngine implements PresenceEngine {
         windowMs: options.heartbeatWindowMs ?? 2,
       });
     }
+    if (options.batchRoomWrites !== false) {
+      const keys = this.keys;
+      // Every key of a call must be in one slot on a Cluster.
+      const groupOf = this.redis.isCluster ? (cmd: { roomId: RoomId }): string => String(keys.room(cmd.roomId).slot) : undefined;
+      const max = MAX_ROOM_WRITE_BATCH;
+      const scripts = this.scripts;
+      this.roomWrites = {
+        join: new WriteBatcher<JoinCommand, InputReply<'join'>>({ single: (c) => scripts.run('join', c), batch: (cs) => scripts.run('joinBatch', cs), groupOf, max }),
+        leave: new WriteBatcher<LeaveCommand, InputReply<'leave'>>({ single: (c) => scripts.run('leave', c), batch: (cs) => scripts.run('leaveBatch', cs), groupOf, max }),
+        disconnect: new WriteBatcher<DisconnectCommand, InputReply<'disconnect'>>({ single: (c) => scripts.run('disconnect', c), batch: (cs) => scripts.run('disconnectBatch', cs), groupOf, max }),
+      };
+    }
+  }
+
+  /** One join, leave or disconnect: a share of this turn's call of its kind (`batchRoomWrites`), or a call of its own. */
+  private async roomWrite<K extends 'join' | 'leave' | 'disconnect'>(name: K, cmd: InputOf<PresenceScripts[K]>): Promise<ReplyOf<PresenceScripts[K]>> {
+    const batcher = this.roomWrites?.[name] as WriteBatcher<InputOf<PresenceScripts[K]>, InputReply<K>> | undefined;
+    const res = batcher ? await batcher.add(cmd) : await this.scripts.run(name, cmd);
+    if (res instanceof Error) throw res;
+    return res;
   }
 
   /** Lowers the slot's entry in the reaper hint after a write moved a deadline earlier. */
@@ -150,7 +199,7 @@ export class RedisEngine implements PresenceEngine {
   }
 
   async join(cmd: JoinCommand): Promise<JoinOutcome> {
-    const res = await this.scripts.run('join', cmd);
+    const res = await this.roomWrite('join', cmd);
     if (!res.ok) return res;
     this.lowerHint(this.keys.room(cmd.roomId).slot, res.lowered);
     if (res.upToDate) return { ok: true, connId: res.connId, epoch: res.epoch, mode: 'resumed', upToDate: true, seq: res.seq };
@@ -163,11 +212,11 @@ export class RedisEngine implements PresenceEngine {
   }
 
   leave(cmd: LeaveCommand): Promise<WriteOutcome> {
-    return this.scripts.run('leave', cmd);
+    return this.roomWrite('leave', cmd);
   }
 
   async disconnect(cmd: DisconnectCommand): Promise<WriteOutcome> {
-    const res = await this.scripts.run('disconnect', cmd);
+    const res = await this.roomWrite('disconnect', cmd);
     if (!res.ok) return res;
     this.lowerHint(this.keys.room(cmd.roomId).slot, res.lowered);
     return { ok: true, epoch: res.epoch };

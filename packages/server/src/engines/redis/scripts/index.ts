@@ -2,11 +2,11 @@
 import { claimSlots } from './claim-slots.js';
 import { finishSlots } from './finish-slots.js';
 import { heartbeat, heartbeatBatch } from './heartbeat.js';
-import { join } from './join.js';
-import { disconnect, leave } from './leave.js';
+import { join, joinBatch } from './join.js';
+import { disconnect, disconnectBatch, leave, leaveBatch } from './leave.js';
 import { reapSlot } from './reap-slot.js';
 import { snapshot } from './snapshot.js';
 
-export const PRESENCE_SCRIPTS = { join, heartbeat, heartbeatBatch, leave, disconnect, snapshot, reapSlot, claimSlots, finishSlots };
+export const PRESENCE_SCRIPTS = { join, joinBatch, heartbeat, heartbeatBatch, leave, leaveBatch, disconnect, disconnectBatch, snapshot, reapSlot, claimSlots, finishSlots };
 
 export { Scripts } from './script.js';

@@ -1,8 +1,9 @@
 import type { ConnId, ConnectionInfo } from 'realtime-message-protocol';
 import type { JoinCommand } from '../../../core/presence/engine.js';
-import { END_CONN, PUBLISH, READ_ROWS, STATE_JSON, TOUCH_ADDED, luaScript } from './lua.js';
+import { END_CONN, PUBLISH, READ_ROWS, ROOM_KEYS, STATE_JSON, TOUCH_ADDED } from './lua.js';
+import { roomBatch, roomScript } from './room-batch.js';
 import { decodeRows } from './snapshot.js';
-import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type Script, type ScriptArg } from './script.js';
+import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type ScriptArg } from './script.js';
 
 export type JoinMode = 'new' | 'resumed' | 'rejoined';
 
@@ -39,10 +40,11 @@ export type JoinReply =
  * ARGV: room user resumeId|'' freshId now ttl lookback keep channel connPrefix hasState(0|1) knownSeq|'' [field json]...
  * Reply: {'forbidden'} or {'ok', connId, epoch, mode, seq, lowered|'', rows | 'upToDate'}.
  */
-export const join: Script<JoinCommand, JoinReply> = {
+export const join = roomScript<JoinCommand, JoinReply>({
   command: 'rmJoin',
   numberOfKeys: 6,
-  lua: luaScript([STATE_JSON, PUBLISH, END_CONN, TOUCH_ADDED, READ_ROWS], /* lua */ `
+  uses: [ROOM_KEYS, STATE_JSON, PUBLISH, END_CONN, TOUCH_ADDED, READ_ROWS],
+  body: /* lua */ `
 local room, user, resume_id, fresh_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local channel, prefix, has_state, known = ARGV[9], ARGV[10], ARGV[11] == '1', ARGV[12]
@@ -112,8 +114,8 @@ local lowered = touch_added(room, keep, added)
 if mode == 'resumed' and known ~= '' and seq == tonumber(known) + 1 then
   return {'ok', conn, epoch, mode, seq, lowered or '', 'upToDate'}
 end
-return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
-`),
+return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(KEYS[2], prefix, now)}
+`,
   args(cmd, ctx) {
     const k = ctx.keys.room(cmd.roomId);
     const args: ScriptArg[] = [
@@ -146,4 +148,7 @@ return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(prefix, now)}
       connections: upToDate ? [] : decodeRows('join', r[6]),
     };
   },
-};
+});
+
+/** Joins of rooms of one slot in one call (see {@link roomBatch}). */
+export const joinBatch = roomBatch('rmJoinBatch', join);

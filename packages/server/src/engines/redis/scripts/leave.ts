@@ -1,6 +1,7 @@
 import type { DisconnectCommand, LeaveCommand } from '../../../core/presence/engine.js';
-import { END_CONN, TOUCH_ADDED, TOUCH_ROOM, luaScript } from './lua.js';
-import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, type Script, type ScriptArg, type ScriptContext } from './script.js';
+import { END_CONN, ROOM_KEYS, TOUCH_ADDED, TOUCH_ROOM } from './lua.js';
+import { roomBatch, roomScript } from './room-batch.js';
+import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, type ScriptArg, type ScriptContext } from './script.js';
 
 /** The failures both scripts share (from the preamble), shaped as `WriteOutcome`s. */
 export type ConnWriteFailure = { ok: false; code: 'not_joined' | 'stale_epoch' };
@@ -60,21 +61,25 @@ function okOrFailure(script: string, reply: unknown): unknown[] | ConnWriteFailu
  * already-left connection with its epoch is a no-op success.
  * Last ARGV: reason ('leave' | 'disconnect'). Reply: {'ok', epoch} | {code}.
  */
-export const leave: Script<LeaveCommand, LeaveReply> = {
+export const leave = roomScript<LeaveCommand, LeaveReply>({
   command: 'rmLeave',
   numberOfKeys: 5,
-  lua: luaScript([END_CONN, TOUCH_ADDED], /* lua */ `${PREAMBLE}
+  uses: [ROOM_KEYS, END_CONN, TOUCH_ADDED],
+  body: /* lua */ `${PREAMBLE}
 if m[3] then return {'ok', epoch} end
 end_conn(ck, conn, m[1], epoch, ARGV[8], room, channel, now, lookback, keep)
 touch_added(room, keep, now + lookback)
 return {'ok', epoch}
-`),
+`,
   args: (cmd, ctx) => connWriteArgs(cmd, ctx, cmd.reason),
   decode(reply) {
     const r = okOrFailure('leave', reply);
     return Array.isArray(r) ? { ok: true, epoch: replyInt('leave', r[1], 'epoch') } : r;
   },
-};
+});
+
+/** Leaves of rooms of one slot in one call (see {@link roomBatch}). */
+export const leaveBatch = roomBatch('rmLeaveBatch', leave);
 
 /**
  * The transport is gone without a leave: marks the connection disconnected
@@ -83,10 +88,11 @@ return {'ok', epoch}
  * `disconnect`. A second disconnect changes nothing.
  * Last ARGV: graceMs. Reply: {'ok', epoch, lowered|''} | {code}.
  */
-export const disconnect: Script<DisconnectCommand, DisconnectReply> = {
+export const disconnect = roomScript<DisconnectCommand, DisconnectReply>({
   command: 'rmDisconnect',
   numberOfKeys: 5,
-  lua: luaScript([END_CONN, TOUCH_ROOM], /* lua */ `${PREAMBLE}
+  uses: [ROOM_KEYS, END_CONN, TOUCH_ROOM],
+  body: /* lua */ `${PREAMBLE}
 if m[3] then return {'not_joined'} end
 if not m[6] then
   redis.call('HSET', ck, '.d', now)
@@ -98,11 +104,14 @@ if not m[6] then
 end
 local lowered = touch_room(room, keep)
 return {'ok', epoch, lowered or ''}
-`),
+`,
   args: (cmd, ctx) => connWriteArgs(cmd, ctx, cmd.graceMs),
   decode(reply) {
     const r = okOrFailure('disconnect', reply);
     if (!Array.isArray(r)) return r;
     return { ok: true, epoch: replyInt('disconnect', r[1], 'epoch'), lowered: replyOptionalNumber('disconnect', r[2], 'lowered') };
   },
-};
+});
+
+/** Disconnects of rooms of one slot in one call (see {@link roomBatch}): a network blip ends many sockets at once. */
+export const disconnectBatch = roomBatch('rmDisconnectBatch', disconnect);

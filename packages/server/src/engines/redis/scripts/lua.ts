@@ -166,10 +166,10 @@ local function touch_added(room, keep, score)
 end
 `);
 
-/** Live connections (deadline after `now`) as a flat list: connId, HGETALL of its hash, ... */
+/** Live connections (deadline after `now`) in the room's exp zset `exp`, as a flat list: connId, HGETALL of its hash, ... */
 export const READ_ROWS = fragment([NUM], /* lua */ `
-local function read_rows(prefix, now)
-  local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. num(now), '+inf')
+local function read_rows(exp, prefix, now)
+  local ids = redis.call('ZRANGEBYSCORE', exp, '(' .. num(now), '+inf')
   local rows = {}
   for i = 1, #ids do
     rows[#rows + 1] = ids[i]

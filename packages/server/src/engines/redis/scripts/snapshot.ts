@@ -49,7 +49,7 @@ export const snapshot: Script<SnapshotInput, SnapshotReply> = {
   command: 'rmSnapshot',
   numberOfKeys: 2,
   lua: luaScript([READ_ROWS], /* lua */ `
-return {redis.call('GET', KEYS[1]) or '0', read_rows(ARGV[2], tonumber(ARGV[1]))}
+return {redis.call('GET', KEYS[1]) or '0', read_rows(KEYS[2], ARGV[2], tonumber(ARGV[1]))}
 `),
   args({ roomId, now }, { keys }) {
     const k = keys.room(roomId);
