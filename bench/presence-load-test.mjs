@@ -79,7 +79,9 @@ async function heartbeatRun(server, { clients, usersPerRoom, rate, durationMs, p
   const diagnostics = await diag.stop(res.acked);
   closeSockets(sockets);
   return {
-    label, acksPerSec: res.acksPerSec, sent: res.sent, errors: res.errors, latency: summarize(res.h), eventsPerSec: Math.round(events.events / res.seconds), server: usage(before, after), diagnostics,
+    label, acksPerSec: res.acksPerSec, sent: res.sent, errors: res.errors, latency: summarize(res.h),
+    ...(patchRatio > 0 && res.hPatched ? { patchedLatency: summarize(res.hPatched) } : {}),
+    eventsPerSec: Math.round(events.events / res.seconds), server: usage(before, after), diagnostics,
     ...(churnPerMin > 0 ? { churn: { cycles: ch.cycles, errors: ch.errors, leave: summarize(ch.leave), join: summarize(ch.join) } } : {}),
   };
 }
@@ -183,7 +185,8 @@ async function compareRuns({ plan, contenders, rounds, name, title }) {
               const row = await heartbeatRun(server, { ...m, label: `${engine} ${mode} ${who} r${r + 1}`, redisUrl: engine === 'redis' ? redis.url : undefined });
               row.round = r + 1;
               runs[who].push(row);
-              log(`  ${engine} ${mode} ${who} r${r + 1}: ${row.acksPerSec} acks/s, p50 ${ms(row.latency.p50)} p99 ${ms(row.latency.p99)} ms, errors ${JSON.stringify(row.errors)}, load ${row.diagnostics.loadAverage.join('→')}`);
+              const patched = row.patchedLatency ? ` (patched heartbeats alone: p50 ${ms(row.patchedLatency.p50)} p99 ${ms(row.patchedLatency.p99)} ms)` : '';
+              log(`  ${engine} ${mode} ${who} r${r + 1}: ${row.acksPerSec} acks/s, p50 ${ms(row.latency.p50)} p99 ${ms(row.latency.p99)} ms${patched}, errors ${JSON.stringify(row.errors)}, load ${row.diagnostics.loadAverage.join('→')}`);
             } finally {
               await server.stop();
             }

@@ -144,6 +144,8 @@ export async function closedLoop(sockets, { durationMs, patchRatio = 0, progress
  */
 export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drainMs = 5_000, progress }) {
   const h = histogram();
+  /** The acks of heartbeats that carried a patch, apart (they also go into `h`). */
+  const hPatched = histogram();
   const errors = {};
   let acked = 0;
   let sent = 0;
@@ -159,8 +161,10 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
         let s = sockets[i % sockets.length];
         // A socket that is leaving and rejoining (churnLoop) is not in its room: its neighbour beats instead.
         if (s.away) s = sockets[(i + 1) % sockets.length];
-        s.emit('presence:heartbeat', payloadFor(s, i, patchRatio), (a) => {
+        const payload = payloadFor(s, i, patchRatio);
+        s.emit('presence:heartbeat', payload, (a) => {
           recordSince(h, intended);
+          if (payload.patchState) recordSince(hPatched, intended);
           if (a?.ok) acked++;
           else countError(errors, a, 'unknown');
         });
@@ -177,7 +181,7 @@ export async function openLoop(sockets, { rate, durationMs, patchRatio = 0, drai
   const answered = acked + Object.values(errors).reduce((a, b) => a + b, 0);
   if (answered < sent) errors.no_ack = sent - answered;
   progress?.done();
-  return result(h, errors, acked, sent, Math.max(seconds - drainMs / 1000 * 0, durationMs / 1000));
+  return { ...result(h, errors, acked, sent, Math.max(seconds - drainMs / 1000 * 0, durationMs / 1000)), hPatched };
 }
 
 /**
