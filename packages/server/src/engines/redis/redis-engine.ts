@@ -106,9 +106,10 @@ const ROOMS_PER_SLOT_CALL = 100;
 
 /**
  * Presence in Redis (single instance or Cluster, Redis >= 7.0 for sharded
- * pub/sub). One Lua script round trip per join, heartbeat, leave and
- * disconnect; the script publishes the event with SPUBLISH, so state and
- * event are atomic and events of a room arrive in `seq` order. See
+ * pub/sub). Each join, heartbeat, leave and disconnect is one atomic run of
+ * its Lua script, which publishes the event with SPUBLISH, so state and
+ * event are atomic and events of a room arrive in `seq` order; the writes of
+ * one event-loop turn share one script call per kind (and slot). See
  * docs/presence-model.md for the data model.
  */
 export class RedisEngine implements PresenceEngine {
