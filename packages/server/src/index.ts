@@ -13,7 +13,7 @@ export * from './core/status/index.js';
 // Engines (also at realtime-message/memory and realtime-message/redis).
 export { MemoryEngine } from './engines/memory/memory-engine.js';
 export { MemoryStatusStore } from './engines/memory/status-store.js';
-export { RedisEngine, type RedisEngineOptions } from './engines/redis/redis-engine.js';
+export { RedisEngine, REDIS_BATCHED_COMMANDS, type RedisEngineOptions } from './engines/redis/redis-engine.js';
 export { RedisBackend, type RedisBackendOptions, type RedisClient } from './engines/redis/backend.js';
 export { KeySpace } from './engines/redis/keys.js';
 export { RedisStatusStore } from './engines/redis/status-store.js';

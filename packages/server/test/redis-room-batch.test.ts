@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
-import { KeySpace, RedisEngine, type ConnId, type RoomFeedItem, type RoomId, type UserId } from '../src/index.js';
+import { KeySpace, REDIS_BATCHED_COMMANDS, RedisEngine, type ConnId, type RoomFeedItem, type RoomId, type UserId } from '../src/index.js';
 import { MAX_ROOM_WRITE_BATCH } from '../src/engines/redis/redis-engine.js';
 import { redisNodes, startRedis, type RedisTarget } from 'realtime-message-testing';
 
@@ -127,5 +127,15 @@ describe('room write batches on a Redis of their own (calls counted)', () => {
     expect(out.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
     expect(String((out[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
     for (const i of [0, 2, 3]) expect((await engine.snapshot(rs[i]!, now)).connections.map((c) => c.connId)).toEqual([`c${i}`]);
+  });
+});
+
+describe('REDIS_BATCHED_COMMANDS (for a client with auto-pipelining)', () => {
+  it('names the heartbeat, join, leave and disconnect commands, single and batch, that the engine defines on its client', async () => {
+    const { client } = await engineOn({ url: inject('redisUrl') }, true);
+    const defined = REDIS_BATCHED_COMMANDS.filter((name) => typeof (client as unknown as Record<string, unknown>)[name] === 'function');
+    expect(defined).toEqual(REDIS_BATCHED_COMMANDS);
+    expect(REDIS_BATCHED_COMMANDS).toHaveLength(8);
+    expect(new Set(REDIS_BATCHED_COMMANDS).size).toBe(8);
   });
 });

@@ -9,8 +9,7 @@ import { pino, type Logger as PinoLogger } from 'pino';
 import { Server } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from 'realtime-message-protocol';
 import type { RedisClient } from '../engines/redis/backend.js';
-import { heartbeat, heartbeatBatch } from '../engines/redis/scripts/heartbeat.js';
-import { ROOM_WRITE_COMMANDS } from '../engines/redis/redis-engine.js';
+import { REDIS_BATCHED_COMMANDS } from '../engines/redis/redis-engine.js';
 import { Extensions } from '../extensions/extension.js';
 import { createJwtVerifier, tokenAuth } from '../extensions/jwt.js';
 import { PresenceMetrics } from '../observability/metrics.js';
@@ -99,7 +98,7 @@ function redisClients(config: Config, logger: PinoLogger): { command: RedisClien
     // event-loop turn (WriteBatcher): a batch, or a turn's lone write, is sent
     // at once, not held for the next turn's auto-pipeline, which would also
     // build a Pipeline (~3 KB of garbage) around that one command.
-    autoPipeliningIgnoredCommands: [heartbeat.command, heartbeatBatch.command, ...ROOM_WRITE_COMMANDS],
+    autoPipeliningIgnoredCommands: [...REDIS_BATCHED_COMMANDS],
     retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2_000),
     commandTimeout: 5_000,
   };

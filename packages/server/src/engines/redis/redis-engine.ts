@@ -26,8 +26,17 @@ type PresenceScripts = typeof PRESENCE_SCRIPTS;
 /** A join's, leave's or disconnect's reply, or the error its share of a batch call was answered with. */
 type InputReply<K extends keyof PresenceScripts> = ReplyOf<PresenceScripts[K]> | Error;
 
-/** The commands of the writes gathered per turn; list them in ioredis's `autoPipeliningIgnoredCommands` (see `batchRoomWrites`). */
-export const ROOM_WRITE_COMMANDS: readonly string[] = (['join', 'joinBatch', 'leave', 'leaveBatch', 'disconnect', 'disconnectBatch'] as const).map((k) => PRESENCE_SCRIPTS[k].command);
+/**
+ * The script commands the engine already gathers per event-loop turn
+ * (heartbeats, joins, leaves, disconnects). A client with ioredis
+ * auto-pipelining should list them in `autoPipeliningIgnoredCommands`, so
+ * that a turn's calls are sent at its end rather than a turn later, each in
+ * a Pipeline of its own: `new Redis(url, { enableAutoPipelining: true,
+ * autoPipeliningIgnoredCommands: [...REDIS_BATCHED_COMMANDS] })`.
+ */
+export const REDIS_BATCHED_COMMANDS: readonly string[] = (
+  ['heartbeat', 'heartbeatBatch', 'join', 'joinBatch', 'leave', 'leaveBatch', 'disconnect', 'disconnectBatch'] as const
+).map((k) => PRESENCE_SCRIPTS[k].command);
 import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
 
 export type { RedisClient };
@@ -68,9 +77,8 @@ export interface RedisEngineOptions {
   /**
    * Heartbeats received in one event-loop turn go to Redis in as few script
    * calls as possible (see WriteBatcher); `false`: one call each. With
-   * ioredis auto-pipelining, list `heartbeat.command` and
-   * `heartbeatBatch.command` in the client's `autoPipeliningIgnoredCommands`,
-   * as the standalone server does, so a turn's heartbeats are written at once
+   * ioredis auto-pipelining, list {@link REDIS_BATCHED_COMMANDS} in the
+   * client's `autoPipeliningIgnoredCommands`, as the standalone server does, so a turn's heartbeats are written at once
    * rather than one event-loop turn later, in a Pipeline of their own.
    * @default true
    */
@@ -88,8 +96,8 @@ export interface RedisEngineOptions {
    * Redis in as few script calls as possible, one per kind (and per slot on
    * a Cluster; see WriteBatcher), each write still atomic and in order;
    * `false`: one call each. With ioredis auto-pipelining, list
-   * {@link ROOM_WRITE_COMMANDS} in the client's `autoPipeliningIgnoredCommands`
-   * too, so a turn's writes go at its end rather than a turn later.
+   * {@link REDIS_BATCHED_COMMANDS} in the client's `autoPipeliningIgnoredCommands`,
+   * so a turn's writes go at its end rather than a turn later.
    * @default true
    */
   batchRoomWrites?: boolean;
