@@ -21,23 +21,13 @@ import { WriteBatcher } from './write-batcher.js';
 import type { KeySpace } from './keys.js';
 import { PRESENCE_SCRIPTS, Scripts } from './scripts/index.js';
 import type { InputOf, ReplyOf } from './scripts/script.js';
+import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
 
 type PresenceScripts = typeof PRESENCE_SCRIPTS;
 /** A join's, leave's or disconnect's reply, or the error its share of a batch call was answered with. */
 type InputReply<K extends keyof PresenceScripts> = ReplyOf<PresenceScripts[K]> | Error;
 
-/**
- * The script commands the engine already gathers per event-loop turn
- * (heartbeats, joins, leaves, disconnects). A client with ioredis
- * auto-pipelining should list them in `autoPipeliningIgnoredCommands`, so
- * that a turn's calls are sent at its end rather than a turn later, each in
- * a Pipeline of its own: `new Redis(url, { enableAutoPipelining: true,
- * autoPipeliningIgnoredCommands: [...REDIS_BATCHED_COMMANDS] })`.
- */
-export const REDIS_BATCHED_COMMANDS: readonly string[] = (
-  ['heartbeat', 'heartbeatBatch', 'join', 'joinBatch', 'leave', 'leaveBatch', 'disconnect', 'disconnectBatch'] as const
-).map((k) => PRESENCE_SCRIPTS[k].command);
-import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
+export { REDIS_BATCHED_COMMANDS } from './scripts/index.js';
 
 export type { RedisClient };
 
@@ -78,8 +68,9 @@ export interface RedisEngineOptions {
    * Heartbeats received in one event-loop turn go to Redis in as few script
    * calls as possible (see WriteBatcher); `false`: one call each. With
    * ioredis auto-pipelining, list {@link REDIS_BATCHED_COMMANDS} in the
-   * client's `autoPipeliningIgnoredCommands`, as the standalone server does, so a turn's heartbeats are written at once
-   * rather than one event-loop turn later, in a Pipeline of their own.
+   * client's `autoPipeliningIgnoredCommands`, as the standalone server does,
+   * so a turn's heartbeats are written at once rather than one event-loop
+   * turn later, in a Pipeline of their own.
    * @default true
    */
   batchHeartbeats?: boolean;
