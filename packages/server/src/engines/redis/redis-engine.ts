@@ -25,7 +25,7 @@ import { MAX_HEARTBEAT_BATCH } from './scripts/heartbeat.js';
 
 type PresenceScripts = typeof PRESENCE_SCRIPTS;
 /** A join's, leave's or disconnect's reply, or the error its share of a batch call was answered with. */
-type InputReply<K extends keyof PresenceScripts> = ReplyOf<PresenceScripts[K]> | Error;
+type WriteReply<K extends keyof PresenceScripts> = ReplyOf<PresenceScripts[K]> | Error;
 
 export { REDIS_BATCHED_COMMANDS } from './scripts/index.js';
 
@@ -129,9 +129,9 @@ export class RedisEngine implements PresenceEngine {
   /** Joins, leaves and disconnects gathered per turn (`batchRoomWrites`); undefined: one call each. */
   private readonly roomWrites:
     | {
-        join: WriteBatcher<JoinCommand, InputReply<'join'>>;
-        leave: WriteBatcher<LeaveCommand, InputReply<'leave'>>;
-        disconnect: WriteBatcher<DisconnectCommand, InputReply<'disconnect'>>;
+        join: WriteBatcher<JoinCommand, WriteReply<'join'>>;
+        leave: WriteBatcher<LeaveCommand, WriteReply<'leave'>>;
+        disconnect: WriteBatcher<DisconnectCommand, WriteReply<'disconnect'>>;
       }
     | undefined;
 
@@ -174,16 +174,16 @@ export class RedisEngine implements PresenceEngine {
       const max = MAX_ROOM_WRITE_BATCH;
       const scripts = this.scripts;
       this.roomWrites = {
-        join: new WriteBatcher<JoinCommand, InputReply<'join'>>({ single: (c) => scripts.run('join', c), batch: (cs) => scripts.run('joinBatch', cs), groupOf, max }),
-        leave: new WriteBatcher<LeaveCommand, InputReply<'leave'>>({ single: (c) => scripts.run('leave', c), batch: (cs) => scripts.run('leaveBatch', cs), groupOf, max }),
-        disconnect: new WriteBatcher<DisconnectCommand, InputReply<'disconnect'>>({ single: (c) => scripts.run('disconnect', c), batch: (cs) => scripts.run('disconnectBatch', cs), groupOf, max }),
+        join: new WriteBatcher<JoinCommand, WriteReply<'join'>>({ single: (c) => scripts.run('join', c), batch: (cs) => scripts.run('joinBatch', cs), groupOf, max }),
+        leave: new WriteBatcher<LeaveCommand, WriteReply<'leave'>>({ single: (c) => scripts.run('leave', c), batch: (cs) => scripts.run('leaveBatch', cs), groupOf, max }),
+        disconnect: new WriteBatcher<DisconnectCommand, WriteReply<'disconnect'>>({ single: (c) => scripts.run('disconnect', c), batch: (cs) => scripts.run('disconnectBatch', cs), groupOf, max }),
       };
     }
   }
 
   /** One join, leave or disconnect: a share of this turn's call of its kind (`batchRoomWrites`), or a call of its own. */
   private async roomWrite<K extends 'join' | 'leave' | 'disconnect'>(name: K, cmd: InputOf<PresenceScripts[K]>): Promise<ReplyOf<PresenceScripts[K]>> {
-    const batcher = this.roomWrites?.[name] as WriteBatcher<InputOf<PresenceScripts[K]>, InputReply<K>> | undefined;
+    const batcher = this.roomWrites?.[name] as WriteBatcher<InputOf<PresenceScripts[K]>, WriteReply<K>> | undefined;
     const res = batcher ? await batcher.add(cmd) : await this.scripts.run(name, cmd);
     if (res instanceof Error) throw res;
     return res;

@@ -1,7 +1,7 @@
 import type { ConnId, ConnectionInfo } from 'realtime-message-protocol';
 import type { JoinCommand } from '../../../core/presence/engine.js';
-import { END_CONN, PUBLISH, READ_ROWS, ROOM_KEYS, STATE_JSON, TOUCH_ADDED } from './lua.js';
-import { roomBatch, roomScript } from './room-batch.js';
+import { END_CONN, PUBLISH, READ_ROWS, REPOINT_ROOM_KEYS, ROOM_KEYS, STATE_JSON, TOUCH_ADDED } from './lua.js';
+import { batchOf, batchableScript } from './batch.js';
 import { decodeRows } from './snapshot.js';
 import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, replyString, type ScriptArg } from './script.js';
 
@@ -40,7 +40,7 @@ export type JoinReply =
  * ARGV: room user resumeId|'' freshId now ttl lookback keep channel connPrefix hasState(0|1) knownSeq|'' [field json]...
  * Reply: {'forbidden'} or {'ok', connId, epoch, mode, seq, lowered|'', rows | 'upToDate'}.
  */
-export const join = roomScript<JoinCommand, JoinReply>({
+export const join = batchableScript<JoinCommand, JoinReply>({
   command: 'rmJoin',
   numberOfKeys: 6,
   uses: [ROOM_KEYS, STATE_JSON, PUBLISH, END_CONN, TOUCH_ADDED, READ_ROWS],
@@ -150,5 +150,5 @@ return {'ok', conn, epoch, mode, seq, lowered or '', read_rows(KEYS[2], prefix, 
   },
 });
 
-/** Joins of rooms of one slot in one call (see {@link roomBatch}). */
-export const joinBatch = roomBatch('rmJoinBatch', join);
+/** Joins of rooms of one slot in one call (see {@link batchOf}). */
+export const joinBatch = batchOf('rmJoinBatch', join, REPOINT_ROOM_KEYS);

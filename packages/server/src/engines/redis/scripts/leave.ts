@@ -1,6 +1,6 @@
 import type { DisconnectCommand, LeaveCommand } from '../../../core/presence/engine.js';
-import { END_CONN, ROOM_KEYS, TOUCH_ADDED, TOUCH_ROOM } from './lua.js';
-import { roomBatch, roomScript } from './room-batch.js';
+import { END_CONN, REPOINT_ROOM_KEYS, ROOM_KEYS, TOUCH_ADDED, TOUCH_ROOM } from './lua.js';
+import { batchOf, batchableScript } from './batch.js';
 import { MalformedReplyError, keepMs, replyArray, replyInt, replyOptionalNumber, type ScriptArg, type ScriptContext } from './script.js';
 
 /** The failures both scripts share (from the preamble), shaped as `WriteOutcome`s. */
@@ -61,7 +61,7 @@ function okOrFailure(script: string, reply: unknown): unknown[] | ConnWriteFailu
  * already-left connection with its epoch is a no-op success.
  * Last ARGV: reason ('leave' | 'disconnect'). Reply: {'ok', epoch} | {code}.
  */
-export const leave = roomScript<LeaveCommand, LeaveReply>({
+export const leave = batchableScript<LeaveCommand, LeaveReply>({
   command: 'rmLeave',
   numberOfKeys: 5,
   uses: [ROOM_KEYS, END_CONN, TOUCH_ADDED],
@@ -78,8 +78,8 @@ return {'ok', epoch}
   },
 });
 
-/** Leaves of rooms of one slot in one call (see {@link roomBatch}). */
-export const leaveBatch = roomBatch('rmLeaveBatch', leave);
+/** Leaves of rooms of one slot in one call (see {@link batchOf}). */
+export const leaveBatch = batchOf('rmLeaveBatch', leave, REPOINT_ROOM_KEYS);
 
 /**
  * The transport is gone without a leave: marks the connection disconnected
@@ -88,7 +88,7 @@ export const leaveBatch = roomBatch('rmLeaveBatch', leave);
  * `disconnect`. A second disconnect changes nothing.
  * Last ARGV: graceMs. Reply: {'ok', epoch, lowered|''} | {code}.
  */
-export const disconnect = roomScript<DisconnectCommand, DisconnectReply>({
+export const disconnect = batchableScript<DisconnectCommand, DisconnectReply>({
   command: 'rmDisconnect',
   numberOfKeys: 5,
   uses: [ROOM_KEYS, END_CONN, TOUCH_ROOM],
@@ -113,5 +113,5 @@ return {'ok', epoch, lowered or ''}
   },
 });
 
-/** Disconnects of rooms of one slot in one call (see {@link roomBatch}): a network blip ends many sockets at once. */
-export const disconnectBatch = roomBatch('rmDisconnectBatch', disconnect);
+/** Disconnects of rooms of one slot in one call (see {@link batchOf}): a network blip ends many sockets at once. */
+export const disconnectBatch = batchOf('rmDisconnectBatch', disconnect, REPOINT_ROOM_KEYS);

@@ -98,6 +98,9 @@ export const ROOM_KEYS = fragment([], /* lua */ `
 local seq_k, exp_k, tomb_k, idx_k = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 `);
 
+/** What a batch of room writes runs before each write (`batchOf`'s `perWrite`): the helpers' room keys become that write's. */
+export const REPOINT_ROOM_KEYS = 'seq_k, exp_k, tomb_k, idx_k = k[1], k[2], k[3], k[4]';
+
 /**
  * Ends a connection: its hash becomes an epoch record (user, epoch, gone) kept
  * `keep` ms, it moves from exp to tomb (forgotten after the lookback), and its

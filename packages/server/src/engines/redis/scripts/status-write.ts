@@ -1,6 +1,7 @@
 import type { StatusCommand } from '../../../core/status/store.js';
-import { MalformedReplyError, replyArray, replyInt, type Script, type ScriptArg, type ScriptContext } from './script.js';
-import { STATUS, luaScript } from './status-lua.js';
+import { MalformedReplyError, replyArray, replyInt, type ScriptArg, type ScriptContext } from './script.js';
+import { STATUS } from './status-lua.js';
+import { batchOf, batchableScript } from './batch.js';
 import { logArgs, type LogTarget } from './log-lua.js';
 
 export interface StatusWriteInput {
@@ -117,13 +118,14 @@ return { wanted and redis.call('HGETALL', k) or {}, evented, lowered }
  * write with wanted 0 answers an empty record (its caller does not use it: one HGETALL and
  * its bytes saved per presence join and leave).
  */
-export const statusWrite: Script<StatusWriteInput, StatusWriteReply> = {
+export const statusWrite = batchableScript<StatusWriteInput, StatusWriteReply>({
   command: 'rmStatusWrite',
   numberOfKeys: 4,
-  lua: luaScript([STATUS], WRITE),
+  uses: [STATUS],
+  body: WRITE,
   args: writeArgs,
   decode: decodeWrite,
-};
+});
 
 function writeArgs({ cmd, channel, keepMs, connRetentionMs, log }: StatusWriteInput, { keys }: ScriptContext): ScriptArg[] {
     const k = keys.user(cmd.userId);
@@ -162,48 +164,9 @@ export const MAX_STATUS_BATCH = 16;
 
 /**
  * Several writes in one script call (the status store batches connection
- * changes, see RedisStatusStore): the same script body run once per write,
- * in order, with its own KEYS and ARGV; one reply per write, what
+ * changes, see RedisStatusStore; {@link batchOf}): one reply per write, what
  * {@link statusWrite} replies, or the error it answered (a refused backend
- * log) for that write alone. What it saves is per call: one command to
- * encode, send, run and answer instead of one per write. On a Cluster
- * every key of a call must be in one slot, so only writes of users of one
- * slot go together.
- *
- * KEYS: the four of {@link statusWrite} per write. ARGV: per write, the count of its arguments, then them.
+ * log) for that write alone. On a Cluster only writes of users of one slot
+ * go together.
  */
-export const statusWriteBatch: Script<readonly StatusWriteInput[], Array<StatusWriteReply | Error>> = {
-  command: 'rmStatusWriteBatch',
-  numberOfKeys: null,
-  lua: luaScript(
-    [STATUS],
-    /* lua */ `
-local function write_one(KEYS, ARGV)
-${WRITE}
-end
-local out, a = {}, 1
-for i = 1, #KEYS, 4 do
-  local n = tonumber(ARGV[a])
-  out[#out + 1] = write_one({ KEYS[i], KEYS[i + 1], KEYS[i + 2], KEYS[i + 3] }, { unpack(ARGV, a + 1, a + n) })
-  a = a + n + 1
-end
-return out
-`,
-  ),
-  args(inputs, ctx) {
-    const keys: ScriptArg[] = [inputs.length * 4];
-    const argv: ScriptArg[] = [];
-    for (const input of inputs) {
-      const one = writeArgs(input, ctx);
-      keys.push(one[0]!, one[1]!, one[2]!, one[3]!);
-      argv.push(one.length - 4);
-      for (let i = 4; i < one.length; i++) argv.push(one[i]!);
-    }
-    return keys.concat(argv);
-  },
-  decode(reply, inputs) {
-    const replies = replyArray('statusWriteBatch', reply);
-    if (replies.length !== inputs.length) throw new MalformedReplyError('statusWriteBatch', `${replies.length} replies for ${inputs.length} writes`, reply);
-    return replies.map((r) => (r instanceof Error ? r : decodeWrite(r)));
-  },
-};
+export const statusWriteBatch = batchOf('rmStatusWriteBatch', statusWrite);

@@ -1,35 +1,36 @@
 import { luaScript, type LuaFragment } from './lua.js';
 import { MalformedReplyError, replyArray, type Script, type ScriptArg } from './script.js';
 
-/** A room script whose body can also run inside a batch: its helpers and body apart, and a fixed number of KEYS. */
-export interface RoomScriptParts<I, R> extends Script<I, R> {
+/** A script whose body can also run inside a batch: its helpers and body apart, and a fixed number of KEYS. */
+export interface BatchableScript<I, R> extends Script<I, R> {
   readonly numberOfKeys: number;
-  /** The helpers the body calls (they must include ROOM_KEYS: the batch re-points it per write). */
+  /** The helpers the body calls. */
   readonly uses: readonly LuaFragment[];
   /** The body as the single script runs it: reads its KEYS and ARGV, ends with a `return`. */
   readonly body: string;
 }
 
-/** Builds a room script from its parts: the helpers it calls, then its body. */
-export function roomScript<I, R>(parts: Omit<RoomScriptParts<I, R>, 'lua'>): RoomScriptParts<I, R> {
+/** Builds a batchable script from its parts: the helpers it calls, then its body. */
+export function batchableScript<I, R>(parts: Omit<BatchableScript<I, R>, 'lua'>): BatchableScript<I, R> {
   return { ...parts, lua: luaScript(parts.uses, parts.body) };
 }
 
 /**
  * Several writes of one script in one call: the script's body run once per
- * write, in order, with that write's own KEYS and ARGV (the room helpers'
- * keys re-pointed at its room first), and one reply per write. What it saves
- * is per call: one command to encode, send, look up, run and answer instead
- * of one per write (an EVALSHA costs Redis about 10 µs before its script does
- * anything, and the node a command's encoding and reply). A write that fails
- * (an error raised by a Redis command inside it) is answered with that error
- * alone, as its own call would have been: the writes before and after it
- * still apply. On a Cluster every key of a call must be in one slot, so only
- * writes of rooms of one slot go together (the caller groups them).
+ * write, in order, with that write's own KEYS and ARGV (after `perWrite`, Lua
+ * run with the write's KEYS as `k`: room scripts re-point the room helpers'
+ * keys there), and one reply per write. What it saves is per call: one
+ * command to encode, send, look up, run and answer instead of one per write
+ * (an EVALSHA costs Redis about 10 µs before its script does anything, and
+ * the node a command's encoding and reply). A write that fails (an error
+ * raised by a Redis command inside it, or one its body returns) is answered
+ * with that error alone, as its own call would have been: the writes before
+ * and after it still apply. On a Cluster every key of a call must be in one
+ * slot, so only writes of one slot go together (the caller groups them).
  *
  * KEYS: each write's KEYS in turn. ARGV: per write, the count of its arguments, then them.
  */
-export function roomBatch<I, R>(command: string, one: RoomScriptParts<I, R>): Script<readonly I[], Array<R | Error>> {
+export function batchOf<I, R>(command: string, one: BatchableScript<I, R>, perWrite = ''): Script<readonly I[], Array<R | Error>> {
   const n = one.numberOfKeys;
   const keyList = Array.from({ length: n }, (_, j) => `KEYS[i + ${j}]`).join(', ');
   return {
@@ -44,7 +45,7 @@ end
 local out, a = {}, 1
 for i = 1, #KEYS, ${n} do
   local k = { ${keyList} }
-  seq_k, exp_k, tomb_k, idx_k = k[1], k[2], k[3], k[4]
+  ${perWrite}
   local count = tonumber(ARGV[a])
   local ok, res = pcall(one, k, { unpack(ARGV, a + 1, a + count) })
   if not ok and type(res) ~= 'table' then res = { err = tostring(res) } end
