@@ -214,17 +214,13 @@ export const PRESENCE_LINGER_MS = 5_000;
 
 /** The node's one Hub: presence topics over the engine and, with `channelFeeds`, channel topics; deliveries counted in `metrics`. */
 export function presenceHub(engine: PresenceEngine, metrics: PresenceMetrics, logger = silentLogger, channelFeeds?: ChannelFeeds): Hub<PresenceTopics & ChannelTopics> {
-  const counters = new Map<string, { inc(n?: number): void }>();
   const sources = { ...presenceSources(engine), ...(channelFeeds ? channelSources(channelFeeds) : {}) } as ConstructorParameters<typeof Hub<PresenceTopics & ChannelTopics>>[0];
   return new Hub<PresenceTopics & ChannelTopics>(sources, {
     logger,
     lingerMs: { presence: PRESENCE_LINGER_MS },
     onDeliver: (_kind, item) => {
       if (_kind !== 'presence') return;
-      const type = (item as RoomFeedItem).type;
-      let c = counters.get(type);
-      if (!c) counters.set(type, (c = metrics.eventsReceived.labels(type)));
-      c.inc();
+      metrics.eventReceived((item as RoomFeedItem).type);
     },
   });
 }
@@ -294,7 +290,7 @@ export function initPresence(options: InitPresenceOptions): PresenceRuntime {
           ...statusOptions,
           store: statusStore,
           observeEvent: (event) => {
-            metrics.statusEvents.inc();
+            metrics.tallies.statusEvents.inc();
             statusOptions.observeEvent?.(event);
           },
         })

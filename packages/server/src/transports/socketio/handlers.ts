@@ -158,7 +158,7 @@ export function sendGuarded(ctx: HandlerContext, session: SocketSession, event: 
   const encoded = typeof payload === 'object' && payload !== null ? encodeOnce(session, event, payload) : undefined;
   if (encoded) session.socket.client._packet(encoded.packets as never, encoded.opts);
   else session.socket.emit(event, payload);
-  ctx.metrics.fanout.inc();
+  ctx.metrics.tallies.fanout.inc();
   return true;
 }
 
@@ -289,7 +289,7 @@ export const onJoin: Handler = async (ctx, session, raw): Promise<JoinAck> => {
   const m: Membership = { roomId: p.roomId, userId: p.userId, connId: res.connId, epoch: res.epoch };
   session.rooms.set(p.roomId, m);
   session.syncData();
-  ctx.metrics.joins.inc({ outcome: res.resumed ? 'resumed' : 'joined' });
+  (res.resumed ? ctx.metrics.tallies.resumed : ctx.metrics.tallies.joined).inc();
   const self = { connId: res.connId, epoch: res.epoch, resumed: res.resumed, ttlMs: ctx.service.options.ttlMs };
   // The client holds the room already (knownSeq): no snapshot, nothing charged to its budget.
   if (res.upToDate) return { ok: true, self, upToDate: true, seq: res.seq };
@@ -354,7 +354,7 @@ export const onLeave: Handler = async (ctx, session, raw): Promise<LeaveAck> => 
   session.leavingConn = m.connId;
   try {
     await ctx.service.leaveParsed(m);
-    ctx.metrics.leaves.inc({ reason: 'leave' });
+    ctx.metrics.tallies.leaves.inc();
   } catch (err) {
     if (!(err instanceof PresenceError) || (err.code !== 'not_joined' && err.code !== 'stale_epoch')) throw err;
     session.drop(m);
@@ -374,7 +374,7 @@ export const onMessage: Handler = async (ctx, session, raw): Promise<MessageAck>
   await ctx.extensions.check({ transport: 'socket.io', userId: m.userId, action: 'message', target: m.roomId, event: p.event, data: p.data, connection: session.socket });
   const msg: RoomMessage = { roomId: m.roomId, event: p.event, data: p.data, userId: m.userId, connId: m.connId, ts: ctx.clock.now() };
   await ctx.service.publishParsed(msg);
-  ctx.metrics.messages.inc();
+  ctx.metrics.tallies.messages.inc();
   return { ok: true };
 };
 
