@@ -260,7 +260,13 @@ describe('RequestQueue', () => {
     const b = q.push(async () => void ran++);
     const c = q.push(async () => void ran++);
     await expect(c).rejects.toBeInstanceOf(PresenceError);
-    await expect(c).rejects.toMatchObject({ code: 'rate_limited' });
+    await expect(c).rejects.toMatchObject({ code: 'rate_limited', message: 'more than 2 requests are waiting on this connection; wait for their answers' });
+    // Built without a stack trace (cheap under a flood), and the process's stack depth is left as it was.
+    const depth = Error.stackTraceLimit;
+    const refused = await c.catch((err: Error) => err);
+    expect(refused.stack).not.toContain('request-queue');
+    expect(Error.stackTraceLimit).toBe(depth);
+    expect(new Error('x').stack).toContain('hub.test');
     release();
     await a;
     await b;
