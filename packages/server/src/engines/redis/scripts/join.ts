@@ -46,11 +46,14 @@ export const join = batchableScript<JoinCommand, JoinReply>({
   uses: [ROOM_KEYS, STATE_JSON, PUBLISH, END_CONN, TOUCH_ADDED, READ_ROWS],
   body: /* lua */ `
 local room, user, resume_id, fresh_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+-- keep, now and the deadline go to redis.call as text: Redis 7.0 formats every Lua number it is given with %.17g (see NUM_TEXT).
+local now, ttl, lookback, keep = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local now_s = ARGV[5]
 local channel, prefix, has_state, known = ARGV[9], ARGV[10], ARGV[11] == '1', ARGV[12]
 local ck, conn, epoch, mode = KEYS[6], fresh_id, 1, 'new'
 -- The earliest deadline this join adds (an old incarnation's epoch record may add one before its own).
 local deadline = now + ttl
+local deadline_s = string.format('%.17g', deadline)
 local added = deadline
 if resume_id ~= '' then
   local m = redis.call('HMGET', KEYS[5], '.u', '.e', '.g', '.x', '.r')
@@ -91,16 +94,16 @@ if mode == 'resumed' then
     end
     if #ARGV > 12 then redis.call('HSET', ck, unpack(ARGV, 13)) end
   end
-  redis.call('HSET', ck, '.e', epoch, '.l', now, '.x', deadline, '.r', 'timeout', '.t', now)
+  redis.call('HSET', ck, '.e', epoch, '.l', now_s, '.x', deadline_s, '.r', 'timeout', '.t', now_s)
   redis.call('HDEL', ck, '.d')
 else
   redis.call('DEL', ck)
   redis.call('ZREM', KEYS[3], conn)
   -- One write of the whole hash: its fields, then the state's (in the payload's order).
-  redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now, '.l', now, '.x', deadline, '.r', 'timeout', '.t', now, unpack(ARGV, 13))
+  redis.call('HSET', ck, '.u', user, '.e', epoch, '.j', now_s, '.l', now_s, '.x', deadline_s, '.r', 'timeout', '.t', now_s, unpack(ARGV, 13))
 end
 redis.call('PEXPIRE', ck, keep)
-redis.call('ZADD', KEYS[2], deadline, conn)
+redis.call('ZADD', KEYS[2], deadline_s, conn)
 local seq = redis.call('INCR', KEYS[1])
 if mode == 'resumed' then
   publish(channel, 'update', room, user, conn, now, epoch, seq, ',"state":' .. state_json(redis.call('HGETALL', ck)) .. ',"patch":{' .. table.concat(patch, ',') .. '}')

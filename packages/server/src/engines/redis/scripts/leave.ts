@@ -28,7 +28,8 @@ export type DisconnectReply =
  */
 const PREAMBLE = /* lua */ `
 local room, conn, epoch = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local now, lookback, keep, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+-- keep is passed on as text (it only ever reaches PEXPIRE): Redis 7.0 formats every Lua number given to redis.call with %.17g (see NUM_TEXT).
+local now, lookback, keep, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local ck = KEYS[5]
 local m = redis.call('HMGET', ck, '.u', '.e', '.g', '.x', '.r', '.d')
 if not m[1] then return {'not_joined'} end
@@ -95,7 +96,7 @@ export const disconnect = batchableScript<DisconnectCommand, DisconnectReply>({
   body: /* lua */ `${PREAMBLE}
 if m[3] then return {'not_joined'} end
 if not m[6] then
-  redis.call('HSET', ck, '.d', now)
+  redis.call('HSET', ck, '.d', ARGV[4])
   local grace_end = now + tonumber(ARGV[8])
   if grace_end < tonumber(m[4]) then
     redis.call('HSET', ck, '.x', grace_end, '.r', 'disconnect')
