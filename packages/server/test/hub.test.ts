@@ -263,7 +263,7 @@ describe('RequestQueue', () => {
     await expect(c).rejects.toMatchObject({ code: 'rate_limited', message: 'more than 2 requests are waiting on this connection; wait for their answers' });
     // Built without a stack trace (cheap under a flood), and the process's stack depth is left as it was.
     const depth = Error.stackTraceLimit;
-    const refused = await c.catch((err: Error) => err);
+    const refused = (await c.catch((err: unknown) => err)) as Error;
     expect(refused.stack).not.toContain('request-queue');
     expect(Error.stackTraceLimit).toBe(depth);
     expect(new Error('x').stack).toContain('hub.test');
