@@ -49,9 +49,9 @@ if m[3] then return 'disconnected' end
 /**
  * `now` and the new deadline as the text REFRESH writes, made once per
  * call: Redis 7.0 turns every Lua number given to `redis.call` into text
- * with `%.17g`, and three such conversions per heartbeat were a fifth of its
- * time in the batch script (INFO commandstats: 14-15 µs per heartbeat
- * against 11-12 with the text made once). `now` is the argument's own text.
+ * with `%.17g`, and three such conversions per heartbeat were an eighth to
+ * a fifth of its time in the batch script (bench/redis-script-cost.mjs:
+ * 14-15 µs per heartbeat against 10.5-12.7 with the text made once). `now` is the argument's own text.
  * Locals it expects: now ttl; `nowArg` the ARGV index of `now`.
  */
 const TIMES = (nowArg: number): string => /* lua */ `

@@ -48,8 +48,8 @@ export function luaScript(uses: readonly LuaFragment[], main: string): string {
  * An integer as decimal text (Lua's `tostring` would give `1.7e+12`).
  *
  * NUM_TEXT: a number a script passes to `redis.call` costs Redis 7.0 a
- * `%.17g` conversion on every call (about a fifth of a heartbeat's script
- * time when it was three per heartbeat), so hot scripts pass the text they
+ * `%.17g` conversion on every call (an eighth to a fifth of a heartbeat's
+ * script time when it was three per heartbeat), so hot scripts pass the text they
  * were given (`now`, `keep`) or make a value's text once
  * (`string.format('%.17g', x)`, the same digits) when they write it twice
  * or more. The helpers below take `keep` as a number or as its text: they
