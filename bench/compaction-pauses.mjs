@@ -7,13 +7,13 @@
 // connections"); this measures what it would cost the event loop.
 //   node bench/compaction-pauses.mjs            # V8's default heuristics
 //   node bench/compaction-pauses.mjs compact    # compaction on every full GC (set at run time)
-//   SECONDS=15
-import { constants, PerformanceObserver } from 'node:perf_hooks';
+//   DURATION_S=15
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 
 const mode = process.argv[2] === 'compact' ? 'compact' : 'default';
 if (mode === 'compact') setFlagsFromString('--compact-on-every-full-gc');
-const seconds = Number(process.env.SECONDS ?? 15);
+const seconds = Number(process.env.DURATION_S ?? 15);
 
 const live = new Array(1_500_000);
 for (let i = 0; i < live.length; i++) live[i] = { a: i, b: `x${i}`, c: [i] };
@@ -27,14 +27,9 @@ new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
-// The event loop's longest lateness, sampled every 5 ms.
-let lag = 0;
-let last = performance.now();
-const sampler = setInterval(() => {
-  const now = performance.now();
-  lag = Math.max(lag, now - last - 5);
-  last = now;
-}, 5);
+// The event loop's longest lateness (Node's own sampler, 5 ms resolution).
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
 
 const t0 = Date.now();
 let n = 0;
@@ -44,7 +39,7 @@ function work() {
     if (n % 10 === 0) live[(n * 7919) % live.length] = { a: n, b: `z${n}`, c: [request.q] };
   }
   if (Date.now() - t0 < seconds * 1000) return void setImmediate(work);
-  clearInterval(sampler);
+  loopDelay.disable();
   const old = getHeapSpaceStatistics().find((s) => s.space_name === 'old_space');
   const sorted = [...major].sort((a, b) => a - b);
   const ms = (x) => (x === undefined ? '-' : x.toFixed(1));
@@ -55,7 +50,7 @@ function work() {
       majorGcs: sorted.length,
       majorPauseMs: { p50: ms(sorted[Math.floor(sorted.length / 2)]), max: ms(sorted[sorted.length - 1]) },
       minorGcs: minor,
-      longestLoopLagMs: ms(lag),
+      longestLoopLagMs: ms(loopDelay.max / 1e6),
       oldSpaceMB: { size: Math.round(old.space_size / 1e6), used: Math.round(old.space_used_size / 1e6) },
       rssMB: Math.round(process.memoryUsage.rss() / 1e6),
     }),
