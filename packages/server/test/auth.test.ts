@@ -1,10 +1,9 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose';
+import { SignJWT, exportJWK, exportSPKI } from 'jose';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createJwtVerifier } from '../src/index.js';
-import { connect, request, room, startGateway } from 'realtime-message-testing';
+import { connect, request, room, startGateway, testKeyPair } from 'realtime-message-testing';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long';
 const key = new TextEncoder().encode(SECRET);
@@ -67,8 +66,8 @@ describe('JWT auth (HS256)', () => {
 
 describe('JWT auth (public keys)', () => {
   it('RS256 public key: accepts tokens of that key, refuses other keys and other algorithms', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('RS256');
-    const other = await generateKeyPair('ES256');
+    const { publicKey, privateKey } = testKeyPair({ type: 'rsa', modulusLength: 2048 });
+    const other = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
     const g = await startGateway({ verifyToken: createJwtVerifier({ publicKey: await exportSPKI(publicKey) }) });
     const good = await new SignJWT({ sub: 'ada' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('1h').sign(privateKey);
     const s = await connect(g.url, { auth: { token: good } });
@@ -82,7 +81,7 @@ describe('JWT auth (public keys)', () => {
   });
 
   it('ES256 public key is detected from the key type', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const { publicKey, privateKey } = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
     const g = await startGateway({ verifyToken: createJwtVerifier({ publicKey: await exportSPKI(publicKey) }) });
     const token = await new SignJWT({ sub: 'bob' }).setProtectedHeader({ alg: 'ES256' }).setExpirationTime('1h').sign(privateKey);
     const s = await connect(g.url, { auth: { token } });
@@ -90,8 +89,8 @@ describe('JWT auth (public keys)', () => {
   });
 
   it('JWKS URL: accepts tokens signed by a key of the set (by kid), refuses others', async () => {
-    const { publicKey, privateKey } = await generateKeyPair('ES256');
-    const stranger = await generateKeyPair('ES256');
+    const { publicKey, privateKey } = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
+    const stranger = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
     let fetches = 0;
     const jwks = createServer((_req, res) => {
@@ -114,7 +113,7 @@ describe('JWT auth (public keys)', () => {
 
   it('refuses weak secrets and unsupported key types at start', () => {
     expect(() => createJwtVerifier({ secret: 'short' })).toThrow(/32 bytes/);
-    const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const ed = testKeyPair({ type: 'ed25519' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     expect(() => createJwtVerifier({ publicKey: ed })).toThrow(/RSA or P-256/);
   });
 });

@@ -1,8 +1,7 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { DisconnectedContext, PublicationContext, ServerSubscribedContext, UnsubscribedContext } from 'centrifuge';
 import { SignJWT } from 'jose';
-import { waitFor } from 'realtime-message-testing';
+import { testKeyPair, waitFor } from 'realtime-message-testing';
 import { centrifugoServer, channel, client, publications, raw, token, waitLength } from './centrifugo-fixtures.js';
 
 const disconnected = (c: ReturnType<typeof client>): Promise<DisconnectedContext> => new Promise((resolve) => c.once('disconnected', resolve));
@@ -153,7 +152,7 @@ describe('Centrifugo JWTs (centrifuge-js)', () => {
   });
 
   it('RS256/RS384 tokens with AUTH_JWT_PUBLIC_KEY; alg none and HS256 signed with the public key are refused', async () => {
-    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { publicKey, privateKey } = testKeyPair({ type: 'rsa', modulusLength: 2048 });
     const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const { ws } = await centrifugoServer({ AUTH_JWT_PUBLIC_KEY: pem });
     for (const alg of ['RS256', 'RS384']) {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
+import { testKeyPair } from 'realtime-message-testing';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { ChannelNamespaces } from '../src/core/channels/namespaces.js';
 import { applyCentrifugoSettings, loadCentrifugoSettings, type CentrifugoConfigTarget, type CentrifugoSettings } from '../src/app/centrifugo-config.js';
@@ -94,7 +94,7 @@ describe('Centrifugo config: the values accepted', () => {
     expect(load({ allowed_origins: 'https://a.example/ http://b.example:8080' }).allowedOrigins).toEqual(['https://a.example', 'http://b.example:8080']);
     const s = load({ client: { token: { jwks_public_endpoint: 'https://auth.example/.well-known/jwks.json', issuer: 'auth', audience: 'app' } } });
     expect(s).toMatchObject({ token: { jwksUrl: 'https://auth.example/.well-known/jwks.json', issuer: 'auth', audience: 'app' }, tokenSource: 'client.token.jwks_public_endpoint' });
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { publicKey } = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
     const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
     // Environment variables carry a PEM with literal \n.
     const ec = loadCentrifugoSettings({ CENTRIFUGO_TOKEN_ECDSA_PUBLIC_KEY: pem.replace(/\n/g, '\\n') })!;

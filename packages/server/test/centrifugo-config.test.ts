@@ -1,7 +1,6 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { DisconnectedContext } from 'centrifuge';
-import { NodeProcess, connect, waitFor } from 'realtime-message-testing';
+import { NodeProcess, connect, testKeyPair, waitFor } from 'realtime-message-testing';
 import { loadCentrifugoSettings } from '../src/app/centrifugo-config.js';
 import { SECRET, centrifugoServer, channel, channelsConfig, client, token } from './centrifugo-fixtures.js';
 
@@ -45,7 +44,7 @@ describe('CENTRIFUGO_CONFIG: reading a Centrifugo config.json', () => {
   });
 
   it('v6 (sections): client.token, http_api.key, client.allowed_origins, client limits, channel namespaces, named proxies, rpc', () => {
-    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { publicKey } = testKeyPair({ type: 'rsa', modulusLength: 2048 });
     const path = channelsConfig({
       client: { token: { rsa_public_key: publicKey.export({ type: 'spki', format: 'pem' }), user_id_claim: 'uid' }, allowed_origins: ['*'], stale_close_delay: '5s', queue_max_size: 2_000_000, proxy: { connect: { enabled: true, endpoint: 'https://backend.example/connect', timeout: '3s', http_headers: ['Cookie'], emulated_headers: ['Authorization'], http: { static_headers: { 'X-From': 'centrifugo' } } } } },
       http_api: { key: API_KEY },

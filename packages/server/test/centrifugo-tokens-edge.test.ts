@@ -1,4 +1,5 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { testKeyPair } from 'realtime-message-testing';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -29,7 +30,7 @@ describe('Centrifugo token keys: the algorithm follows the public key', () => {
     ['P-384', 'ES384', 'ES256'],
     ['P-521', 'ES512', 'ES256'],
   ])('an EC %s key verifies %s only', async (namedCurve, alg, other) => {
-    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve });
+    const { publicKey, privateKey } = testKeyPair({ type: 'ec', namedCurve });
     const v = createCentrifugoTokenVerifier({ publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString() });
     expect((await v.connection(await sign({ sub: 'ada' }, privateKey, alg))).user).toBe('ada');
     // The same key cannot sign another curve's algorithm; a token claiming it is refused by its header.
@@ -38,23 +39,23 @@ describe('Centrifugo token keys: the algorithm follows the public key', () => {
   });
 
   it('Ed25519 keys verify EdDSA; RSA keys RS384 and RS512 as well; other key types are refused at start', async () => {
-    const ed = generateKeyPairSync('ed25519');
+    const ed = testKeyPair({ type: 'ed25519' });
     const v = createCentrifugoTokenVerifier({ publicKey: ed.publicKey.export({ type: 'spki', format: 'pem' }).toString() });
     expect((await v.subscription(await sign({ sub: 'ada', channel: '$c' }, ed.privateKey, 'EdDSA'))).channel).toBe('$c');
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsa = testKeyPair({ type: 'rsa', modulusLength: 2048 });
     // A PEM with literal \n (as environment variables carry it).
     const r = createCentrifugoTokenVerifier({ publicKey: rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString().replace(/\n/g, '\\n') });
     expect((await r.connection(await sign({ sub: 'bob' }, rsa.privateKey, 'RS512'))).user).toBe('bob');
-    const x = generateKeyPairSync('x25519');
+    const x = testKeyPair({ type: 'x25519' });
     expect(() => createCentrifugoTokenVerifier({ publicKey: x.publicKey.export({ type: 'spki', format: 'pem' }).toString() })).toThrow('the token public key must be RSA, EC P-256/P-384/P-521 or Ed25519 (got x25519)');
-    const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+    const k1 = testKeyPair({ type: 'ec', namedCurve: 'secp256k1' });
     expect(() => createCentrifugoTokenVerifier({ publicKey: k1.publicKey.export({ type: 'spki', format: 'pem' }).toString() })).toThrow('(got ec)');
     expect(() => createCentrifugoTokenVerifier({})).toThrow('createCentrifugoTokenVerifier needs a secret, a public key or a JWKS URL');
   });
 
   it('a JWKS URL: keys are fetched by kid (RSA and EC); an unknown kid is refused as invalid', async () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const rsa = testKeyPair({ type: 'rsa', modulusLength: 2048 });
+    const ec = testKeyPair({ type: 'ec', namedCurve: 'P-256' });
     const keys = [
       { ...(await exportJWK(rsa.publicKey)), kid: 'r1', alg: 'RS256' },
       { ...(await exportJWK(ec.publicKey)), kid: 'e1', alg: 'ES256' },

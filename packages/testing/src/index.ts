@@ -1,5 +1,6 @@
 // Test helpers of this repository, one copy for every workspace (private, not published).
 export { freePort } from './ports.js';
+export { testKeyPair, type TestKeyType } from './keys.js';
 export { waitFor } from './wait.js';
 export { RedisServer, RedisClusterServers, redisCli } from './redis-server.js';
 export { NatsServer, NatsHubAndLeaves, LinkProxy, natsServerBinary, type NatsServerOptions } from './nats-server.js';
